@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// `mtl-face`: inference with a trained checkpoint. Each subcommand lives in ./face/<name>.ts
+// and exports `register(program)`; list it in COMMANDS.
+import { Command } from 'commander';
+
+interface FaceCommand {
+  register(program: Command): void;
+}
+const COMMANDS: FaceCommand[] = [];
+
+const program = new Command('mtl-face').description(
+  'Embed, verify, evaluate and age faces with an MTLFace checkpoint',
+);
+for (const cmd of COMMANDS) cmd.register(program);
+await program.parseAsync(process.argv);
