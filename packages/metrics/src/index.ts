@@ -1,1 +1,3 @@
-export {};
+export { LauncherMetrics } from './launcher.js';
+export type { LauncherMetricsOptions, WorkerExitCause } from './launcher.js';
+export { mergeTimeline } from './timeline.js';
