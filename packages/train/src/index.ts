@@ -1,1 +1,5 @@
-export {};
+export * from './config.js';
+export * from './schedule.js';
+export * from './loss-scaler.js';
+export * from './optim.js';
+export * from './weight-decay.js';

@@ -1,0 +1,211 @@
+// Training configuration: one YAML file per recipe, validated once at the edge, then a plain typed object.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+const archSchema = z.union([
+  z.enum(['ir34', 'ir50', 'ir64', 'ir101', 'irse101']),
+  z
+    .object({
+      units: z.array(positiveInt).length(4),
+      widths: z.array(positiveInt).length(4),
+      se: z.boolean().default(false),
+    })
+    .strict(),
+]);
+
+export const configSchema = z
+  .object({
+    name: z.string().default('mtlface'),
+    mode: z.enum(['aifr', 'fas', 'joint']),
+    seed: z.number().int().nonnegative().default(0),
+    backend: z.enum(['auto', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto'),
+    iterations: positiveInt,
+    model: z
+      .object({
+        arch: archSchema,
+        input_size: positiveInt.refine((n) => n % 16 === 0, 'must be a multiple of 16'),
+        groups: z.union([z.literal(4), z.literal(5), z.literal(6), z.literal(7), z.literal(8)]).default(7),
+        embedding_dim: positiveInt.default(512),
+        /** Width of the generator's router units (the release: 128); the demo shrinks it. */
+        generator_units: positiveInt.default(128),
+        dropout: z.number().min(0).max(1).default(0.5),
+      })
+      .strict(),
+    data: z
+      .object({
+        root: z.string().min(1),
+        train_list: z.string().min(1),
+        batch_size: positiveInt,
+        flip: z.boolean().default(true),
+        loader_threads: positiveInt.default(2),
+        prefetch: positiveInt.default(2),
+      })
+      .strict(),
+    cosface: z
+      .object({ s: z.number().positive().default(64), m: nonNegative.default(0.35) })
+      .strict()
+      .default({}),
+    fr_optim: z
+      .object({
+        lr: z.number().positive(),
+        momentum: z.number().min(0).max(1).default(0.9),
+        weight_decay: nonNegative.default(5e-4),
+        warmup: z.number().int().nonnegative().default(1000),
+        milestones: z.array(z.number().int().nonnegative()).default([20000, 23000]),
+        gamma: z.number().positive().default(0.1),
+        min_lr: nonNegative.default(1e-4),
+      })
+      .strict(),
+    fas_optim: z
+      .object({
+        lr: z.number().positive().default(1e-4),
+        betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.5, 0.99]),
+        eps: z.number().positive().default(1e-8),
+      })
+      .strict()
+      .default({}),
+    loss: z
+      .object({
+        fr_age: nonNegative.default(0.001),
+        fr_da: nonNegative.default(0.002),
+        fas_gan: nonNegative.default(75),
+        fas_id: nonNegative.default(0.002),
+        fas_age: nonNegative.default(10),
+      })
+      .strict()
+      .default({}),
+    amp: z.boolean().default(true),
+    wire: z.enum(['f32', 'f16', 'bf16']).default('f16'),
+    loss_scale: z
+      .object({
+        init: z.number().positive().default(65536),
+        growth_interval: positiveInt.default(2000),
+        growth_factor: z.number().gt(1).default(2),
+        backoff_factor: z.number().gt(0).lt(1).default(0.5),
+      })
+      .strict()
+      .default({}),
+    bucket_mb: z.number().positive().default(25),
+    checkpoint_interval: positiveInt.default(1000),
+    checkpoint_dir: z.string().min(1).default('runs/checkpoints'),
+    keep_checkpoints: positiveInt.default(2),
+    /** FAS / joint: start the backbone and age estimator from this AIFR checkpoint (directory or .safetensors). */
+    init_checkpoint: z.string().nullable().default(null),
+    resume: z.boolean().default(false),
+    log_interval: positiveInt.default(50),
+    /** Stop after this iteration (for tests and benchmarks); the schedule still follows `iterations`. */
+    stop_at: positiveInt.nullable().default(null),
+  })
+  .strict();
+
+export type TrainConfig = z.infer<typeof configSchema>;
+export type TrainMode = TrainConfig['mode'];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses a `key.path=value` override; the value is YAML (numbers, booleans, lists, null), else a string. */
+export function parseOverride(arg: string): { path: string[]; value: unknown } {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`override "${arg}": expected key=value (e.g. fr_optim.lr=0.05)`);
+  const key = arg.slice(0, eq).trim();
+  const raw = arg.slice(eq + 1);
+  const path = key.split('.');
+  if (path.some((p) => p === '')) throw new ConfigError(`override "${arg}": empty segment in key "${key}"`);
+  let value: unknown;
+  try {
+    value = raw === '' ? '' : parseYaml(raw);
+  } catch {
+    value = raw;
+  }
+  return { path, value };
+}
+
+function applyOverride(target: Record<string, unknown>, path: string[], value: unknown, arg: string): void {
+  let node: Record<string, unknown> = target;
+  for (const [i, seg] of path.slice(0, -1).entries()) {
+    const next = node[seg];
+    if (next === undefined || next === null) {
+      node[seg] = {};
+    } else if (typeof next !== 'object' || Array.isArray(next)) {
+      throw new ConfigError(`override "${arg}": "${path.slice(0, i + 1).join('.')}" is not a section`);
+    }
+    node = node[seg] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function describeIssues(err: z.ZodError, source: string): string {
+  return err.issues
+    .map((issue) => {
+      const key = issue.path.join('.') || '(root)';
+      if (issue.code === 'unrecognized_keys') {
+        const keys = issue.keys.map((k) => (issue.path.length ? `${key}.${k}` : k));
+        return `${source}: unknown key ${keys.map((k) => `"${k}"`).join(', ')}`;
+      }
+      return `${source}: key "${key}": ${issue.message}`;
+    })
+    .join('\n');
+}
+
+/** Validates an already-parsed object; `source` names the file in error messages. */
+export function validateConfig(raw: unknown, source = 'config'): TrainConfig {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(parsed.error, source));
+  return parsed.data;
+}
+
+/** Reads a YAML config, applies `key=value` overrides (later ones win), validates. */
+export function loadConfig(file: string, overrides: readonly string[] = []): TrainConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read config (${(err as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      const where = pos ? `:${pos.line}:${pos.col}` : '';
+      throw new ConfigError(`${file}${where}: invalid YAML: ${err.message.split('\n')[0]}`);
+    }
+    throw err;
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`${file}: the top level must be a mapping of keys`);
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const arg of overrides) {
+    const { path, value } = parseOverride(arg);
+    applyOverride(obj, path, value, arg);
+  }
+  const source = overrides.length ? `${file} (with overrides ${overrides.join(' ')})` : file;
+  return validateConfig(obj, source);
+}
+
+/** Stable hash of a validated config (keys sorted), for the process group's config check and checkpoints. */
+export function configHash(cfg: TrainConfig): string {
+  const canon = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+        )
+      : Array.isArray(v)
+        ? v.map(canon)
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canon(cfg)))
+    .digest('hex')
+    .slice(0, 16);
+}
