@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Layer } from './module.js';
+
+/** Per-channel PReLU (PyTorch `nn.PReLU(C)`, slopes initialised to 0.25). */
+export class PReLU extends Layer {
+  readonly weight: tf.Variable;
+  constructor(readonly channels: number) {
+    super();
+    this.weight = this.addParameter('weight', tf.fill([channels], 0.25));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.prelu(x, this.weight);
+  }
+}
+
+export class ReLU extends Layer {
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.relu(x);
+  }
+}
+
+export class LeakyReLU extends Layer {
+  constructor(readonly slope = 0.2) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.leakyRelu(x, this.slope);
+  }
+}
+
+export class Sigmoid extends Layer {
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.sigmoid(x);
+  }
+}
+
+/** Element-wise dropout, active in training mode only (inverted scaling, as PyTorch). */
+export class Dropout extends Layer {
+  constructor(public rate = 0.5) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.training && this.rate > 0 ? tf.dropout(x, this.rate) : x;
+  }
+}
+
+/** Flattens NHWC to [N, C·H·W] in PyTorch's (C, H, W) order, so reference linear weights apply unchanged. */
+export class FlattenCHW extends Layer {
+  forward(x: tf.Tensor): tf.Tensor {
+    return flattenCHW(x);
+  }
+}
+
+export function flattenCHW(x: tf.Tensor): tf.Tensor2D {
+  if (x.rank === 2) return x as tf.Tensor2D;
+  if (x.rank !== 4) throw new Error(`flatten expects NHWC, got [${x.shape}]`);
+  return tf.tidy(() => tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], -1]));
+}
