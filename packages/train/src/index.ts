@@ -3,3 +3,5 @@ export * from './schedule.js';
 export * from './loss-scaler.js';
 export * from './optim.js';
 export * from './weight-decay.js';
+export * from './grad-sync.js';
+export * from './checkpoint.js';

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { GradientBucketer, type GradientGroup } from '../src/grad-sync.js';
+
+await tf.setBackend('cpu');
+
+/** In-process group of `w` ranks: each allReduce call resolves once every rank has contributed. */
+function fakeGroups(w: number): GradientGroup[] {
+  let pending: { buf: Float32Array; resolve: () => void }[] = [];
+  const calls: number[] = [];
+  return Array.from({ length: w }, (_, rank) => ({
+    rank,
+    worldSize: w,
+    allReduce(buf: Float32Array, opts?: { op?: string }) {
+      calls.push(buf.length);
+      return new Promise<void>((resolve) => {
+        pending.push({ buf, resolve });
+        if (pending.length === w) {
+          const all = pending;
+          pending = [];
+          assert.ok(
+            all.every((p) => p.buf.length === all[0]!.buf.length),
+            'ranks reduce the same bucket',
+          );
+          const sum = new Float32Array(buf.length);
+          for (const p of all) p.buf.forEach((v, i) => (sum[i] += v));
+          if (opts?.op === 'mean') sum.forEach((v, i) => (sum[i] = v / w));
+          for (const p of all) p.buf.set(sum);
+          setImmediate(() => all.forEach((p) => p.resolve()));
+        }
+      });
+    },
+  }));
+}
+
+test('buckets hold parameters in reverse order and respect bucketBytes', () => {
+  const shapes = [[10], [3, 4], [5], [20], [2]];
+  const b = new GradientBucketer(shapes, { bucketBytes: 4 * 16, wire: 'f32' });
+  assert.deepEqual(
+    b.buckets.map((x) => x.params),
+    [[4, 3], [2, 1], [0]],
+    'a bucket closes once it reaches the cap',
+  );
+  assert.deepEqual(
+    b.buckets.map((x) => x.buffer.length),
+    [22, 17, 10],
+  );
+  const one = new GradientBucketer(shapes, { bucketBytes: 25 * 2 ** 20, wire: 'f32' });
+  assert.equal(one.buckets.length, 1);
+  assert.deepEqual(one.buckets[0]!.params, [4, 3, 2, 1, 0]);
+});
+
+test('two ranks end with the mean of their gradients, unscaled, in parameter order', async () => {
+  const shapes = [[3], [2, 2], [5]];
+  const groups = fakeGroups(2);
+  const scale = 1024;
+  const per = [0, 1].map((r) => shapes.map((s, i) => tf.fill(s, (r + 1) * (i + 1))));
+  const before = tf.memory().numTensors;
+  const results = await Promise.all(
+    groups.map((g, r) =>
+      new GradientBucketer(shapes, { bucketBytes: 20, wire: 'f16' }).sync(per[r]!, g, scale),
+    ),
+  );
+  for (const res of results) {
+    assert.ok(res.grads);
+    res.grads.forEach((t, i) => {
+      assert.deepEqual(t.shape, shapes[i]);
+      assert.ok(Array.from(t.dataSync()).every((v) => v === 1.5 * (i + 1)));
+    });
+    assert.equal(res.timings.buckets, 2);
+    assert.equal(res.timings.bytes, 4 * 12);
+    res.grads.forEach((t) => t.dispose());
+  }
+  assert.equal(tf.memory().numTensors, before, 'sync leaves no tensors beyond the returned gradients');
+  per.flat().forEach((t) => t.dispose());
+});
+
+test('an inf on one rank makes every rank report the overflow', async () => {
+  const shapes = [[4], [4]];
+  const groups = fakeGroups(2);
+  const grads = [
+    [tf.tensor([1, 2, 3, 4]), tf.tensor([1, Infinity, 3, 4])],
+    [tf.tensor([1, 2, 3, 4]), tf.tensor([1, 2, 3, 4])],
+  ];
+  const results = await Promise.all(
+    groups.map((g, r) =>
+      new GradientBucketer(shapes, { bucketBytes: 16, wire: 'f32' }).sync(grads[r]!, g, 8),
+    ),
+  );
+  assert.deepEqual(
+    results.map((r) => r.grads),
+    [null, null],
+  );
+});
+
+test('a missing gradient counts as zeros; world size 1 communicates nothing', async () => {
+  const b = new GradientBucketer([[2], [2]], { bucketBytes: 1 << 20, wire: 'f32' });
+  const g = tf.tensor([3, 4]);
+  const res = await b.sync([null, g], null, 4);
+  assert.deepEqual(Array.from(res.grads![0]!.dataSync()), [0, 0]);
+  assert.deepEqual(Array.from(res.grads![1]!.dataSync()), [3, 4]);
+  assert.equal(res.timings.bytes, 0);
+  await assert.rejects(b.sync([g], null), /1 gradients for 2 parameters/);
+});
