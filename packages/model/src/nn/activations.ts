@@ -36,11 +36,13 @@ export class Sigmoid extends Layer {
 
 /** Element-wise dropout, active in training mode only (inverted scaling, as PyTorch). */
 export class Dropout extends Layer {
+  /** Seed of the next mask (the trainer sets one per iteration and rank so runs are reproducible); undefined = random. */
+  seed: number | undefined = undefined;
   constructor(public rate = 0.5) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return this.training && this.rate > 0 ? tf.dropout(x, this.rate) : x;
+    return this.training && this.rate > 0 ? tf.dropout(x, this.rate, undefined, this.seed) : x;
   }
 }
 
