@@ -1,13 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Counter, Gauge } from 'prom-client';
 import { aggregateSnapshots, foldRetired, forNode } from './aggregate.js';
 import { LAUNCHER_METRICS, NODE_SUMMED } from './definitions.js';
 import { METRICS_REQUEST, isMetricsResponse } from './ipc.js';
 import type { MetricsRequest, MetricsSnapshot } from './ipc.js';
-import { registerAll } from './registry.js';
+import { collectLintedDefaults, registerAll } from './registry.js';
 
 export interface LauncherMetricsOptions {
   /** Address to bind `/metrics` to ('0.0.0.0' = all interfaces, like other exporters). */
@@ -67,7 +67,7 @@ export class LauncherMetrics {
     this.nodeRank = opts.nodeRank;
     this.scrapeTimeoutMs = opts.scrapeTimeoutMs ?? 1000;
     this.staleAfterMs = opts.staleAfterMs ?? 30_000;
-    collectDefaultMetrics({ register: this.registry });
+    collectLintedDefaults(this.registry);
     const m = registerAll(this.registry, LAUNCHER_METRICS);
     this.m = {
       restarts: m.restarts as Counter,
@@ -116,11 +116,12 @@ export class LauncherMetrics {
       lastAtMs: 0,
       onMessage: (msg) => {
         if (!isMetricsResponse(msg)) return;
-        if ('metrics' in msg && this.workers.get(rank) === entry) {
+        const ok = 'metrics' in msg;
+        if (ok && this.workers.get(rank) === entry) {
           entry.last = msg.metrics;
           entry.lastAtMs = Date.now();
         }
-        this.pending.get(msg.id)?.(true);
+        this.pending.get(msg.id)?.(ok);
       },
       // A worker that exits without detachWorker (a launcher bug or a race) must not stay "up".
       onExit: () => {
@@ -155,7 +156,7 @@ export class LauncherMetrics {
     entries.forEach((e, i) => {
       const rank = { rank: String(e.rank) };
       if (!answered[i]) this.m.scrapeTimeouts.inc(rank);
-      const fresh = e.last !== null && now - e.lastAtMs <= this.staleAfterMs;
+      const fresh = e.last !== null && (answered[i] || now - e.lastAtMs <= this.staleAfterMs);
       if (this.workers.get(e.rank) !== e) return; // exited while we waited
       this.m.workerUp.set(rank, fresh ? 1 : 0);
       if (e.last && fresh) {

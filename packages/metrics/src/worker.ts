@@ -1,10 +1,10 @@
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { WORKER_DEFAULT_PREFIX, WORKER_METRICS } from './definitions.js';
 import type { StepPhase } from './definitions.js';
 import { METRICS_RESPONSE, isMetricsRequest } from './ipc.js';
 import type { MetricsResponse } from './ipc.js';
-import { registerAll } from './registry.js';
+import { collectLintedDefaults, registerAll } from './registry.js';
 import { TimelineRecorder } from './timeline.js';
 
 export interface WorkerMetricsOptions {
@@ -67,8 +67,7 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     throw new RangeError(`metrics: rank must be an integer >= 0, got ${rank}`);
   const registry = new Registry();
   registry.setDefaultLabels({ rank: String(rank) });
-  if (opts.defaultMetrics ?? true)
-    collectDefaultMetrics({ register: registry, prefix: WORKER_DEFAULT_PREFIX });
+  if (opts.defaultMetrics ?? true) collectLintedDefaults(registry, WORKER_DEFAULT_PREFIX);
   const m = registerAll(registry, WORKER_METRICS);
   const gauge = (g: unknown) => g as Gauge;
   const counter = (c: unknown) => c as Counter;

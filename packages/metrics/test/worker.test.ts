@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createWorkerMetrics, rankTimelineFile, STEP_PHASES, WORKER_METRICS } from '@mtlface/metrics';
+import { find, parseExposition, promtoolCheck } from './helpers.js';
+
+test('every metric in the worker table is registered under its name with a rank label', async () => {
+  const m = createWorkerMetrics({ rank: 3, timeline: null });
+  m.loss('fr', 'id', 1.5);
+  m.validation('lfw', 'accuracy', 0.9);
+  m.learningRate(0.1);
+  const families = new Map((await m.registry.getMetricsAsJSON()).map((f) => [f.name, f]));
+  for (const d of Object.values(WORKER_METRICS)) {
+    const f = families.get(d.name);
+    assert.ok(f, `${d.name} registered`);
+    assert.equal(String(f.type), d.type, d.name);
+    assert.ok(d.name.startsWith('mtl_'), d.name);
+    assert.equal(d.type === 'counter', d.name.endsWith('_total'), `${d.name}: _total iff counter`);
+  }
+  const samples = parseExposition(await m.registry.metrics());
+  assert.ok(samples.length > 0);
+  for (const s of samples) assert.equal(s.labels.rank, '3', `${s.name} carries rank="3"`);
+  await m.close();
+});
+
+test('the training-loop API lands in the right series', async () => {
+  const m = createWorkerMetrics({ rank: 0, timeline: null, defaultMetrics: false });
+  m.loss('fr', 'id', 2);
+  m.loss('fr', 'id', 1.25);
+  m.loss('fas', 'd_adv', 0.5);
+  m.learningRate(0.01, 'fas');
+  m.lossScale(1024);
+  m.skippedSteps();
+  m.skippedSteps(2);
+  m.iterations(1, 41);
+  m.iterations(1, 42);
+  m.images(64);
+  m.images(64);
+  for (const phase of STEP_PHASES) m.stepPhase(phase, 0.02);
+  m.stepPhase('compute', 0.2);
+  m.step(0.3);
+  m.allReduce(25e6, 0.05);
+  m.validation('calfw', 'accuracy', 0.875);
+  m.checkpoint(1.5);
+  const s = parseExposition(await m.registry.metrics());
+  const v = (name: string, labels: Record<string, string> = {}) => {
+    const hits = find(s, name, labels);
+    assert.equal(hits.length, 1, `one ${name} ${JSON.stringify(labels)}`);
+    return hits[0]!.value;
+  };
+  assert.equal(v('mtl_loss', { task: 'fr', name: 'id' }), 1.25);
+  assert.equal(v('mtl_loss', { task: 'fas', name: 'd_adv' }), 0.5);
+  assert.equal(v('mtl_learning_rate', { task: 'fas' }), 0.01);
+  assert.equal(v('mtl_loss_scale'), 1024);
+  assert.equal(v('mtl_skipped_steps_total'), 3);
+  assert.equal(v('mtl_iterations_total'), 2);
+  assert.equal(v('mtl_iteration'), 42);
+  assert.equal(v('mtl_images_total'), 128);
+  assert.equal(v('mtl_step_phase_seconds_count', { phase: 'compute' }), 2);
+  assert.ok(Math.abs(v('mtl_step_phase_seconds_sum', { phase: 'compute' }) - 0.22) < 1e-9);
+  assert.equal(v('mtl_step_phase_seconds_bucket', { phase: 'compute', le: '0.25' }), 2);
+  assert.equal(v('mtl_step_phase_seconds_bucket', { phase: 'compute', le: '0.1' }), 1);
+  assert.equal(v('mtl_step_seconds_count'), 1);
+  assert.equal(v('mtl_allreduce_bytes_sum'), 25e6);
+  assert.equal(v('mtl_allreduce_bytes_bucket', { le: String(1024 * 4 ** 8) }), 1); // 64 MiB
+  assert.equal(v('mtl_allreduce_bytes_bucket', { le: String(1024 * 4 ** 7) }), 0); // 16 MiB
+  assert.equal(v('mtl_validation_score', { set: 'calfw', metric: 'accuracy' }), 0.875);
+  assert.equal(v('mtl_checkpoint_writes_total'), 1);
+  assert.equal(v('mtl_checkpoint_seconds_sum'), 1.5);
+});
+
+test('bad values are refused with a message naming the quantity', () => {
+  const m = createWorkerMetrics({ rank: 0, timeline: null, defaultMetrics: false });
+  assert.throws(() => m.images(-1), /images must be >= 0/);
+  assert.throws(() => m.stepPhase('compute', Number.NaN), /compute seconds must be a finite number/);
+  assert.throws(() => m.lossScale(Infinity), /loss scale/);
+  assert.throws(() => createWorkerMetrics({ rank: -1 }), /rank must be an integer >= 0/);
+  // A diverging loss is data, not a bug: it is exported.
+  assert.doesNotThrow(() => m.loss('fr', 'id', Number.NaN));
+});
+
+test('a worker registry with defaults passes promtool check metrics', async () => {
+  const m = createWorkerMetrics({ rank: 1, timeline: null });
+  m.loss('fr', 'id', 1);
+  m.stepPhase('data_wait', 0.001);
+  const r = promtoolCheck(await m.registry.metrics());
+  assert.equal(r.status, 0, r.output);
+  await m.close();
+});
+
+test('with a timeline file, phases, steps and collectives become trace events on the rank track', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-tl-'));
+  try {
+    const file = join(dir, 'trace.json');
+    const m = createWorkerMetrics({ rank: 2, timeline: file, defaultMetrics: false });
+    m.stepPhase('compute', 0.01);
+    m.allReduce(1024, 0.002, { bucket: 0 });
+    m.step(0.015, 7);
+    await m.close();
+    const events = readFileSync(rankTimelineFile(file, 2), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const spans = events.filter((e) => e.ph === 'X');
+    assert.deepEqual(
+      spans.map((e) => [e.name, e.dur]),
+      [
+        ['compute', 10000],
+        ['allreduce', 2000],
+        ['step 7', 15000],
+      ],
+    );
+    assert.ok(spans.every((e) => e.pid === 2));
+    assert.deepEqual(spans[1].args, { bytes: 1024, bucket: 0 });
+    assert.notEqual(spans[0].tid, spans[1].tid, 'compute and collectives on different lanes');
+    assert.ok(events.some((e) => e.ph === 'M' && e.name === 'process_name' && e.args.name === 'rank 2'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
