@@ -1,4 +1,23 @@
 #!/usr/bin/env node
-// `mtl-launch`: see launcher/README.md.
-console.error('mtl-launch: not implemented yet');
-process.exit(1);
+// `mtl-launch`: see launcher/README.md. Parses flags, runs the agent, exits with its code; user
+// errors are one line on stderr, never a stack trace.
+import { Agent } from './agent.js';
+import { LaunchError } from './errors.js';
+import { parseLaunchArgs } from './options.js';
+
+async function main(): Promise<number> {
+  try {
+    const { config, warnings } = parseLaunchArgs(process.argv.slice(2));
+    for (const w of warnings) process.stderr.write(`mtl-launch: ${w}\n`);
+    return await new Agent(config).run();
+  } catch (e) {
+    if (e instanceof LaunchError) {
+      if (e.message !== '') process.stderr.write(`mtl-launch: ${e.message}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`mtl-launch: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+process.exit(await main());

@@ -1,0 +1,312 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import type { Entrypoint } from './entrypoint.js';
+import { LaunchError } from './errors.js';
+import type { StreamSpec } from './log-spec.js';
+import { finishTimeline, startMetrics } from './metrics-hook.js';
+import type { MetricsHook } from './metrics-hook.js';
+import type { Rendezvous, StopReason, World } from './rendezvous.js';
+import { connectStore, hostStore } from './store-host.js';
+import { StoreRendezvous } from './store-rendezvous.js';
+import { describeExit, failureSummary } from './summary.js';
+import { watchdogImportUrl } from './watchdog.js';
+import { WorkerGroup } from './worker-group.js';
+import { WorkerLogs } from './worker-logs.js';
+import { isFailure } from './worker-process.js';
+import type { WorkerExit, WorkerSpawn } from './worker-process.js';
+import { workerEnv } from './worker-env.js';
+
+export interface AgentConfig {
+  entry: Entrypoint;
+  nprocPerNode: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  /** 0 with `standalone`: node 0 picks a free port. */
+  masterPort: number;
+  runId: string;
+  runToken: string;
+  tokenDerived: boolean;
+  maxRestarts: number;
+  monitorIntervalMs: number;
+  shutdownTimeoutMs: number;
+  rdzvTimeoutMs: number;
+  logDir?: string | undefined;
+  redirects: StreamSpec;
+  tee: StreamSpec;
+  localRanksFilter?: Set<number> | undefined;
+  metricsPort?: number | undefined;
+  metricsHost: string;
+  timeline?: string | undefined;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Watchdog poll interval and grace in workers (defaults 500 ms / 2 s). */
+  watchdogIntervalMs?: number;
+  watchdogGraceMs?: number;
+}
+
+export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
+type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
+
+const say = (line: string): void => void process.stderr.write(`mtl-launch: ${line}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The elastic agent: joins the rendezvous, runs one attempt of local workers at a time, and decides
+ * together with the other nodes (through the store) when an attempt stops and whether the next one
+ * starts. Resolves with the launcher's exit code.
+ */
+export class Agent {
+  private signalled: ForwardedSignal | undefined;
+  private readonly onSignal: Array<(s: ForwardedSignal) => void> = [];
+  private readonly handlers = new Map<ForwardedSignal, () => void>();
+  private group: WorkerGroup | undefined;
+
+  constructor(private readonly cfg: AgentConfig) {}
+
+  async run(): Promise<number> {
+    this.installSignalHandlers();
+    const cfg = this.cfg;
+    let server: Awaited<ReturnType<typeof hostStore>> | undefined;
+    let metrics: MetricsHook | undefined;
+    let rdzv: Rendezvous | undefined;
+    try {
+      if (cfg.nodeRank === 0) server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
+      const port = server?.port ?? cfg.masterPort;
+      const store = await this.untilSignal(
+        connectStore({
+          host: cfg.masterAddr,
+          port,
+          token: cfg.runToken,
+          name: `launcher of node ${cfg.nodeRank} (${hostname()})`,
+          callTimeoutMs: 30_000,
+          waitMs: cfg.rdzvTimeoutMs,
+          tokenDerived: cfg.tokenDerived,
+        }),
+      );
+      try {
+        rdzv = new StoreRendezvous(store, {
+          node: {
+            runId: cfg.runId,
+            nnodes: cfg.nnodes,
+            nodeRank: cfg.nodeRank,
+            localWorldSize: cfg.nprocPerNode,
+            maxRestarts: cfg.maxRestarts,
+            host: hostname(),
+            pid: process.pid,
+          },
+          address: `${cfg.masterAddr}:${port}`,
+          timeoutMs: cfg.rdzvTimeoutMs,
+        });
+        const world = await this.untilSignal(rdzv.join());
+        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, cfg.nodeRank);
+        const code = await this.supervise(rdzv, world, port, metrics);
+        await rdzv.leave().catch(() => undefined);
+        return code;
+      } finally {
+        await store.close();
+      }
+    } catch (e) {
+      if (e instanceof SignalledError) return 128 + signalNumber(e.signal);
+      throw e;
+    } finally {
+      this.removeSignalHandlers();
+      await metrics?.close().catch(() => undefined);
+      await server?.close();
+      await finishTimeline(cfg.timeline).catch((e: Error) => say(`cannot merge the timeline: ${e.message}`));
+    }
+  }
+
+  private async supervise(
+    rdzv: Rendezvous,
+    world: World,
+    port: number,
+    metrics: MetricsHook,
+  ): Promise<number> {
+    const cfg = this.cfg;
+    let attempt = 0;
+    for (;;) {
+      const group = this.startWorkers(world, attempt, port, metrics);
+      this.group = group;
+      let stop: StopReason | undefined;
+      let localSignal: ForwardedSignal | undefined = this.signalled;
+      let markedOk = false;
+      const failure = group.firstFailure.then((f) => ({ t: 'fail' as const, f }));
+      const signal = new Promise<ForwardedSignal>((r) => this.onSignal.push(r)).then((s) => ({
+        t: 'sig' as const,
+        s,
+      }));
+      try {
+        while (stop === undefined) {
+          if (localSignal !== undefined) {
+            stop = await rdzv.requestStop(attempt, {
+              kind: 'abort',
+              nodeRank: cfg.nodeRank,
+              signal: localSignal,
+              atMs: Date.now(),
+            });
+            break;
+          }
+          const ev = await Promise.race([
+            failure,
+            signal,
+            sleep(cfg.monitorIntervalMs).then(() => ({ t: 'tick' as const })),
+          ]);
+          if (ev.t === 'fail') {
+            stop = await rdzv.requestStop(attempt, failureReason(cfg.nodeRank, ev.f));
+          } else if (ev.t === 'sig') {
+            localSignal = ev.s;
+          } else {
+            const remote = await rdzv.pollStop(attempt);
+            if (remote) stop = remote;
+            else if (group.succeeded) {
+              if (!markedOk) {
+                markedOk = true;
+                await rdzv.markSucceeded(attempt);
+              }
+              if (await rdzv.pollAllSucceeded(attempt)) {
+                for (const e of group.exits) metrics.detach(e);
+                return 0;
+              }
+            }
+          }
+        }
+      } catch (e) {
+        await group.stop(cfg.shutdownTimeoutMs);
+        if (e instanceof LaunchError) throw e;
+        throw new LaunchError(
+          `lost the rendezvous store at ${cfg.masterAddr}:${port}: ${(e as Error).message}`,
+        );
+      }
+      const exits = await group.stop(cfg.shutdownTimeoutMs, localSignal ?? 'SIGTERM');
+      for (const e of exits) metrics.detach(e);
+      const localFailures = exits.filter(isFailure).sort((a, b) => a.atMs - b.atMs);
+
+      if (localSignal !== undefined) {
+        say(`received ${localSignal}; stopped ${exits.length} worker(s) of attempt ${attempt}`);
+        return 128 + signalNumber(localSignal);
+      }
+      if (stop.kind === 'abort') {
+        say(
+          `node ${stop.nodeRank} was stopped by ${stop.signal}; stopped ${exits.length} worker(s) of attempt ${attempt}`,
+        );
+        return 1;
+      }
+      if (attempt < world.maxRestarts) {
+        say(
+          `attempt ${attempt} failed: rank ${stop.rank} (node ${stop.nodeRank}) ${describeExit(stop.code, stop.signal)}; ` +
+            `restarting all workers (restart ${attempt + 1} of ${world.maxRestarts})`,
+        );
+        await rdzv.awaitAllStopped(attempt);
+        attempt = await rdzv.nextAttempt(attempt);
+        metrics.restart();
+        continue;
+      }
+      for (const line of failureSummary(cfg.runId, attempt + 1, stop, localFailures)) say(line);
+      return 1;
+    }
+  }
+
+  private startWorkers(world: World, attempt: number, port: number, metrics: MetricsHook): WorkerGroup {
+    const cfg = this.cfg;
+    const watchdog = watchdogImportUrl({
+      launcherPid: process.pid,
+      intervalMs: cfg.watchdogIntervalMs ?? 500,
+      graceMs: cfg.watchdogGraceMs ?? 2000,
+    });
+    const specs: WorkerSpawn[] = [];
+    for (let localRank = 0; localRank < world.localWorldSize; localRank++) {
+      const rank = world.rankOffset + localRank;
+      const env = workerEnv(cfg.env, {
+        rank,
+        localRank,
+        worldSize: world.worldSize,
+        localWorldSize: world.localWorldSize,
+        groupRank: world.nodeRank,
+        groupWorldSize: world.nnodes,
+        masterAddr: cfg.masterAddr,
+        masterPort: port,
+        runId: cfg.runId,
+        runToken: cfg.runToken,
+        restartCount: attempt,
+        maxRestarts: world.maxRestarts,
+        timelineFile: cfg.timeline,
+      });
+      const shown = cfg.localRanksFilter === undefined || cfg.localRanksFilter.has(localRank);
+      const redirect = cfg.redirects(localRank);
+      const tee = cfg.tee(localRank);
+      const logs = new WorkerLogs({
+        rank,
+        console: { out: shown && (!redirect.out || tee.out), err: shown && (!redirect.err || tee.err) },
+        dir:
+          cfg.logDir === undefined
+            ? undefined
+            : join(cfg.logDir, cfg.runId, `attempt_${attempt}`, `rank${rank}`),
+      });
+      const argv = [
+        process.execPath,
+        ...cfg.entry.execArgv,
+        '--import',
+        watchdog,
+        cfg.entry.program,
+        ...cfg.entry.args,
+      ];
+      specs.push({ rank, localRank, argv, env, cwd: cfg.cwd, logs });
+    }
+    const group = new WorkerGroup(specs);
+    for (const w of group.workers) metrics.attach(w.spec.rank, w.child);
+    return group;
+  }
+
+  private installSignalHandlers(): void {
+    for (const sig of FORWARDED_SIGNALS) {
+      const h = (): void => {
+        // Every signal reaches every worker; the first one also ends the run after the workers exit.
+        this.group?.forward(sig);
+        if (this.signalled === undefined) {
+          this.signalled = sig;
+          for (const r of this.onSignal.splice(0)) r(sig);
+        }
+      };
+      this.handlers.set(sig, h);
+      process.on(sig, h);
+    }
+  }
+
+  private removeSignalHandlers(): void {
+    for (const [sig, h] of this.handlers) process.off(sig, h);
+  }
+
+  /** Races a rendezvous step against a signal so that Ctrl-C during a long join exits at once. */
+  private async untilSignal<T>(p: Promise<T>): Promise<T> {
+    if (this.signalled) throw new SignalledError(this.signalled);
+    const sig = new Promise<never>((_, reject) => this.onSignal.push((s) => reject(new SignalledError(s))));
+    return Promise.race([p, sig]);
+  }
+}
+
+class SignalledError extends Error {
+  constructor(readonly signal: ForwardedSignal) {
+    super(`received ${signal}`);
+  }
+}
+
+function signalNumber(sig: ForwardedSignal): number {
+  return constants.signals[sig];
+}
+
+function failureReason(nodeRank: number, e: WorkerExit): StopReason {
+  return {
+    kind: 'failure',
+    nodeRank,
+    rank: e.rank,
+    localRank: e.localRank,
+    pid: e.pid,
+    code: e.code,
+    signal: e.signal,
+    atMs: e.atMs,
+    stderrTail: e.stderrTail,
+    detail: e.spawnError,
+  };
+}
