@@ -1,1 +1,16 @@
-export {};
+export {
+  BACKEND_CHOICES,
+  BACKEND_NAMES,
+  cpuThreads,
+  gpuPinning,
+  initBackend,
+  listBackends,
+  parseBackendChoice,
+  probeBackends,
+} from './select.js';
+export type { BackendChoice, BackendChoiceResult, BackendName, InitBackendOptions } from './select.js';
+export { registerAllGradients, buildGradientsBundle } from './gradients.js';
+export { NATIVE_BACKEND, NATIVE_KERNELS, registerNativeBackend } from './native/register.js';
+export { loadDnnlAddon } from './native/addon.js';
+export type { DnnlAddon } from './native/addon.js';
+export { registerWasmFixes, WASM_FIXED_KERNELS } from './wasm/register.js';

@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { loadDnnlAddon } from './addon.js';
+import { convKernels } from './conv.js';
+import { matMulKernels } from './matmul.js';
+
+export const NATIVE_BACKEND = 'native';
+
+/** Kernel names the native backend runs in oneDNN instead of JavaScript. */
+export const NATIVE_KERNELS: readonly string[] = [
+  'Conv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'FusedConv2D',
+  'BatchMatMul',
+  '_FusedMatMul',
+];
+
+let registered: { ok: true } | { ok: false; reason: string } | undefined;
+
+/**
+ * Registers the `native` backend: tfjs's cpu backend (same tensor storage, every
+ * cpu kernel) with the heavy kernels replaced by the oneDNN addon. Idempotent;
+ * returns why it cannot be registered when the addon is unavailable.
+ */
+export function registerNativeBackend(): { ok: true } | { ok: false; reason: string } {
+  if (registered) return registered;
+  const load = loadDnnlAddon();
+  if (!load.addon) {
+    registered = { ok: false, reason: load.reason };
+    return registered;
+  }
+  const cpuKernels = new Map<string, KernelConfig>();
+  for (const k of tf.getKernelsForBackend('cpu')) cpuKernels.set(k.kernelName, k);
+  const kernels = new Map<string, KernelConfig>();
+  for (const [name, k] of cpuKernels) kernels.set(name, { ...k, backendName: NATIVE_BACKEND });
+  for (const k of [...convKernels(load.addon, cpuKernels), ...matMulKernels(load.addon, cpuKernels)]) {
+    kernels.set(k.kernelName, k);
+  }
+  for (const k of kernels.values()) tf.registerKernel(k);
+  tf.registerBackend(
+    NATIVE_BACKEND,
+    () => {
+      const b = new MathBackendCPU();
+      // The cpu backend's first-use banner recommends tfjs-node; not relevant here.
+      (b as unknown as { firstUse: boolean }).firstUse = false;
+      return b;
+    },
+    0,
+  );
+  registered = { ok: true };
+  return registered;
+}

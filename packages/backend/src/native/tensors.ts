@@ -1,0 +1,50 @@
+import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+/** The float32 values behind a tensor of the cpu-style backend (no copy). */
+export function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array {
+  const v = backend.data.get(t.dataId)?.values;
+  if (!(v instanceof Float32Array)) {
+    throw new Error(`native backend: expected float32 values for a tensor of shape [${t.shape.join(',')}]`);
+  }
+  return v;
+}
+
+export function outputOf(backend: MathBackendCPU, shape: number[], values: Float32Array): TensorInfo {
+  return backend.makeTensorInfo(shape, 'float32', values);
+}
+
+/** tfjs's fused activations, run with the given (cpu) kernels; returns a new tensor. */
+export function applyActivation(
+  kernels: Map<string, KernelConfig>,
+  backend: MathBackendCPU,
+  x: TensorInfo,
+  activation: string,
+  preluWeights: TensorInfo | undefined,
+  leakyreluAlpha: number | undefined,
+): TensorInfo {
+  const run = (name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}) => {
+    const k = kernels.get(name);
+    if (!k) throw new Error(`native backend: no ${name} kernel for activation ${activation}`);
+    return k.kernelFunc({ inputs, backend, attrs: attrs as NamedAttrMap }) as TensorInfo;
+  };
+  switch (activation) {
+    case 'linear':
+      return run('Identity', { x });
+    case 'relu':
+      return run('Relu', { x });
+    case 'relu6':
+      return run('Relu6', { x });
+    case 'elu':
+      return run('Elu', { x });
+    case 'sigmoid':
+      return run('Sigmoid', { x });
+    case 'prelu':
+      if (!preluWeights) throw new Error('native backend: prelu activation without preluActivationWeights');
+      return run('Prelu', { x, alpha: preluWeights });
+    case 'leakyrelu':
+      return run('LeakyRelu', { x }, { alpha: leakyreluAlpha });
+    default:
+      throw new Error(`native backend: activation ${activation} is not implemented`);
+  }
+}
