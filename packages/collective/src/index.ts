@@ -5,3 +5,23 @@ export {
   type StoreServerOptions,
   type StoreClientOptions,
 } from './store/index.js';
+export { initProcessGroup, optionsFromEnv, type ProcessGroupOptions } from './group/init.js';
+export {
+  ProcessGroup,
+  type ReduceOptions,
+  type ProcessGroupTuning,
+  type Wire,
+} from './group/processGroup.js';
+export { CollectiveError } from './group/errors.js';
+export type { Transport, Message } from './transport/types.js';
+export { PeerError } from './transport/types.js';
+export { ZmqTransport, type TransportKind, type PeerAddress } from './transport/zmqTransport.js';
+export {
+  f32BitsToF16,
+  f32BitsToBf16,
+  F16_TO_F32,
+  encodeF16,
+  decodeF16,
+  encodeBf16,
+  decodeBf16,
+} from './wire/half.js';

@@ -1,0 +1,32 @@
+import type { OpContext } from '../group/opContext.js';
+import type { WireCodec } from '../wire/codec.js';
+
+/**
+ * Latency-optimal all-reduce for small buffers (scalars, flags, loss values):
+ * every rank sends its (copied) buffer to every peer and reduces all N
+ * contributions in rank order, so one network hop and identical results
+ * everywhere. The copy means no acknowledgement is needed.
+ */
+export async function directAllReduce(
+  ctx: OpContext,
+  buf: Float32Array,
+  codec: WireCodec,
+  op: 'sum' | 'mean' | 'max',
+): Promise<void> {
+  const n = ctx.size;
+  const fresh = (bytes: number) => new Uint8Array(bytes);
+  const mine =
+    codec.wire === 'f32'
+      ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength).slice()
+      : codec.encode(buf, fresh);
+  for (let p = 0; p < n; p++) if (p !== ctx.rank) ctx.send(p, mine);
+  const parts: Uint8Array[] = new Array<Uint8Array>(n);
+  parts[ctx.rank] = mine;
+  for (let p = 0; p < n; p++) if (p !== ctx.rank) parts[p] = await ctx.recv(p);
+  const acc = new Float32Array(buf.length);
+  codec.decodeInto(parts[0]!, acc);
+  const elemOp = op === 'max' ? 'max' : 'sum';
+  for (let p = 1; p < n; p++) codec.reduceInto(parts[p]!, acc, elemOp);
+  if (op === 'mean') for (let i = 0; i < acc.length; i++) acc[i]! /= n;
+  buf.set(acc);
+}

@@ -1,0 +1,77 @@
+import type { OpContext } from '../group/opContext.js';
+import type { WireCodec } from '../wire/codec.js';
+import type { SendPool } from '../wire/views.js';
+import { chunkStart, mod } from './chunks.js';
+
+export interface RingSpec {
+  codec: WireCodec;
+  op: 'sum' | 'mean' | 'max';
+  /** Largest segment (elements): frames stay small so send, receive and reduce overlap. */
+  segmentElements: number;
+  pool: SendPool;
+  /** false: stop after the reduce-scatter (each rank holds its reduced chunk). */
+  allGather: boolean;
+}
+
+/**
+ * Bandwidth-optimal ring all-reduce: reduce-scatter then all-gather, 2·(N−1)
+ * steps, each chunk cut into segments that are forwarded as soon as they are
+ * reduced (a pipeline, as Gloo's chunked ring and NCCL do).
+ *
+ * Rank r owns chunk r at the end of the reduce-scatter. Reduce-scatter step k
+ * sends chunk r−1−k and receives chunk r−2−k; all-gather step k sends chunk
+ * r−k and receives r−1−k. Payloads go out by reference, so buffer safety is by
+ * causality: every region we overwrite arrives in a message that depends on
+ * the send of that region having been received, except the last sends, which
+ * the right neighbour confirms with an acknowledgement before we return.
+ */
+export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: RingSpec): Promise<void> {
+  const n = ctx.size;
+  const r = ctx.rank;
+  const left = mod(r - 1, n);
+  const right = mod(r + 1, n);
+  const { codec, segmentElements: segLen } = spec;
+  const elemOp = spec.op === 'max' ? 'max' : 'sum';
+  const count = buf.length;
+  const maxChunk = Math.ceil(count / n);
+  const segs = Math.max(1, Math.ceil(maxChunk / segLen));
+  spec.pool.reserve(codec.bytesPerElement === 4 ? 0 : n * segs * (segLen * codec.bytesPerElement + 8));
+  const take = (bytes: number) => spec.pool.take(bytes);
+  const segment = (c: number, j: number): Float32Array => {
+    const start = chunkStart(count, n, c);
+    const end = chunkStart(count, n, c + 1);
+    const s = Math.min(start + j * segLen, end);
+    return buf.subarray(s, Math.min(s + segLen, end));
+  };
+
+  for (let j = 0; j < segs; j++) ctx.send(right, codec.encode(segment(mod(r - 1, n), j), take));
+  for (let k = 0; k < n - 1; k++) {
+    const c = mod(r - 2 - k, n);
+    const last = k === n - 2;
+    for (let j = 0; j < segs; j++) {
+      const payload = await ctx.recv(left);
+      const dst = segment(c, j);
+      codec.reduceInto(payload, dst, elemOp);
+      if (!last) {
+        ctx.send(right, codec.encode(dst, take));
+        continue;
+      }
+      if (spec.op === 'mean') for (let i = 0; i < dst.length; i++) dst[i]! /= n;
+      if (spec.allGather) ctx.send(right, codec.encodeRound(dst, take));
+    }
+  }
+  if (spec.allGather) {
+    for (let k = 0; k < n - 1; k++) {
+      const c = mod(r - 1 - k, n);
+      for (let j = 0; j < segs; j++) {
+        const payload = await ctx.recv(left);
+        codec.decodeInto(payload, segment(c, j));
+        // Forward the bytes we received (never re-encode): every rank ends bit-identical.
+        if (k < n - 2) ctx.send(right, payload);
+      }
+    }
+  }
+  ctx.sendAck(left);
+  await ctx.recvAck(right);
+  spec.pool.reset();
+}

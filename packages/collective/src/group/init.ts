@@ -1,0 +1,155 @@
+import { Packr } from 'msgpackr';
+import { StoreClient } from '../store/client.js';
+import { ZmqTransport, type PeerAddress, type TransportKind } from '../transport/zmqTransport.js';
+import { routeAddressTo } from './nodeAddress.js';
+import { ProcessGroup } from './processGroup.js';
+
+const packr = new Packr({ useRecords: false });
+
+export interface ProcessGroupOptions {
+  rank: number;
+  worldSize: number;
+  /** The rendezvous store: a connected client (left open) or its address (connected and closed here). */
+  store: StoreClient | { host: string; port: number; token: string };
+  runId: string;
+  /** Namespaces the store keys so a restarted attempt never reads the previous one's. */
+  restartCount?: number;
+  /** Every wait on a peer, and the rendezvous, time out after this (default 120 s). */
+  timeoutMs?: number;
+  /** 'auto' (default): ipc for same-host peers, tcp otherwise. */
+  transport?: TransportKind;
+  /** Interface to bind ring sockets on; default: the one that routes to the store. */
+  bindHost?: string;
+  /** Encrypt ring traffic with ZeroMQ CURVE (keys exchanged through the token-protected store). */
+  curve?: boolean;
+  /** Ranks must agree on it (e.g. the training config's hash); checked at join. */
+  configHash?: string;
+  smallBytes?: number;
+  segmentBytes?: number;
+  /** Called with diagnostics for dropped messages (strangers, garbage). */
+  onDrop?: (reason: string) => void;
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string, fallback?: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') {
+    if (fallback !== undefined) return fallback;
+    throw new Error(
+      `initProcessGroup: environment variable ${name} is not set (run under mtl-launch or pass options)`,
+    );
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`initProcessGroup: ${name}=${JSON.stringify(raw)} is not a non-negative integer`);
+  return n;
+}
+
+function envStr(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (v === undefined || v === '')
+    throw new Error(
+      `initProcessGroup: environment variable ${name} is not set (run under mtl-launch or pass options)`,
+    );
+  return v;
+}
+
+/** Options from the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, MTL_RUN_ID, MTL_RUN_TOKEN, MTL_RESTART_COUNT). */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGroupOptions {
+  const transport = env.MTL_PG_TRANSPORT;
+  if (transport !== undefined && transport !== 'auto' && transport !== 'tcp' && transport !== 'ipc') {
+    throw new Error(
+      `initProcessGroup: MTL_PG_TRANSPORT must be auto, tcp or ipc, got ${JSON.stringify(transport)}`,
+    );
+  }
+  return {
+    rank: envInt(env, 'RANK'),
+    worldSize: envInt(env, 'WORLD_SIZE'),
+    store: {
+      host: envStr(env, 'MASTER_ADDR'),
+      port: envInt(env, 'MASTER_PORT'),
+      token: env.MTL_RUN_TOKEN ?? '',
+    },
+    runId: envStr(env, 'MTL_RUN_ID'),
+    restartCount: envInt(env, 'MTL_RESTART_COUNT', 0),
+    timeoutMs: envInt(env, 'MTL_PG_TIMEOUT_MS', 120_000),
+    ...(transport ? { transport } : {}),
+    ...(env.MTL_NODE_ADDR ? { bindHost: env.MTL_NODE_ADDR } : {}),
+    ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
+  };
+}
+
+interface Announcement extends PeerAddress {
+  runId: string;
+  configHash: string | null;
+}
+
+/**
+ * Joins the process group: binds this rank's ring inbox, publishes its address
+ * in the store, reads everyone's, connects, and runs a first barrier so that a
+ * rank that never comes is named here rather than in the first all-reduce.
+ */
+export async function initProcessGroup(options?: ProcessGroupOptions): Promise<ProcessGroup> {
+  const o = options ?? optionsFromEnv();
+  const { rank, worldSize } = o;
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new Error(`initProcessGroup: worldSize must be a positive integer, got ${worldSize}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+    throw new Error(`initProcessGroup: rank ${rank} is outside 0..${worldSize - 1}`);
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const ownStore = !(o.store instanceof StoreClient);
+  const store =
+    o.store instanceof StoreClient
+      ? o.store
+      : await StoreClient.connect({ ...o.store, timeoutMs, name: `rank ${rank}` });
+  const closeStore = async () => {
+    if (ownStore) await store.close();
+  };
+  let transport: ZmqTransport | null = null;
+  try {
+    const bindHost = o.bindHost ?? (await routeAddressTo(store.host));
+    transport = await ZmqTransport.bind({
+      rank,
+      size: worldSize,
+      bindHost,
+      ...(o.transport ? { transport: o.transport } : {}),
+      ...(o.curve ? { curve: true } : {}),
+      ...(o.onDrop ? { onDrop: o.onDrop } : {}),
+    });
+    const ns = `pg/${o.runId}/${o.restartCount ?? 0}/`;
+    const me: Announcement = { ...transport.self, runId: o.runId, configHash: o.configHash ?? null };
+    await store.set(`${ns}addr/${rank}`, packr.pack(me));
+    const peers = await Promise.all(
+      Array.from({ length: worldSize }, async (_, p): Promise<Announcement> => {
+        let raw: Uint8Array;
+        try {
+          raw = await store.get(`${ns}addr/${p}`, timeoutMs);
+        } catch (err) {
+          throw new Error(
+            `initProcessGroup: rank ${p} did not join run ${o.runId} within ${timeoutMs} ms (${(err as Error).message})`,
+          );
+        }
+        const a = packr.unpack(raw) as Announcement;
+        if (a.rank !== p) throw new Error(`initProcessGroup: store key ${ns}addr/${p} holds rank ${a.rank}`);
+        if (a.configHash !== me.configHash) {
+          throw new Error(
+            `initProcessGroup: rank ${p} runs config ${a.configHash ?? '(none)'}, rank ${rank} runs ${me.configHash ?? '(none)'}`,
+          );
+        }
+        return a;
+      }),
+    );
+    transport.connect(peers);
+    const group = new ProcessGroup(transport, {
+      timeoutMs,
+      ...(o.smallBytes ? { smallBytes: o.smallBytes } : {}),
+      ...(o.segmentBytes ? { segmentBytes: o.segmentBytes } : {}),
+    });
+    await closeStore();
+    await group.barrier();
+    return group;
+  } catch (err) {
+    await transport?.close();
+    await closeStore();
+    throw err;
+  }
+}

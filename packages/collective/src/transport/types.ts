@@ -1,0 +1,38 @@
+/** A received message: a fixed binary header and an optional raw payload. */
+export interface Message {
+  header: Buffer;
+  payload: Buffer;
+}
+
+/** Why a wait on a peer ended without a message. */
+export type PeerFailureKind = 'timeout' | 'disconnected' | 'closed' | 'aborted';
+
+export class PeerError extends Error {
+  constructor(
+    readonly peer: number,
+    readonly kind: PeerFailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PeerError';
+  }
+}
+
+/**
+ * What a collective algorithm sees of the network (Gloo's pair abstraction):
+ * ordered point-to-point messages between ranks. Algorithms never touch sockets.
+ *
+ * Ownership: `send` may hand the payload to the network by reference. The
+ * caller must not modify it until the peer has provably received it (a later
+ * message from that peer that causally depends on it, or an acknowledgement).
+ */
+export interface Transport {
+  readonly rank: number;
+  readonly size: number;
+  send(peer: number, header: Uint8Array, payload?: Uint8Array): void;
+  /** Next message from `peer` in send order; rejects with a {@link PeerError} after `timeoutMs`. */
+  recv(peer: number, timeoutMs: number): Promise<Message>;
+  /** Tells every peer this rank gave up (naming the culprit rank, default itself); they fail their pending waits. */
+  abort(reason: string, culprit?: number): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,132 @@
+import {
+  decodeBf16,
+  decodeF16,
+  encodeBf16,
+  encodeBf16RoundTrip,
+  encodeF16,
+  encodeF16RoundTrip,
+  F16_TO_F32,
+} from './half.js';
+import { bytesOf, f32View, u16View } from './views.js';
+
+export type Wire = 'f32' | 'f16' | 'bf16';
+export type ElementwiseOp = 'sum' | 'max';
+
+/**
+ * How Float32 data travels: `encode` returns the bytes to send (for f32 a view
+ * of the source itself: no copy), `decodeInto`/`reduceInto` consume received
+ * bytes. Reduction always accumulates in f32.
+ */
+export interface WireCodec {
+  readonly wire: Wire;
+  readonly bytesPerElement: number;
+  /** Bytes for src; `take` supplies fresh memory when the wire needs encoding. */
+  encode(src: Float32Array, take: (bytes: number) => Uint8Array): Uint8Array;
+  /** As encode, and rounds src in place to exactly what receivers will decode. */
+  encodeRound(src: Float32Array, take: (bytes: number) => Uint8Array): Uint8Array;
+  decodeInto(bytes: Uint8Array, dst: Float32Array): void;
+  reduceInto(bytes: Uint8Array, dst: Float32Array, op: ElementwiseOp): void;
+}
+
+export function reduceF32(dst: Float32Array, src: Float32Array, op: ElementwiseOp): void {
+  const n = dst.length;
+  if (op === 'sum') for (let i = 0; i < n; i++) dst[i]! += src[i]!;
+  else
+    for (let i = 0; i < n; i++) {
+      const a = dst[i]!;
+      const b = src[i]!;
+      // NaN wins so that overflow checks after the reduction still see it.
+      if (b > a || b !== b) dst[i] = b;
+    }
+}
+
+function reduceF16(dst: Float32Array, src: Uint16Array, op: ElementwiseOp): void {
+  const n = dst.length;
+  const t = F16_TO_F32;
+  if (op === 'sum') for (let i = 0; i < n; i++) dst[i]! += t[src[i]!]!;
+  else
+    for (let i = 0; i < n; i++) {
+      const b = t[src[i]!]!;
+      if (b > dst[i]! || b !== b) dst[i] = b;
+    }
+}
+
+function checkLength(bytes: Uint8Array, dst: Float32Array, bpe: number): void {
+  if (bytes.byteLength !== dst.length * bpe) {
+    throw new Error(
+      `payload of ${bytes.byteLength} bytes where ${dst.length} elements × ${bpe} bytes were expected`,
+    );
+  }
+}
+
+const f32Codec: WireCodec = {
+  wire: 'f32',
+  bytesPerElement: 4,
+  encode: (src) => bytesOf(src),
+  encodeRound: (src) => bytesOf(src),
+  decodeInto(bytes, dst) {
+    checkLength(bytes, dst, 4);
+    bytesOf(dst).set(bytes);
+  },
+  reduceInto(bytes, dst, op) {
+    checkLength(bytes, dst, 4);
+    reduceF32(dst, f32View(bytes), op);
+  },
+};
+
+function u32(src: Float32Array): Uint32Array {
+  return new Uint32Array(src.buffer, src.byteOffset, src.length);
+}
+
+const f16Codec: WireCodec = {
+  wire: 'f16',
+  bytesPerElement: 2,
+  encode(src, take) {
+    const out = take(src.length * 2);
+    encodeF16(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    return out;
+  },
+  encodeRound(src, take) {
+    const out = take(src.length * 2);
+    encodeF16RoundTrip(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    return out;
+  },
+  decodeInto(bytes, dst) {
+    checkLength(bytes, dst, 2);
+    decodeF16(u16View(bytes), dst);
+  },
+  reduceInto(bytes, dst, op) {
+    checkLength(bytes, dst, 2);
+    reduceF16(dst, u16View(bytes), op);
+  },
+};
+
+let bfScratch = new Float32Array(0);
+
+const bf16Codec: WireCodec = {
+  wire: 'bf16',
+  bytesPerElement: 2,
+  encode(src, take) {
+    const out = take(src.length * 2);
+    encodeBf16(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    return out;
+  },
+  encodeRound(src, take) {
+    const out = take(src.length * 2);
+    encodeBf16RoundTrip(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    return out;
+  },
+  decodeInto(bytes, dst) {
+    checkLength(bytes, dst, 2);
+    decodeBf16(u16View(bytes), u32(dst));
+  },
+  reduceInto(bytes, dst, op) {
+    checkLength(bytes, dst, 2);
+    if (bfScratch.length < dst.length) bfScratch = new Float32Array(dst.length);
+    const tmp = bfScratch.subarray(0, dst.length);
+    decodeBf16(u16View(bytes), u32(tmp));
+    reduceF32(dst, tmp, op);
+  },
+};
+
+export const CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
