@@ -5,3 +5,4 @@ export * from './verification.js';
 export * from './identification.js';
 export * from './cross-age.js';
 export * from './fas-quality.js';
+export * from './pairs-file.js';

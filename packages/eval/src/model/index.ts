@@ -5,3 +5,4 @@ export * from './embed.js';
 export * from './pairs.js';
 export * from './fas.js';
 export * from './validate.js';
+export * from './load-pairs.js';
