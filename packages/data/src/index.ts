@@ -14,3 +14,19 @@ export {
 export { decodeResize, toFloatRgb, type RawImage } from './image.js';
 export { ImagePool, type ImagePoolOptions, type DecodedImages } from './image-pool.js';
 export { BatchLoader, BadImageError, type BatchLoaderOptions } from './loader.js';
+export {
+  synthesize,
+  synthImages,
+  identityAges,
+  testIdentities,
+  crossAgePairs,
+  MIN_POSITIVE_AGE_GAP,
+  MAX_NEGATIVE_SKIN_TONE_GAP,
+  type SynthOptions,
+  type SynthResult,
+  type SynthImage,
+} from './synth/synthesize.js';
+export { identityTraits, type IdentityTraits } from './synth/traits.js';
+export { renderFaceSvg, drawNuisance, type Nuisance } from './synth/render.js';
+export { datasetDifficulty, generatorDifficulty, type DifficultyStats } from './synth/difficulty.js';
+export { createProgress, type Progress } from './progress.js';

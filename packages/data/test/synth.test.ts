@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import {
+  MAX_NEGATIVE_SKIN_TONE_GAP,
+  MIN_POSITIVE_AGE_GAP,
+  crossAgePairs,
+  identityTraits,
+  parseAnnotations,
+  synthImages,
+  synthesize,
+} from '../src/index.js';
+
+async function digestTree(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const p = join(e.parentPath, e.name);
+    out.set(p.slice(dir.length), createHash('sha256').update(await readFile(p)).digest('hex'));
+  }
+  return out;
+}
+
+test('synth is byte-identical for a seed (whatever the thread count) and differs for another seed', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'mtl-synth-'));
+  const opts = { identities: 6, imagesPerIdentity: 4, size: 32, seed: 5, pairs: 20 };
+  await synthesize({ ...opts, out: join(base, 'a'), threads: 1 });
+  await synthesize({ ...opts, out: join(base, 'b'), threads: 2 });
+  await synthesize({ ...opts, seed: 6, out: join(base, 'c'), threads: 2 });
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((d) => digestTree(join(base, d))));
+  assert.equal(a!.size, 6 * 4 + 5); // images + all/train/test/pairs/meta
+  assert.deepEqual(a, b);
+  assert.notEqual(a!.get('/all.txt'), c!.get('/all.txt'));
+  assert.notEqual(a!.get('/images/00000/000.jpg'), c!.get('/images/00000/000.jpg'));
+  const meta = await sharp(join(base, 'a', 'images', '00003', '002.jpg')).metadata();
+  assert.equal(meta.format, 'jpeg');
+  assert.equal(meta.width, 32);
+  assert.equal(meta.height, 32);
+});
+
+test('synth lists: ages spread over 1–80 per identity, split identity-disjoint, lists parse', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'mtl-synth-'));
+  const r = await synthesize({ out, identities: 10, imagesPerIdentity: 8, size: 24, seed: 2, threads: 2 });
+  const all = parseAnnotations(await readFile(join(out, 'all.txt'), 'utf8'), 'all.txt');
+  const train = parseAnnotations(await readFile(join(out, 'train.txt'), 'utf8'), 'train.txt');
+  const test = parseAnnotations(await readFile(join(out, 'test.txt'), 'utf8'), 'test.txt');
+  assert.equal(all.length, 80);
+  assert.equal(train.length + test.length, 80);
+  assert.equal(r.testIdentities, 2);
+  const trainIds = new Set(train.map((e) => e.id));
+  assert.ok(test.every((e) => !trainIds.has(e.id)));
+  for (let id = 0; id < 10; id++) {
+    const ages = all.filter((e) => e.id === id).map((e) => e.age).sort((x, y) => x - y);
+    assert.equal(ages.length, 8);
+    // stratified: one age in each tenth-of-80 slice
+    ages.forEach((a, j) => assert.ok(a >= 1 + Math.floor((j * 80) / 8) && a <= Math.min(80, 1 + Math.floor(((j + 1) * 80) / 8)), `${id}: ${ages}`));
+    assert.ok(all.filter((e) => e.id === id).every((e) => e.gender === identityTraits(2, id).gender));
+  }
+});
+
+test('pairs: positives ≥ 20 years apart, negatives same gender and similar skin tone, no duplicates', () => {
+  const images = synthImages(9, 60, 12);
+  const pairs = crossAgePairs(images, 600, 9);
+  const byFile = new Map(images.map((im) => [im.file, im]));
+  assert.equal(pairs.filter((p) => p.same).length, 300);
+  assert.equal(pairs.filter((p) => !p.same).length, 300);
+  const keys = new Set<string>();
+  for (const p of pairs) {
+    const a = byFile.get(p.a)!;
+    const b = byFile.get(p.b)!;
+    keys.add([p.a, p.b].sort().join(' '));
+    if (p.same) {
+      assert.equal(a.id, b.id);
+      assert.ok(Math.abs(a.age - b.age) >= MIN_POSITIVE_AGE_GAP);
+    } else {
+      assert.notEqual(a.id, b.id);
+      assert.equal(a.gender, b.gender);
+      assert.ok(Math.abs(a.skinTone - b.skinTone) <= MAX_NEGATIVE_SKIN_TONE_GAP);
+    }
+  }
+  assert.equal(keys.size, pairs.length);
+  // Ages overall cover childhood to old age evenly.
+  const hist = new Array(8).fill(0);
+  for (const im of images) hist[Math.min(7, Math.floor((im.age - 1) / 10))]++;
+  for (const h of hist) assert.ok(h > images.length / 8 - 30 && h < images.length / 8 + 30, `${hist}`);
+});
+
+test('the pairs file written by synth has the documented format', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'mtl-synth-'));
+  await synthesize({ out, identities: 12, imagesPerIdentity: 6, size: 16, seed: 3, pairs: 30, threads: 1 });
+  const lines = (await readFile(join(out, 'pairs.txt'), 'utf8')).trimEnd().split('\n');
+  assert.ok(lines.length > 0);
+  for (const l of lines) assert.match(l, /^images\/\d{5}\/\d{3}\.jpg images\/\d{5}\/\d{3}\.jpg (1|-1)$/);
+});
+
+test('identity traits are persistent and not all identities share a value of any one trait', () => {
+  assert.deepEqual(identityTraits(4, 17), identityTraits(4, 17));
+  const ts = Array.from({ length: 50 }, (_, i) => identityTraits(4, i));
+  for (const k of ['faceWidth', 'eyeSpacing', 'noseWidth', 'mouthWidth', 'skinTone', 'greyOnset'] as const) {
+    assert.ok(new Set(ts.map((t) => t[k])).size > 40, k);
+  }
+  assert.ok(new Set(ts.map((t) => t.hairStyle)).size >= 4);
+});
