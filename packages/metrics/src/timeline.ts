@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -45,14 +45,21 @@ export function rankTimelineFile(file: string, rank: number): string {
 export class TimelineRecorder {
   readonly path: string;
   private buffer: string[] = [];
+  private readonly flushEvery: number;
 
+  /**
+   * `truncate`: start the rank file afresh (the first attempt of a run); restarted
+   * workers append, so one timeline shows every attempt.
+   */
   constructor(
     file: string,
     readonly rank: number,
-    private readonly flushEvery = 256,
+    opts: { truncate?: boolean; flushEvery?: number } = {},
   ) {
     this.path = rankTimelineFile(file, rank);
+    this.flushEvery = opts.flushEvery ?? 256;
     mkdirSync(dirname(this.path), { recursive: true });
+    if (opts.truncate) writeFileSync(this.path, '');
     // Track names are written by every (re)started worker; merge drops duplicates.
     this.push({ name: 'process_name', ph: 'M', ts: 0, pid: rank, tid: 0, args: { name: `rank ${rank}` } });
     this.push({ name: 'process_sort_index', ph: 'M', ts: 0, pid: rank, tid: 0, args: { sort_index: rank } });

@@ -74,7 +74,9 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const histogram = (h: unknown) => h as Histogram;
 
   const timelineFile = opts.timeline === undefined ? process.env.MTL_TIMELINE || null : opts.timeline;
-  const timeline = timelineFile ? new TimelineRecorder(timelineFile, rank) : null;
+  // The launcher's first attempt starts each rank file afresh; restarts append to it.
+  const firstAttempt = (process.env.MTL_RESTART_COUNT ?? '0') === '0';
+  const timeline = timelineFile ? new TimelineRecorder(timelineFile, rank, { truncate: firstAttempt }) : null;
   let stopIpc: (() => void) | null = null;
 
   const self: WorkerMetrics = {

@@ -49,3 +49,21 @@ test('mergeTimeline without rank files writes nothing', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a first-attempt recorder starts its rank file afresh; a restarted one appends', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-tl-'));
+  try {
+    const file = join(dir, 't.json');
+    const lines = () => readFileSync(rankTimelineFile(file, 0), 'utf8').trim().split('\n').length;
+    const a = new TimelineRecorder(file, 0, { truncate: true });
+    a.span('compute', 'compute', 0.001);
+    a.flush();
+    const once = lines();
+    new TimelineRecorder(file, 0).flush();
+    assert.ok(lines() > once, 'appended');
+    new TimelineRecorder(file, 0, { truncate: true }).flush();
+    assert.equal(lines(), once - 1, 'afresh: only the track names');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,192 @@
+// End to end: `mtl-launch --metrics-port` with 2 workers, scraped by a real
+// Prometheus server (Debian package, loopback only, temporary storage, 1 s
+// scrapes), checked through Prometheus's HTTP API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
+import { concrete, dashboardQueries } from './metrics-promql.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const PROMETHEUS = '/usr/bin/prometheus';
+const SCRIPT_WORKER = join(root, 'packages/metrics/test/fixtures/script-worker.ts');
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${String(last)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+interface Series {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move, throughput > 0, restarts count', async (t) => {
+  assert.ok(
+    existsSync(PROMETHEUS),
+    `${PROMETHEUS} missing: install the Debian package prometheus (scripts/install-system-deps.sh)`,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-prom-'));
+  const pids = join(dir, 'pids');
+  mkdirSync(pids);
+  const procs: { launcher?: ChildProcess; prometheus?: ChildProcess } = {};
+  const logs: string[] = [];
+  t.after(async () => {
+    await stop(procs.launcher);
+    await stop(procs.prometheus);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const metricsPort = await freePort();
+  const launcher = (procs.launcher = spawn(
+    process.execPath,
+    [
+      ...SOURCE_EXEC_ARGV,
+      join(root, 'launcher/src/cli.ts'),
+      '--standalone',
+      '--nproc-per-node=2',
+      '--max-restarts=1',
+      `--metrics-port=${metricsPort}`,
+      '--metrics-host=127.0.0.1',
+      SCRIPT_WORKER,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FIXTURE_PID_DIR: pids, FIXTURE_STEP_MS: '40' },
+    },
+  ));
+  launcher.stdout!.on('data', (b: Buffer) => logs.push(b.toString()));
+  launcher.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
+
+  const promPort = await freePort();
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}',
+      'scrape_configs:',
+      '  - job_name: mtlface',
+      `    static_configs: [{targets: ['127.0.0.1:${metricsPort}']}]`,
+      '',
+    ].join('\n'),
+  );
+  const prometheus = (procs.prometheus = spawn(
+    PROMETHEUS,
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  ));
+  prometheus.stderr!.on('data', (b: Buffer) => logs.push(`prometheus: ${b}`));
+
+  const query = async (q: string): Promise<Series[]> => {
+    const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const body = (await res.json()) as { status: string; error?: string; data: { result: Series[] } };
+    if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
+    return body.data.result;
+  };
+  const byRank = (series: Series[]) =>
+    Object.fromEntries(series.map((s) => [s.metric.rank, Number(s.value[1])]));
+
+  try {
+    // The endpoint the node serves passes promtool's lint.
+    const text = await until('both ranks on /metrics', async () => {
+      const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return /mtl_loss\{[^}]*rank="0"/.test(body) && /mtl_loss\{[^}]*rank="1"/.test(body) && body;
+    });
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(lint.status, 0, `${lint.stdout}${lint.stderr}`);
+
+    // Each rank's loss series exists in Prometheus and changes over time.
+    const moved = await until("both ranks' loss to change in Prometheus", async () => {
+      const r = byRank(await query('changes(mtl_loss{task="fr",name="id"}[30s])'));
+      return r['0']! > 0 && r['1']! > 0 && r;
+    });
+    assert.deepEqual(Object.keys(moved).sort(), ['0', '1']);
+    const range = await (
+      await fetch(
+        `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent('mtl_loss{task="fr",name="id"}[30s]')}`,
+      )
+    ).json();
+    for (const s of range.data.result as Array<{ values: [number, string][] }>) {
+      assert.ok(new Set(s.values.map((v) => v[1])).size >= 2, 'distinct samples over time');
+    }
+
+    // Throughput is positive.
+    const throughput = await until('a positive images/s', async () => {
+      const [s] = await query('sum(rate(mtl_images_total[10s]))');
+      return s && Number(s.value[1]) > 0 && Number(s.value[1]);
+    });
+    assert.ok(throughput > 0);
+
+    // Every dashboard query runs against the live data without a PromQL error.
+    for (const q of dashboardQueries()) await query(concrete(q.expr));
+    assert.ok(
+      (await query(concrete('sum by (phase) (rate(mtl_step_phase_seconds_sum[$__rate_interval]))'))).length >=
+        5,
+    );
+
+    // Killing a worker makes the launcher restart both; Prometheus sees the counter move.
+    assert.equal(Number((await query('mtl_launcher_restarts_total'))[0]?.value[1]), 0);
+    const victim = Number(readFileSync(join(pids, 'rank1.pid'), 'utf8'));
+    process.kill(victim, 'SIGKILL');
+    await until('mtl_launcher_restarts_total to reach 1 in Prometheus', async () => {
+      const [s] = await query('mtl_launcher_restarts_total');
+      return s && Number(s.value[1]) === 1;
+    });
+    const exits = await query('mtl_worker_exits_total{rank="1",cause="signal"}');
+    assert.equal(Number(exits[0]?.value[1]), 1);
+    // The restarted rank 1 reports again.
+    await until('rank 1 back after the restart', async () => {
+      const r = byRank(await query('mtl_worker_up'));
+      return (
+        r['0'] === 1 && r['1'] === 1 && (await query('mtl_loss{rank="1",task="fr",name="id"}')).length === 1
+      );
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- logs ---\n${logs.join('').slice(-4000)}`, { cause: e });
+  }
+});
