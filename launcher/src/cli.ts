@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // `mtl-launch`: see launcher/README.md. Parses flags, runs the agent, exits with its code; user
 // errors are one line on stderr, never a stack trace.
-import { Agent } from './agent.js';
 import { LaunchError } from './errors.js';
 import { parseLaunchArgs } from './options.js';
 
@@ -9,6 +8,8 @@ async function main(): Promise<number> {
   try {
     const { config, warnings } = parseLaunchArgs(process.argv.slice(2));
     for (const w of warnings) process.stderr.write(`mtl-launch: ${w}\n`);
+    // Loaded only now: a usage error should not pay for ZeroMQ and the store.
+    const { Agent } = await import('./agent.js');
     return await new Agent(config).run();
   } catch (e) {
     if (e instanceof LaunchError) {

@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { LauncherMetrics, mergeTimeline } from '@mtlface/metrics';
 import { LaunchError } from './errors.js';
 import type { WorkerExit } from './worker-process.js';
 
@@ -24,6 +23,8 @@ export async function startMetrics(
   nodeRank: number,
 ): Promise<MetricsHook> {
   if (port === undefined || port === 0) return OFF;
+  // prom-client is loaded only when metrics are on.
+  const { LauncherMetrics } = await import('@mtlface/metrics');
   const m = new LauncherMetrics({ host, port, nodeRank });
   try {
     await m.listen();
@@ -46,5 +47,7 @@ export async function startMetrics(
 
 /** Merges the per-rank timeline files the workers wrote (`--timeline FILE`). */
 export async function finishTimeline(file: string | undefined): Promise<void> {
-  if (file !== undefined) await mergeTimeline(file);
+  if (file === undefined) return;
+  const { mergeTimeline } = await import('@mtlface/metrics');
+  await mergeTimeline(file);
 }

@@ -10,6 +10,7 @@ import { parseRanksFilter, parseStreamSpec } from './log-spec.js';
 import { probeHost, resolveNproc } from './nproc.js';
 import type { HostResources } from './nproc.js';
 import { slurmPlacement } from './slurm.js';
+import { parseDeviceList } from './worker-env.js';
 
 /** Flags that take no value (everything else before the entry point takes one). */
 const BOOLEAN_FLAGS = new Set(['--standalone', '--help', '--version']);
@@ -140,6 +141,13 @@ export function parseLaunchArgs(
   const nprocPerNode = /^\d+$/.test(nprocSpec.trim())
     ? resolveNproc(nprocSpec, { gpus: 0, cpus: 0 })
     : resolveNproc(nprocSpec, host());
+
+  const devices = env.CUDA_VISIBLE_DEVICES === undefined ? [] : parseDeviceList(env.CUDA_VISIBLE_DEVICES);
+  if (devices.length > 0 && devices.length < nprocPerNode) {
+    throw new LaunchError(
+      `CUDA_VISIBLE_DEVICES=${env.CUDA_VISIBLE_DEVICES} lists ${devices.length} device(s) for ${nprocPerNode} workers per node`,
+    );
+  }
 
   let nnodesText = String(o.nnodes);
   let nodeRankText = String(o.nodeRank);

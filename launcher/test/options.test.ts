@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { LaunchError } from '../src/errors.js';
+import { derivedToken, normalizeFlags, parseLaunchArgs } from '../src/options.js';
+import { resolveNproc } from '../src/nproc.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mtl-opts-'));
+writeFileSync(join(dir, 'train.mjs'), '');
+writeFileSync(join(dir, 'train.ts'), '');
+writeFileSync(join(dir, 'notes.txt'), '');
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const host = () => ({ gpus: 4, cpus: 16 });
+const parse = (args: string[], env: NodeJS.ProcessEnv = {}) => parseLaunchArgs(args, env, dir, host);
+const refuses = (args: string[], message: RegExp, env: NodeJS.ProcessEnv = {}) =>
+  assert.throws(
+    () => parse(args, env),
+    (e: unknown) => e instanceof LaunchError && message.test(e.message),
+  );
+
+describe('resolveNproc', () => {
+  it('maps auto, gpu, cpu and numbers to a count', () => {
+    assert.equal(resolveNproc('auto', { gpus: 8, cpus: 2 }), 8);
+    assert.equal(resolveNproc('auto', { gpus: 0, cpus: 2 }), 1);
+    assert.equal(resolveNproc('gpu', { gpus: 3, cpus: 2 }), 3);
+    assert.equal(resolveNproc('cpu', { gpus: 3, cpus: 12 }), 12);
+    assert.equal(resolveNproc('5', { gpus: 0, cpus: 1 }), 5);
+  });
+  it('refuses gpu without GPUs, zero and junk', () => {
+    assert.throws(() => resolveNproc('gpu', { gpus: 0, cpus: 4 }), /no GPU found/);
+    assert.throws(() => resolveNproc('0', { gpus: 0, cpus: 4 }), /at least 1/);
+    assert.throws(() => resolveNproc('-2', { gpus: 0, cpus: 4 }), /positive integer/);
+    assert.throws(() => resolveNproc('2.5', { gpus: 0, cpus: 4 }), /positive integer/);
+  });
+});
+
+describe('normalizeFlags', () => {
+  it('rewrites torchrun underscores in launcher flags only, never in the script arguments', () => {
+    assert.deepEqual(
+      normalizeFlags([
+        '--nproc_per_node=2',
+        '--master_addr',
+        'node_1',
+        '--standalone',
+        'train.py',
+        '--lr_decay',
+        '1',
+      ]),
+      ['--nproc-per-node=2', '--master-addr', 'node_1', '--standalone', 'train.py', '--lr_decay', '1'],
+    );
+  });
+});
+
+describe('parseLaunchArgs', () => {
+  it('takes --nproc as --nproc-per-node and passes the arguments after the script through', () => {
+    const { config } = parse(['--nproc', '8', 'train.mjs', '--epochs', '3', 'lr=0.1']);
+    assert.equal(config.nprocPerNode, 8);
+    assert.equal(config.entry.kind, 'script');
+    assert.equal(config.entry.program, join(dir, 'train.mjs'));
+    assert.deepEqual(config.entry.args, ['--epochs', '3', 'lr=0.1']);
+    assert.equal(config.masterAddr, '127.0.0.1');
+    assert.equal(config.masterPort, 29500);
+    assert.equal(config.maxRestarts, 0);
+  });
+
+  it('resolves auto/gpu/cpu against the host', () => {
+    assert.equal(parse(['--nproc', 'auto', 'train.mjs']).config.nprocPerNode, 4);
+    assert.equal(parse(['--nproc-per-node', 'cpu', 'train.mjs']).config.nprocPerNode, 16);
+  });
+
+  it('runs a .ts script through tsx', () => {
+    const { config } = parse(['train.ts']);
+    assert.ok(
+      config.entry.execArgv.some((a) => a.includes('tsx')),
+      config.entry.execArgv.join(' '),
+    );
+  });
+
+  it('uses a free port and a random run id with --standalone', () => {
+    const a = parse(['--standalone', 'train.mjs']).config;
+    const b = parse(['--standalone', 'train.mjs']).config;
+    assert.equal(a.masterPort, 0);
+    assert.notEqual(a.runId, b.runId);
+    assert.notEqual(a.runToken, b.runToken);
+  });
+
+  it('derives the multi-node token from the run id and warns once when none is given', () => {
+    const p = parse(['--nnodes', '2', '--node-rank', '1', '--run-id', 'job7', 'train.mjs']);
+    assert.equal(p.config.runToken, derivedToken('job7'));
+    assert.notEqual(derivedToken('job7'), derivedToken('job8'));
+    assert.equal(p.config.tokenDerived, true);
+    assert.equal(p.warnings.length, 1);
+    const q = parse(['--nnodes', '2', 'train.mjs'], { MTL_RUN_TOKEN: 's3cret' });
+    assert.equal(q.config.runToken, 's3cret');
+    assert.deepEqual(q.warnings, []);
+    assert.equal(parse(['--nnodes', '2', '--rdzv-token', 'flag', 'train.mjs']).config.runToken, 'flag');
+  });
+
+  it('reads the placement from Slurm when none is given, and lets flags win', () => {
+    const env = {
+      SLURM_JOB_ID: '42',
+      SLURM_NNODES: '4',
+      SLURM_NODEID: '2',
+      SLURM_JOB_NODELIST: 'gpu[07-10]',
+    };
+    const c = parse(['train.mjs'], env).config;
+    assert.deepEqual([c.nnodes, c.nodeRank, c.masterAddr], [4, 2, 'gpu07']);
+    const d = parse(['--nnodes', '1', 'train.mjs'], env).config;
+    assert.deepEqual([d.nnodes, d.nodeRank, d.masterAddr], [1, 0, '127.0.0.1']);
+  });
+
+  it('parses log routing flags', () => {
+    const c = parse([
+      '--log-dir',
+      'logs',
+      '--redirects',
+      '0:3,2:1',
+      '--tee',
+      '2',
+      '--local-ranks-filter',
+      '0,2',
+      'train.mjs',
+    ]).config;
+    assert.equal(c.logDir, join(dir, 'logs'));
+    assert.deepEqual(c.redirects(0), { out: true, err: true });
+    assert.deepEqual(c.redirects(1), { out: false, err: false });
+    assert.deepEqual(c.redirects(2), { out: true, err: false });
+    assert.deepEqual(c.tee(5), { out: false, err: true });
+    assert.deepEqual([...(c.localRanksFilter ?? [])], [0, 2]);
+  });
+
+  it('refuses bad values with a message naming the flag', () => {
+    refuses(
+      ['--nproc', 'many', 'train.mjs'],
+      /--nproc-per-node must be a positive integer, auto, gpu or cpu \(got 'many'\)/,
+    );
+    refuses(['--nproc', '0', 'train.mjs'], /at least 1/);
+    refuses(['--nnodes', '0', 'train.mjs'], /--nnodes must be at least 1/);
+    refuses(['--nnodes', '1:4', 'train.mjs'], /elastic ranges/);
+    refuses(['--nnodes', '3', '--node-rank', '3', 'train.mjs'], /--node-rank 3 must be less than --nnodes 3/);
+    refuses(['--master-port', '70000', 'train.mjs'], /--master-port must be in 1\.\.65535, got 70000/);
+    refuses(['--max-restarts', '-1', 'train.mjs'], /--max-restarts must be at least 0/);
+    refuses(
+      ['--shutdown-timeout', '0', 'train.mjs'],
+      /--shutdown-timeout must be a positive number of seconds/,
+    );
+    refuses(['--redirects', '7', 'train.mjs'], /--redirects: expected 0 \(none\)/);
+    refuses(['--tee', '0:x', 'train.mjs'], /--tee: expected 0 \(none\)/);
+    refuses(['--local-ranks-filter', 'a,b', 'train.mjs'], /--local-ranks-filter/);
+    refuses(['--run-id', 'a b', 'train.mjs'], /--run-id must be/);
+    refuses(['--standalone', '--nnodes', '2', 'train.mjs'], /--standalone runs a single node/);
+    refuses(['--nproc', '2', '--nproc-per-node', '3', 'train.mjs'], /disagree/);
+    refuses(['--nproc', '3', 'train.mjs'], /CUDA_VISIBLE_DEVICES=0,1 lists 2 device\(s\) for 3 workers/, {
+      CUDA_VISIBLE_DEVICES: '0,1',
+    });
+    refuses(['missing.mjs'], /script not found: missing\.mjs/);
+    refuses(['missing.yaml'], /config not found: missing\.yaml/);
+    refuses(['notes.txt'], /expected a training config \(\.yaml, \.yml\) or a script/);
+    refuses(['train.mjs'], /SLURM_JOB_NODELIST: .*unbalanced/, {
+      SLURM_JOB_ID: '1',
+      SLURM_NNODES: '2',
+      SLURM_NODEID: '0',
+      SLURM_JOB_NODELIST: 'n[1-2',
+    });
+  });
+});
