@@ -1,4 +1,4 @@
-import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 /** The float32 values behind a tensor of the cpu-style backend (no copy). */
@@ -17,7 +17,7 @@ export function outputOf(backend: MathBackendCPU, shape: number[], values: Float
 /** tfjs's fused activations, run with the given (cpu) kernels; returns a new tensor. */
 export function applyActivation(
   kernels: Map<string, KernelConfig>,
-  backend: MathBackendCPU,
+  backend: KernelBackend,
   x: TensorInfo,
   activation: string,
   preluWeights: TensorInfo | undefined,

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { applyActivation } from '../native/tensors.js';
 
 /** Kernels the wasm backend gets from us: added (filter gradient) or wrapped (slow or wrong paths). */
 export const WASM_FIXED_KERNELS: readonly string[] = [
@@ -16,8 +17,9 @@ let done = false;
 /**
  * Makes tfjs-backend-wasm train correctly: registers the missing
  * Conv2DBackpropFilter, transposes explicitly instead of using matMul's slow
- * transposeA path, and computes the 1×1 max-pool gradient (which wasm gets
- * wrong for strides > 1) as the scatter it is. Call after importing
+ * transposeA path, composes _FusedMatMul (wrong with transposeB + bias), and
+ * computes MaxPoolGrad directly (wrong for non-overlapping windows such as the
+ * 1×1 stride-2 shortcut). Call after importing
  * '@tensorflow/tfjs-backend-wasm'; idempotent.
  */
 export function registerWasmFixes(): void {
@@ -133,17 +135,44 @@ export function registerWasmFixes(): void {
     return out;
   };
 
+  // wasm's _FusedMatMul drops rows with transposeB + bias + activation; compose it instead.
   const fusedMatMul: KernelFunc = (args) => {
     const backend = args.backend as BackendWasm;
-    const inputs = args.inputs as Record<string, TensorInfo>;
-    const attrs = args.attrs as Record<string, unknown> & { transposeA: boolean };
-    if (!attrs.transposeA) return call(backend, '_FusedMatMul', inputs, attrs);
-    const aT = transposeLast2(backend, inputs.a!);
-    const out = call(backend, '_FusedMatMul', { ...inputs, a: aT }, { ...attrs, transposeA: false });
-    free(backend, aT);
+    const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
+    const attrs = args.attrs as {
+      transposeA: boolean;
+      transposeB: boolean;
+      activation?: string;
+      leakyreluAlpha?: number;
+    };
+    let out = batchMatMul({
+      inputs: { a: a!, b: b! },
+      backend,
+      attrs: { transposeA: attrs.transposeA, transposeB: attrs.transposeB },
+    }) as TensorInfo;
+    if (bias) {
+      const next = call(backend, 'Add', { a: out, b: bias });
+      free(backend, out);
+      out = next;
+    }
+    if (attrs.activation && attrs.activation !== 'linear') {
+      const next = applyActivation(
+        orig,
+        backend,
+        out,
+        attrs.activation,
+        preluActivationWeights,
+        attrs.leakyreluAlpha,
+      );
+      free(backend, out);
+      out = next;
+    }
     return out;
   };
 
+  // wasm's MaxPoolGrad is wrong when windows do not overlap (1×1 or 2×2 with
+  // stride 2 were measured); route every case through this direct version:
+  // each output's gradient goes to the first maximum of its window, as cpu does.
   const maxPoolGrad: KernelFunc = (args) => {
     const backend = args.backend as BackendWasm;
     const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
@@ -161,34 +190,34 @@ export function registerWasmFixes(): void {
       a.pad,
       a.dimRoundingMode,
     );
-    if (info.filterHeight !== 1 || info.filterWidth !== 1)
-      return call(backend, 'MaxPoolGrad', args.inputs, a);
-    // A 1×1 window: every output took exactly its one input pixel.
     const out = backend.makeOutput(input.shape, 'float32');
     const dx = backend.typedArrayFromHeap(out) as Float32Array;
     dx.fill(0);
     const g = backend.typedArrayFromHeap(dy) as Float32Array;
-    const {
-      batchSize,
-      inHeight,
-      inWidth,
-      inChannels: c,
-      outHeight,
-      outWidth,
-      strideHeight,
-      strideWidth,
-    } = info;
+    const xv = backend.typedArrayFromHeap(input) as Float32Array;
+    const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth } = info;
+    const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
     const { top, left } = info.padInfo;
     for (let n = 0; n < batchSize; n++) {
       for (let oh = 0; oh < outHeight; oh++) {
-        const ih = oh * strideHeight - top;
-        if (ih < 0 || ih >= inHeight) continue;
+        const h0 = oh * sh - top;
         for (let ow = 0; ow < outWidth; ow++) {
-          const iw = ow * strideWidth - left;
-          if (iw < 0 || iw >= inWidth) continue;
+          const w0 = ow * sw - left;
           const src = ((n * outHeight + oh) * outWidth + ow) * c;
-          const dst = ((n * inHeight + ih) * inWidth + iw) * c;
-          for (let ch = 0; ch < c; ch++) dx[dst + ch] = g[src + ch]!;
+          for (let ch = 0; ch < c; ch++) {
+            let best = -Infinity;
+            let at = -1;
+            for (let ih = Math.max(0, h0); ih < Math.min(inHeight, h0 + fh); ih++) {
+              for (let iw = Math.max(0, w0); iw < Math.min(inWidth, w0 + fw); iw++) {
+                const idx = ((n * inHeight + ih) * inWidth + iw) * c + ch;
+                if (xv[idx]! > best || at < 0) {
+                  best = xv[idx]!;
+                  at = idx;
+                }
+              }
+            }
+            if (at >= 0) dx[at] = dx[at]! + g[src + ch]!;
+          }
         }
       }
     }
