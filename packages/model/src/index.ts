@@ -1,3 +1,8 @@
+import { registerAllGradients } from '@mtlface/backend';
+
+// tfjs-core alone registers no op gradients; every user of the model needs them for training.
+registerAllGradients();
+
 export * from './nn/module.js';
 export * from './nn/init.js';
 export * from './nn/conv.js';
@@ -15,3 +20,8 @@ export * from './losses.js';
 export * from './io/dtypes.js';
 export * from './io/safetensors.js';
 export * from './io/tensors.js';
+export * from './nn/spectral-norm.js';
+export * from './fas/router.js';
+export * from './fas/upsample.js';
+export * from './fas/aging-module.js';
+export * from './fas/discriminator.js';

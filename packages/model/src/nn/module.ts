@@ -196,3 +196,13 @@ function join(prefix: string, name: string): string {
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/** Children named 0, 1, 2, ... without a forward of their own (PyTorch `nn.ModuleList`). */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: M[];
+  constructor(items: M[]) {
+    super();
+    this.items = items;
+    items.forEach((m, i) => this.addModule(String(i), m));
+  }
+}
