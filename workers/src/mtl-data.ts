@@ -4,7 +4,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import {
   createProgress,
   datasetDifficulty,
+  fromBin,
+  fromRec,
   generatorDifficulty,
+  type Progress,
   synthImages,
   synthesize,
 } from '@mtlface/data';
@@ -66,6 +69,44 @@ program
       console.log(`synth stats (RMS pixel distance, 0–255), clean renders: ${fmt(clean)}`);
       console.log(`synth stats (RMS pixel distance, 0–255), written images: ${fmt(disk)}`);
     }
+  });
+
+program
+  .command('from-rec')
+  .description(
+    'extract an insightface RecordIO set (train.rec + train.idx) to <label:6>/<index:8>.jpg; resumable',
+  )
+  .argument('<dir>', 'directory holding train.rec and train.idx')
+  .requiredOption('--out <dir>', 'output directory')
+  .action(async (dir: string, o: { out: string }) => {
+    let progress: Progress | undefined;
+    const r = await fromRec({
+      dir,
+      out: o.out,
+      onProgress: (d, total) => {
+        progress ??= createProgress('from-rec', total);
+        progress.update(d);
+      },
+    });
+    progress?.stop();
+    console.log(
+      `from-rec: ${r.images} images (${r.written} written now, ${r.images - r.written} already there) → ${o.out}`,
+    );
+  });
+
+program
+  .command('from-bin')
+  .description('extract an insightface verification set (.bin) to 00001.jpg… and pairs.txt (a b 1|-1)')
+  .argument('<file>', 'the .bin file (e.g. lfw.bin, agedb_30.bin)')
+  .requiredOption('--out <dir>', 'output directory')
+  .action(async (file: string, o: { out: string }) => {
+    let progress: Progress | undefined;
+    const r = await fromBin(file, o.out, (d, total) => {
+      progress ??= createProgress('from-bin', total);
+      progress.update(d);
+    });
+    progress?.stop();
+    console.log(`from-bin: ${r.images} images, ${r.pairs} pairs (${r.positives} same) → ${o.out}`);
   });
 
 try {

@@ -30,3 +30,7 @@ export { identityTraits, type IdentityTraits } from './synth/traits.js';
 export { renderFaceSvg, drawNuisance, type Nuisance } from './synth/render.js';
 export { datasetDifficulty, generatorDifficulty, type DifficultyStats } from './synth/difficulty.js';
 export { createProgress, type Progress } from './progress.js';
+export { readPickle, PickleError, type PickleValue } from './convert/pickle.js';
+export { fromBin, type FromBinResult } from './convert/from-bin.js';
+export { RecordReader, RecordIOError, parseImageRecord, readIndex, RECORDIO_MAGIC, type ImageRecord } from './convert/recordio.js';
+export { fromRec, recImagePath, FROM_REC_STATE, type FromRecOptions, type FromRecResult } from './convert/from-rec.js';
