@@ -23,6 +23,8 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Kill the launcher (SIGKILL) and reject after this long; default 60 s. */
   timeoutMs?: number;
+  /** A command the launcher runs under, e.g. ['ip', 'netns', 'exec', 'ns0']. */
+  prefix?: string[];
 }
 
 export interface LaunchResult {
@@ -36,7 +38,9 @@ export interface LaunchResult {
 
 /** Starts `mtl-launch args...` from source; stdout/stderr piped. */
 export function spawnLauncher(args: string[], opts: LaunchOptions = {}): ChildProcess {
-  return spawn(process.execPath, [...SOURCE_EXEC_ARGV, LAUNCHER_CLI, ...args], {
+  const argv = [process.execPath, ...SOURCE_EXEC_ARGV, LAUNCHER_CLI, ...args];
+  const [cmd, ...rest] = [...(opts.prefix ?? []), ...argv];
+  return spawn(cmd!, rest, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
