@@ -89,6 +89,7 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
       '--max-restarts=1',
       `--metrics-port=${metricsPort}`,
       '--metrics-host=127.0.0.1',
+      `--timeline=${join(dir, 'timeline.json')}`,
       SCRIPT_WORKER,
     ],
     {
@@ -186,6 +187,22 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
         r['0'] === 1 && r['1'] === 1 && (await query('mtl_loss{rank="1",task="fr",name="id"}')).length === 1
       );
     });
+
+    // On shutdown the launcher merges both ranks' timelines (both attempts) into one Chrome trace.
+    await stop(launcher);
+    const trace = JSON.parse(readFileSync(join(dir, 'timeline.json'), 'utf8')) as {
+      traceEvents: Array<{ ph: string; pid: number; name: string; cat?: string; ts: number }>;
+    };
+    const spans = trace.traceEvents.filter((e) => e.ph === 'X');
+    for (const rank of [0, 1]) {
+      const cats = new Set(spans.filter((e) => e.pid === rank).map((e) => e.cat));
+      for (const c of ['step', 'data_wait', 'compute', 'allreduce', 'collective'])
+        assert.ok(cats.has(c), `rank ${rank} ${c}`);
+    }
+    assert.ok(
+      spans.every((e, i) => i === 0 || e.ts >= spans[i - 1]!.ts),
+      'sorted by time',
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- logs ---\n${logs.join('').slice(-4000)}`, { cause: e });
   }

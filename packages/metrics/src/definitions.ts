@@ -48,11 +48,17 @@ export const WORKER_METRICS = {
   learningRate: def('mtl_learning_rate', 'gauge', 'Current learning rate of the optimizer of a task.', [
     'task',
   ]),
-  lossScale: def('mtl_loss_scale', 'gauge', 'Current dynamic loss scale (1 without mixed precision).'),
+  lossScale: def(
+    'mtl_loss_scale',
+    'gauge',
+    'Current dynamic loss scale of a task (1 without mixed precision).',
+    ['task'],
+  ),
   skippedSteps: def(
     'mtl_skipped_steps_total',
     'counter',
-    'Optimizer steps skipped because a gradient overflowed (inf/NaN) on some rank.',
+    'Optimizer steps of a task skipped because a gradient overflowed (inf/NaN) on some rank.',
+    ['task'],
   ),
   iterations: def('mtl_iterations_total', 'counter', 'Training iterations completed by this process.'),
   iteration: def(

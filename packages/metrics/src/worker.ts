@@ -5,7 +5,7 @@ import type { StepPhase } from './definitions.js';
 import { METRICS_RESPONSE, isMetricsRequest } from './ipc.js';
 import type { MetricsResponse } from './ipc.js';
 import { collectLintedDefaults, registerAll } from './registry.js';
-import { TimelineRecorder } from './timeline.js';
+import { TimelineRecorder, nowUs } from './timeline.js';
 
 export interface WorkerMetricsOptions {
   rank: number;
@@ -26,8 +26,8 @@ export interface WorkerMetrics {
   readonly timeline: TimelineRecorder | null;
   loss(task: Task, name: string, value: number): void;
   learningRate(value: number, task?: Task): void;
-  lossScale(value: number): void;
-  skippedSteps(count?: number): void;
+  lossScale(value: number, task?: Task): void;
+  skippedSteps(count?: number, task?: Task): void;
   /** Counts completed iterations; `current` (the schedule index) sets `mtl_iteration`. */
   iterations(count?: number, current?: number): void;
   images(count: number): void;
@@ -42,6 +42,12 @@ export interface WorkerMetrics {
   validation(set: string, metric: string, value: number): void;
   /** One checkpoint written completely in `seconds`. */
   checkpoint(seconds: number): void;
+  /**
+   * Records one whole iteration from the trainer's report (see IterationSummary):
+   * losses, learning rates, loss scales, skipped steps, counters, the step and
+   * its phases; on the timeline the phases are laid out in order inside the step.
+   */
+  recordIteration(r: IterationSummary): void;
   /** Answers the launcher's metrics requests over IPC; returns a function that stops answering. */
   serveOverIpc(): () => void;
   /**
@@ -49,6 +55,65 @@ export interface WorkerMetrics {
    * the last scrape are not lost when the worker ends) and stops answering IPC.
    */
   close(): Promise<void>;
+}
+
+/**
+ * One iteration as the trainer reports it (structurally @mtlface/train's
+ * IterationReport) plus what only the loop knows: images, step and data-wait time.
+ */
+export interface IterationSummary {
+  /** Schedule index of the iteration (sets `mtl_iteration`). */
+  iteration: number;
+  /** Images this rank trained on in the iteration. */
+  images: number;
+  /** Wall time of the whole iteration, data wait included. */
+  stepSeconds: number;
+  /** Time spent waiting for the batch (the loader's prefetch queue was empty). */
+  dataWaitSeconds?: number;
+  /** Keys `<task>_<name>` (fr_id, fr_age, fr_da, fas_d, fas_g …); a key without `_` is task `all`. */
+  losses: Record<string, number>;
+  lr?: Record<string, number | undefined>;
+  scale?: Record<string, number>;
+  /** Optimizer steps skipped this iteration, by key (fr, fas_d, fas_g → task before `_`). */
+  skipped?: readonly string[];
+  /** Totals over the iteration's phases, in milliseconds. */
+  timings?: { computeMs: number; copyOutMs: number; exposedCommMs: number; optimizerMs: number };
+}
+
+/** `fr_id` → {task: fr, name: id}; `fas_g` → {task: fas, name: g}; `total` → {task: all, name: total}. */
+export function splitLossKey(key: string): { task: string; name: string } {
+  const i = key.indexOf('_');
+  return i <= 0 ? { task: 'all', name: key } : { task: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+/** The part of a process group that gradient sync uses. */
+export interface AllReducer {
+  allReduce(buf: Float32Array, opts?: { op?: string; wire?: string }): Promise<unknown>;
+}
+
+/**
+ * Wraps a process group so every all-reduce is measured (f32 payload bytes,
+ * seconds from issue to completion, overlapped or not) into `metrics`; other
+ * members pass through to the group.
+ */
+export function instrumentAllReduce<G extends AllReducer>(group: G, metrics: WorkerMetrics): G {
+  const allReduce = async (buf: Float32Array, opts?: { op?: string; wire?: string }) => {
+    const t0 = performance.now();
+    const out = await group.allReduce(buf, opts);
+    metrics.allReduce(
+      buf.byteLength,
+      (performance.now() - t0) / 1000,
+      opts?.wire ? { wire: opts.wire } : undefined,
+    );
+    return out;
+  };
+  return new Proxy(group, {
+    get(target, prop) {
+      if (prop === 'allReduce') return allReduce;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 function finite(what: string, value: number): number {
@@ -90,12 +155,14 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     learningRate(value, task = 'fr') {
       gauge(m.learningRate).set({ task }, finite('learning rate', value));
     },
-    lossScale(value) {
-      gauge(m.lossScale).set(finite('loss scale', value));
+    lossScale(value, task = 'fr') {
+      gauge(m.lossScale).set({ task }, finite('loss scale', value));
+      // A task with a loss scale can skip steps: its counter exists from 0, so rate() sees the first skip.
+      counter(m.skippedSteps).inc({ task }, 0);
     },
-    skippedSteps(count = 1) {
-      counter(m.skippedSteps).inc(nonNegative('skipped steps', count));
-      timeline?.instant('step', 'skipped step (overflow)', { count });
+    skippedSteps(count = 1, task = 'fr') {
+      counter(m.skippedSteps).inc({ task }, nonNegative('skipped steps', count));
+      timeline?.instant('step', `skipped ${task} step (overflow)`, { count });
     },
     iterations(count = 1, current) {
       counter(m.iterations).inc(nonNegative('iterations', count));
@@ -135,6 +202,37 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
       counter(m.checkpointWrites).inc();
       histogram(m.checkpointSeconds).observe(nonNegative('checkpoint seconds', seconds));
       timeline?.span('checkpoint', 'checkpoint', seconds);
+      timeline?.flush();
+    },
+    recordIteration(r) {
+      for (const [key, value] of Object.entries(r.losses)) {
+        const { task, name } = splitLossKey(key);
+        self.loss(task, name, value);
+      }
+      for (const [task, lr] of Object.entries(r.lr ?? {})) if (lr !== undefined) self.learningRate(lr, task);
+      for (const [task, scale] of Object.entries(r.scale ?? {})) self.lossScale(scale, task);
+      for (const key of r.skipped ?? []) self.skippedSteps(1, splitLossKey(key).task);
+      self.images(r.images);
+      self.iterations(1, r.iteration);
+      const t = r.timings;
+      const phases: [StepPhase, number][] = [
+        ['data_wait', r.dataWaitSeconds ?? 0],
+        ['compute', (t?.computeMs ?? 0) / 1000],
+        ['grad_copy', (t?.copyOutMs ?? 0) / 1000],
+        ['allreduce', (t?.exposedCommMs ?? 0) / 1000],
+        ['optimizer', (t?.optimizerMs ?? 0) / 1000],
+      ];
+      const stepSeconds = nonNegative('step seconds', r.stepSeconds);
+      histogram(m.step).observe(stepSeconds);
+      let at = nowUs() - Math.round(stepSeconds * 1e6);
+      if (timeline) timeline.span('step', `step ${r.iteration}`, stepSeconds, { images: r.images }, at);
+      for (const [phase, seconds] of phases) {
+        if (phase === 'data_wait' && r.dataWaitSeconds === undefined) continue;
+        if (phase !== 'data_wait' && t === undefined) continue;
+        histogram(m.stepPhase).observe({ phase }, nonNegative(`${phase} seconds`, seconds));
+        timeline?.span(phase, phase, seconds, undefined, at);
+        at += Math.round(seconds * 1e6);
+      }
       timeline?.flush();
     },
     serveOverIpc() {

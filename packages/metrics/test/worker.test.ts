@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createWorkerMetrics, rankTimelineFile, STEP_PHASES, WORKER_METRICS } from '@mtlface/metrics';
+import {
+  createWorkerMetrics,
+  instrumentAllReduce,
+  rankTimelineFile,
+  STEP_PHASES,
+  WORKER_METRICS,
+} from '@mtlface/metrics';
 import { find, parseExposition, promtoolCheck } from './helpers.js';
 
 test('every metric in the worker table is registered under its name with a rank label', async () => {
@@ -32,8 +38,10 @@ test('the training-loop API lands in the right series', async () => {
   m.loss('fas', 'd_adv', 0.5);
   m.learningRate(0.01, 'fas');
   m.lossScale(1024);
+  m.lossScale(512, 'fas');
   m.skippedSteps();
   m.skippedSteps(2);
+  m.skippedSteps(1, 'fas');
   m.iterations(1, 41);
   m.iterations(1, 42);
   m.images(64);
@@ -53,8 +61,10 @@ test('the training-loop API lands in the right series', async () => {
   assert.equal(v('mtl_loss', { task: 'fr', name: 'id' }), 1.25);
   assert.equal(v('mtl_loss', { task: 'fas', name: 'd_adv' }), 0.5);
   assert.equal(v('mtl_learning_rate', { task: 'fas' }), 0.01);
-  assert.equal(v('mtl_loss_scale'), 1024);
-  assert.equal(v('mtl_skipped_steps_total'), 3);
+  assert.equal(v('mtl_loss_scale', { task: 'fr' }), 1024);
+  assert.equal(v('mtl_loss_scale', { task: 'fas' }), 512);
+  assert.equal(v('mtl_skipped_steps_total', { task: 'fr' }), 3);
+  assert.equal(v('mtl_skipped_steps_total', { task: 'fas' }), 1);
   assert.equal(v('mtl_iterations_total'), 2);
   assert.equal(v('mtl_iteration'), 42);
   assert.equal(v('mtl_images_total'), 128);
@@ -119,4 +129,87 @@ test('with a timeline file, phases, steps and collectives become trace events on
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('recordIteration maps a trainer report onto the series and lays phases out inside the step', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-tl-'));
+  try {
+    const file = join(dir, 'trace.json');
+    const m = createWorkerMetrics({ rank: 1, timeline: file, defaultMetrics: false });
+    m.recordIteration({
+      iteration: 99,
+      images: 64,
+      stepSeconds: 1,
+      dataWaitSeconds: 0.1,
+      losses: { fr_id: 7.5, fr_da: 0.25, fas_g: 0.75, total: 9 },
+      lr: { fr: 0.05, fas: undefined },
+      scale: { fr: 256, fas: 1024 },
+      skipped: ['fas_d', 'fas_g'],
+      timings: { computeMs: 600, copyOutMs: 50, exposedCommMs: 150, optimizerMs: 100 },
+    });
+    const s = parseExposition(await m.registry.metrics());
+    const v = (name: string, labels: Record<string, string> = {}) =>
+      find(s, name, labels).map((x) => x.value);
+    assert.deepEqual(v('mtl_loss', { task: 'fr', name: 'id' }), [7.5]);
+    assert.deepEqual(v('mtl_loss', { task: 'fr', name: 'da' }), [0.25]);
+    assert.deepEqual(v('mtl_loss', { task: 'fas', name: 'g' }), [0.75]);
+    assert.deepEqual(v('mtl_loss', { task: 'all', name: 'total' }), [9]);
+    assert.deepEqual(v('mtl_learning_rate'), [0.05]);
+    assert.deepEqual(v('mtl_loss_scale', { task: 'fas' }), [1024]);
+    assert.deepEqual(v('mtl_skipped_steps_total', { task: 'fas' }), [2]);
+    assert.deepEqual(v('mtl_skipped_steps_total', { task: 'fr' }), [0]);
+    assert.deepEqual(v('mtl_images_total'), [64]);
+    assert.deepEqual(v('mtl_iteration'), [99]);
+    assert.deepEqual(v('mtl_step_seconds_sum'), [1]);
+    assert.deepEqual(v('mtl_step_phase_seconds_sum', { phase: 'compute' }), [0.6]);
+    assert.deepEqual(v('mtl_step_phase_seconds_sum', { phase: 'data_wait' }), [0.1]);
+    await m.close();
+    const spans = readFileSync(rankTimelineFile(file, 1), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.ph === 'X');
+    const step = spans.find((e) => e.name === 'step 99');
+    const phases = spans.filter((e) => e.cat !== 'step');
+    assert.deepEqual(
+      phases.map((e) => [e.name, e.ts - step.ts, e.dur]),
+      [
+        ['data_wait', 0, 100_000],
+        ['compute', 100_000, 600_000],
+        ['grad_copy', 700_000, 50_000],
+        ['allreduce', 750_000, 150_000],
+        ['optimizer', 900_000, 100_000],
+      ],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('instrumentAllReduce measures every all-reduce and passes everything else through', async () => {
+  const m = createWorkerMetrics({ rank: 0, timeline: null, defaultMetrics: false });
+  class Group {
+    #calls = 0;
+    readonly worldSize = 4;
+    async allReduce(buf: Float32Array, _opts?: { op?: string; wire?: string }) {
+      this.#calls++;
+      buf.fill(1);
+      await new Promise((r) => setTimeout(r, 20));
+      return buf;
+    }
+    calls() {
+      return this.#calls;
+    }
+  }
+  const g = instrumentAllReduce(new Group(), m);
+  const buf = new Float32Array(1000);
+  assert.equal(await g.allReduce(buf, { op: 'mean', wire: 'f16' }), buf);
+  await g.allReduce(new Float32Array(10));
+  assert.equal(buf[999], 1);
+  assert.equal(g.calls(), 2, 'methods using private fields still work');
+  assert.equal(g.worldSize, 4);
+  const s = parseExposition(await m.registry.metrics());
+  assert.equal(find(s, 'mtl_allreduce_bytes_sum')[0]!.value, 4040);
+  assert.equal(find(s, 'mtl_allreduce_seconds_count')[0]!.value, 2);
+  assert.ok(find(s, 'mtl_allreduce_seconds_sum')[0]!.value >= 0.035);
 });
