@@ -1,5 +1,5 @@
 import type { OpContext } from '../group/opContext.js';
-import type { WireCodec } from '../wire/codec.js';
+import { divideF32, type WireCodec } from '../wire/codec.js';
 
 /**
  * Latency-optimal all-reduce for small buffers (scalars, flags, loss values):
@@ -27,6 +27,8 @@ export async function directAllReduce(
   codec.decodeInto(parts[0]!, acc);
   const elemOp = op === 'max' ? 'max' : 'sum';
   for (let p = 1; p < n; p++) codec.reduceInto(parts[p]!, acc, elemOp);
-  if (op === 'mean') for (let i = 0; i < acc.length; i++) acc[i]! /= n;
+  if (op === 'mean') divideF32(acc, n);
+  // Round the result to the wire format as the ring does, so an f16 sum past 65504 reads inf either way.
+  if (codec.wire !== 'f32') codec.encodeRound(acc, fresh);
   buf.set(acc);
 }

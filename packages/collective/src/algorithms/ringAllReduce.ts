@@ -1,5 +1,5 @@
 import type { OpContext } from '../group/opContext.js';
-import type { WireCodec } from '../wire/codec.js';
+import { divideF32, type WireCodec } from '../wire/codec.js';
 import type { SendPool } from '../wire/views.js';
 import { chunkStart, mod } from './chunks.js';
 
@@ -56,7 +56,7 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
         ctx.send(right, codec.encode(dst, take));
         continue;
       }
-      if (spec.op === 'mean') for (let i = 0; i < dst.length; i++) dst[i]! /= n;
+      if (spec.op === 'mean') divideF32(dst, n);
       if (spec.allGather) ctx.send(right, codec.encodeRound(dst, take));
     }
   }

@@ -141,8 +141,8 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
     transport.connect(peers);
     const group = new ProcessGroup(transport, {
       timeoutMs,
-      ...(o.smallBytes ? { smallBytes: o.smallBytes } : {}),
-      ...(o.segmentBytes ? { segmentBytes: o.segmentBytes } : {}),
+      ...(o.smallBytes !== undefined ? { smallBytes: o.smallBytes } : {}),
+      ...(o.segmentBytes !== undefined ? { segmentBytes: o.segmentBytes } : {}),
     });
     await closeStore();
     await group.barrier();

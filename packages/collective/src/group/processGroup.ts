@@ -65,6 +65,11 @@ export class ProcessGroup {
       throw new Error(`ProcessGroup: segmentBytes must be >= 64, got ${this.segmentBytes}`);
   }
 
+  /** How each rank is reached from this one ('self' for this rank). */
+  get peerEndpoints(): readonly string[] {
+    return this.transport.endpoints ?? [];
+  }
+
   /** Reduces `buf` across all ranks in place; every rank ends with identical values. */
   allReduce(buf: Float32Array, opts: ReduceOptions = {}): Promise<void> {
     const { op, wire } = this.checkReduce('allReduce', buf, opts);

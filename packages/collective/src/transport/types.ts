@@ -35,4 +35,6 @@ export interface Transport {
   /** Tells every peer this rank gave up (naming the culprit rank, default itself); they fail their pending waits. */
   abort(reason: string, culprit?: number): void;
   close(): Promise<void>;
+  /** How each peer is reached (e.g. 'ipc:///tmp/…', 'tcp://10.0.0.2:4711'; 'self' for this rank). */
+  readonly endpoints?: readonly string[];
 }

@@ -40,6 +40,12 @@ export function reduceF32(dst: Float32Array, src: Float32Array, op: ElementwiseO
     }
 }
 
+/** dst /= divisor elementwise (the mean's division, done once by the chunk's owner). */
+export function divideF32(dst: Float32Array, divisor: number): void {
+  const n = dst.length;
+  for (let i = 0; i < n; i++) dst[i]! /= divisor;
+}
+
 function reduceF16(dst: Float32Array, src: Uint16Array, op: ElementwiseOp): void {
   const n = dst.length;
   const t = F16_TO_F32;

@@ -1,0 +1,247 @@
+/**
+ * All-reduce benchmark in the style of nccl-tests.
+ *
+ *   npm run bench:allreduce -- [--nproc 2,4] [--wires f32,f16,bf16] [--min-bytes 4096] [--max-bytes 268435456]
+ *                              [--vs-gloo] [--json] [--transport auto|tcp|ipc] [--no-launcher]
+ *
+ * The driver runs every world size under `mtl-launch --standalone --nproc N` (script mode; with
+ * --no-launcher it spawns the ranks itself) and, with --vs-gloo, PyTorch's gloo on the same sizes
+ * (/usr/bin/python3 bench/gloo_allreduce.py). Each iteration starts after a barrier; a row
+ * reports min/median/max over iterations of the slowest rank's time, algbw = bytes/median and
+ * busbw = algbw·2(N−1)/N. --json prints one object per line instead of the table.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initProcessGroup, StoreServer, type Wire } from '../src/index.js';
+
+interface Row {
+  impl?: 'gloo';
+  nproc: number;
+  bytes: number;
+  wire: string;
+  median_s: number;
+  min_s: number;
+  max_s: number;
+  algbw_gbps: number;
+  busbw_gbps: number;
+  /** CPU seconds (user+sys) per call, mean over ranks: the cost that contention does not hide. */
+  cpu_s?: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../../..');
+
+function arg(argv: string[], name: string, fallback: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
+}
+
+function sizes(min: number, max: number): number[] {
+  const out: number[] = [];
+  for (let b = min; b <= max; b *= 4) out.push(b);
+  return out;
+}
+
+const itersFor = (bytes: number) => Math.max(5, Math.min(500, Math.floor((512 << 20) / bytes)));
+
+async function worker(argv: string[]): Promise<void> {
+  const out = arg(argv, '--out', '');
+  const wires = arg(argv, '--wires', 'f32').split(',') as Wire[];
+  const list = arg(argv, '--sizes', '4096').split(',').map(Number);
+  const pg = await initProcessGroup();
+  const rows: Row[] = [];
+  for (const wire of wires) {
+    for (const bytes of list) {
+      const buf = new Float32Array(bytes / 4);
+      for (let i = 0; i < buf.length; i++) buf[i] = Math.random() * 2 - 1;
+      for (let i = 0; i < 2; i++) await pg.allReduce(buf, { op: 'mean', wire });
+      const n = itersFor(bytes);
+      const times = new Float64Array(n + 1);
+      const cpu0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) {
+        await pg.barrier();
+        const t0 = process.hrtime.bigint();
+        await pg.allReduce(buf, { op: 'mean', wire });
+        times[i] = Number(process.hrtime.bigint() - t0) / 1e9;
+      }
+      const cpu = process.cpuUsage(cpu0);
+      times[n] = (cpu.user + cpu.system) / 1e6 / n;
+      const all = (await pg.allGather(new Uint8Array(times.buffer))).map(
+        (b) => new Float64Array(b.slice().buffer),
+      );
+      const slowest = Array.from(times.subarray(0, n), (_, i) => Math.max(...all.map((t) => t[i]!))).sort(
+        (a, b) => a - b,
+      );
+      const cpuPerCall = all.reduce((s, t) => s + t[n]!, 0) / all.length;
+      const median = slowest[Math.floor(slowest.length / 2)]!;
+      const algbw = bytes / median / 1e9;
+      rows.push({
+        nproc: pg.worldSize,
+        bytes,
+        wire,
+        median_s: median,
+        min_s: slowest[0]!,
+        max_s: slowest[slowest.length - 1]!,
+        algbw_gbps: algbw,
+        busbw_gbps: (algbw * 2 * (pg.worldSize - 1)) / pg.worldSize,
+        cpu_s: cpuPerCall,
+      });
+    }
+  }
+  await pg.close();
+  if (pg.rank === 0 && out) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(out, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  }
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], env, cwd: root });
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0
+        ? resolveRun()
+        : reject(new Error(`${cmd} ${args.slice(0, 6).join(' ')} … exited with ${signal ?? code}`)),
+    );
+  });
+}
+
+function readRows(file: string): Row[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Row);
+}
+
+// For profiling, e.g. MTL_BENCH_EXEC_ARGV="--cpu-prof --cpu-prof-dir=/tmp/prof" with --no-launcher.
+const extraExecArgv = (process.env.MTL_BENCH_EXEC_ARGV ?? '').split(' ').filter(Boolean);
+
+async function runRanks(
+  nproc: number,
+  workerArgs: string[],
+  useLauncher: boolean,
+  transport: string,
+): Promise<void> {
+  const sourceArgv = ['--conditions=mtl-source', '--import', 'tsx'];
+  const self = fileURLToPath(import.meta.url);
+  const env = { ...process.env, MTL_PG_TRANSPORT: transport };
+  if (useLauncher) {
+    await run(
+      process.execPath,
+      [
+        ...sourceArgv,
+        join(root, 'launcher/src/cli.ts'),
+        '--standalone',
+        '--nproc',
+        String(nproc),
+        self,
+        ...workerArgs,
+      ],
+      env,
+    );
+    return;
+  }
+  const token = 'bench';
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token });
+  try {
+    await Promise.all(
+      Array.from({ length: nproc }, (_, rank) =>
+        run(process.execPath, [...sourceArgv, ...extraExecArgv, self, ...workerArgs], {
+          ...env,
+          RANK: String(rank),
+          WORLD_SIZE: String(nproc),
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(store.port),
+          MTL_RUN_ID: `bench-${process.pid}`,
+          MTL_RUN_TOKEN: token,
+        }),
+      ),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+function fmtBytes(b: number): string {
+  return b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`;
+}
+
+function printTable(nproc: number, rows: Row[], gloo: Row[]): void {
+  const g = new Map(gloo.map((r) => [r.bytes, r]));
+  console.log(`\n# nproc ${nproc}: times over iterations of the slowest rank; busbw = algbw·2(N−1)/N`);
+  const head = ['size', 'wire', 'min ms', 'median ms', 'max ms', 'algbw GB/s', 'busbw GB/s', 'cpu ms/call'];
+  if (gloo.length) head.push('gloo median ms', 'gloo busbw', 'busbw ×gloo');
+  console.log(head.map((h, i) => (i < 2 ? h.padEnd(i === 0 ? 9 : 5) : h.padStart(12))).join(' '));
+  for (const r of rows) {
+    const cells = [
+      fmtBytes(r.bytes).padEnd(9),
+      r.wire.padEnd(5),
+      ...[r.min_s * 1e3, r.median_s * 1e3, r.max_s * 1e3].map((v) => v.toFixed(3).padStart(12)),
+      ...[r.algbw_gbps, r.busbw_gbps].map((v) => v.toFixed(3).padStart(12)),
+      (r.cpu_s === undefined ? '-' : (r.cpu_s * 1e3).toFixed(3)).padStart(12),
+    ];
+    const gr = g.get(r.bytes);
+    if (gloo.length) {
+      cells.push(
+        (gr ? (gr.median_s * 1e3).toFixed(3) : '-').padStart(12),
+        (gr ? gr.busbw_gbps.toFixed(3) : '-').padStart(12),
+        (gr ? (r.busbw_gbps / gr.busbw_gbps).toFixed(2) : '-').padStart(12),
+      );
+    }
+    console.log(cells.join(' '));
+  }
+}
+
+async function driver(argv: string[]): Promise<void> {
+  const nprocs = arg(argv, '--nproc', '2,4').split(',').map(Number);
+  const wires = arg(argv, '--wires', 'f32,f16,bf16');
+  const list = sizes(
+    Number(arg(argv, '--min-bytes', '4096')),
+    Number(arg(argv, '--max-bytes', String(256 << 20))),
+  );
+  const json = argv.includes('--json');
+  const vsGloo = argv.includes('--vs-gloo');
+  const transport = arg(argv, '--transport', 'auto');
+  const useLauncher = !argv.includes('--no-launcher') && existsSync(join(root, 'launcher/src/cli.ts'));
+  const python = '/usr/bin/python3';
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-bench-'));
+  try {
+    for (const nproc of nprocs) {
+      const out = join(dir, `mtl-${nproc}.jsonl`);
+      await runRanks(
+        nproc,
+        ['--worker', '--out', out, '--wires', wires, '--sizes', list.join(',')],
+        useLauncher,
+        transport,
+      );
+      const rows = readRows(out);
+      let gloo: Row[] = [];
+      if (vsGloo) {
+        if (!existsSync(python)) throw new Error(`--vs-gloo needs Debian's python3-torch at ${python}`);
+        const gout = join(dir, `gloo-${nproc}.jsonl`);
+        await run(python, [
+          join(here, 'gloo_allreduce.py'),
+          '--nproc',
+          String(nproc),
+          '--sizes',
+          list.join(','),
+          '--out',
+          gout,
+        ]);
+        gloo = readRows(gout);
+      }
+      if (json) for (const r of [...rows, ...gloo]) console.log(JSON.stringify(r));
+      else printTable(nproc, rows, gloo);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const argv = process.argv.slice(2);
+if (argv.includes('--worker')) await worker(argv);
+else await driver(argv);

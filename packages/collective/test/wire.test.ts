@@ -1,0 +1,151 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  decodeBf16,
+  decodeF16,
+  encodeBf16,
+  encodeF16,
+  f32BitsToBf16,
+  f32BitsToF16,
+  F16_TO_F32,
+} from '../src/index.js';
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+const bitsOf = (x: number) => ((f32[0] = x), u32[0]!);
+const fromBits = (b: number) => ((u32[0] = b >>> 0), f32[0]!);
+
+/** Independent reference: the nearest binary16 by exhaustive neighbour search in doubles, ties to even. */
+function refF16(x: number, bits = bitsOf(x)): number {
+  if (Number.isNaN(x)) return ((bits >>> 16) & 0x8000) | 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a >= 65520) return sign | 0x7c00; // 65504 + half an ulp (16) rounds to inf
+  // All finite halves are k·2^(e) with the subnormal step 2^-24; find the bracketing pair.
+  let best = 0;
+  let bestErr = Infinity;
+  const exp = a < 2 ** -14 ? -24 : Math.floor(Math.log2(a)) - 10;
+  const step = 2 ** Math.max(exp, -24);
+  const lo = Math.floor(a / step) * step;
+  for (const cand of [lo, lo + step]) {
+    const h = halfBits(cand);
+    const err = Math.abs(cand - a);
+    if (err < bestErr || (err === bestErr && (h & 1) === 0)) {
+      best = h;
+      bestErr = err;
+    }
+  }
+  return sign | best;
+}
+
+function halfBits(v: number): number {
+  if (v === 0) return 0;
+  if (v >= 65536) return 0x7c00;
+  if (v < 2 ** -14) return Math.round(v / 2 ** -24);
+  const e = Math.floor(Math.log2(v));
+  const m = v / 2 ** e - 1;
+  if (e > 15) return 0x7c00;
+  return ((e + 15) << 10) | Math.round(m * 1024);
+}
+
+function refBf16(x: number): number {
+  const b = bitsOf(x);
+  if (Number.isNaN(x)) return ((b >>> 16) | 0x40) & 0xffff;
+  if (!Number.isFinite(x)) return b >>> 16;
+  // Exact doubles: pick the nearer of truncation and truncation + 1 ulp, ties to even.
+  const lo = (b >>> 16) & 0xffff;
+  const loVal = fromBits(lo << 16);
+  const hiBits = ((lo + 1) & 0xffff) << 16;
+  // Past the largest finite value the "next" value is ±2^128 (which is then inf).
+  const hiVal = (hiBits & 0x7fffffff) === 0x7f800000 ? Math.sign(x) * 2 ** 128 : fromBits(hiBits);
+  const dLo = Math.abs(x - loVal);
+  const dHi = Math.abs(hiVal - x);
+  if (dLo < dHi || (dLo === dHi && (lo & 1) === 0)) return lo;
+  return (lo + 1) & 0xffff;
+}
+
+test('every f16 pattern decodes and re-encodes to itself (NaNs stay NaN)', () => {
+  for (let h = 0; h < 65536; h++) {
+    const v = F16_TO_F32[h]!;
+    const back = f32BitsToF16(bitsOf(v));
+    if (Number.isNaN(v)) {
+      assert.ok((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0);
+      assert.equal(back & 0x7e00, 0x7e00, `NaN ${h.toString(16)} stays a quiet NaN`);
+      assert.equal(back & 0x8000, h & 0x8000, 'NaN keeps its sign');
+    } else assert.equal(back, h, `pattern 0x${h.toString(16)} (${v})`);
+  }
+});
+
+test('f16 decode table matches the format definition', () => {
+  assert.equal(F16_TO_F32[0x3c00], 1);
+  assert.equal(F16_TO_F32[0xc000], -2);
+  assert.equal(F16_TO_F32[0x7bff], 65504);
+  assert.equal(F16_TO_F32[0x0001], 2 ** -24);
+  assert.equal(F16_TO_F32[0x03ff], 1023 * 2 ** -24);
+  assert.equal(F16_TO_F32[0x7c00], Infinity);
+  assert.equal(F16_TO_F32[0xfc00], -Infinity);
+  assert.ok(Object.is(F16_TO_F32[0x8000], -0));
+});
+
+test('f16 encoding rounds to nearest, ties to even, overflow to inf', () => {
+  assert.equal(f32BitsToF16(bitsOf(1 + 2 ** -11)), 0x3c00, 'tie between 1 and 1+2^-10 goes to even (1)');
+  assert.equal(f32BitsToF16(bitsOf(1 + 3 * 2 ** -11)), 0x3c02, 'tie goes to even (1+2^-9)');
+  assert.equal(f32BitsToF16(bitsOf(65519)), 0x7bff);
+  assert.equal(f32BitsToF16(bitsOf(65520)), 0x7c00);
+  assert.equal(f32BitsToF16(bitsOf(-1e9)), 0xfc00);
+  assert.equal(f32BitsToF16(bitsOf(2 ** -25)), 0, 'half the smallest subnormal ties to zero');
+  assert.equal(f32BitsToF16(bitsOf(3 * 2 ** -25)), 2, 'subnormal tie to even');
+  assert.equal(f32BitsToF16(bitsOf(-Infinity)), 0xfc00);
+  assert.equal(f32BitsToF16(bitsOf(NaN)) & 0x7e00, 0x7e00);
+});
+
+test('f16 and bf16 encoders agree with independent references on random floats', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 0xffffffff }), (bits) => {
+      const x = fromBits(bits);
+      assert.equal(
+        f32BitsToF16(bits >>> 0),
+        refF16(x, bits >>> 0),
+        `f16 of ${x} (0x${(bits >>> 0).toString(16)})`,
+      );
+      assert.equal(f32BitsToBf16(bits >>> 0), refBf16(x), `bf16 of ${x}`);
+    }),
+    { numRuns: 20000 },
+  );
+  fc.assert(
+    fc.property(fc.float({ min: -70000, max: 70000, noNaN: true }), (x) => {
+      assert.equal(f32BitsToF16(bitsOf(x)), refF16(Math.fround(x)), `f16 of ${x}`);
+    }),
+    { numRuns: 20000 },
+  );
+});
+
+test('array codecs match the scalar ones and preserve inf and NaN', () => {
+  const src = new Float32Array([
+    0,
+    -0,
+    1,
+    -1.5,
+    65504,
+    70000,
+    -Infinity,
+    Infinity,
+    NaN,
+    1e-7,
+    3.14159,
+    -2.5e-5,
+  ]);
+  const u = new Uint32Array(src.buffer);
+  const h = new Uint16Array(src.length);
+  const back = new Float32Array(src.length);
+  encodeF16(u, h);
+  decodeF16(h, back);
+  for (let i = 0; i < src.length; i++) assert.equal(h[i], f32BitsToF16(u[i]!));
+  assert.deepEqual(Array.from(back.subarray(5, 9)), [Infinity, -Infinity, Infinity, NaN]);
+  encodeBf16(u, h);
+  decodeBf16(h, new Uint32Array(back.buffer));
+  for (let i = 0; i < src.length; i++) assert.equal(h[i], f32BitsToBf16(u[i]!));
+  assert.deepEqual(Array.from(back.subarray(6, 9)), [-Infinity, Infinity, NaN]);
+  assert.equal(back[2], 1);
+});
