@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { freePort, launchFromSource, linesByRank, tempDir, writeScript } from './support/launch.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  collect,
+  freePort,
+  launchFromSource,
+  linesByRank,
+  spawnLauncher,
+  tempDir,
+  waitFor,
+  writeScript,
+} from './support/launch.js';
 
 /** Two launchers on loopback acting as the two nodes of one run. */
 async function twoNodes(script: string[], extra: string[] = [], perNode: Array<string[]> = [[], []]) {
@@ -114,5 +125,48 @@ describe('mtl-launch on two nodes (loopback)', () => {
     );
     assert.equal(n0!.code, 1);
     assert.match(n0!.stderr, /rendezvous timed out after 4s: node rank\(s\) 1 of run 'mn' did not join/);
+  });
+
+  it('stops the surviving node promptly when the other launcher is killed', async () => {
+    const script = writeScript(
+      tmp.dir,
+      'forever.mjs',
+      `import { writeFileSync } from 'node:fs';
+       writeFileSync(process.argv[2] + '/up' + process.env.RANK, '');
+       setInterval(() => {}, 1000);`,
+    );
+    const port = String(await freePort());
+    const args = (node: number) => [
+      '--nnodes',
+      '2',
+      '--nproc',
+      '1',
+      '--master-port',
+      port,
+      '--run-id',
+      'hb',
+      '--node-rank',
+      String(node),
+      '--heartbeat-timeout',
+      '2',
+      '--shutdown-timeout',
+      '1',
+      script,
+      tmp.dir,
+    ];
+    const env = { MTL_RUN_TOKEN: 'hb-secret' };
+    const n0 = spawnLauncher(args(0), { env });
+    const n1 = spawnLauncher(args(1), { env });
+    const [r0, r1] = [collect(n0, 90_000), collect(n1, 90_000)];
+    assert.ok(
+      await waitFor(() => existsSync(join(tmp.dir, 'up0')) && existsSync(join(tmp.dir, 'up1')), 60_000),
+    );
+    n1.kill('SIGKILL');
+    const killedAt = Date.now();
+    const r = await r0;
+    await r1;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the launcher of node\(s\) 1 stopped answering for 2s/);
+    assert.ok(Date.now() - killedAt < 2000 + 6000, `node 0 took ${Date.now() - killedAt} ms to notice`);
   });
 });

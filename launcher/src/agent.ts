@@ -32,6 +32,8 @@ export interface AgentConfig {
   monitorIntervalMs: number;
   shutdownTimeoutMs: number;
   rdzvTimeoutMs: number;
+  /** A node whose launcher stops answering for this long ends the run on every node. */
+  heartbeatTimeoutMs: number;
   logDir?: string | undefined;
   redirects: StreamSpec;
   tee: StreamSpec;
@@ -98,6 +100,9 @@ export class Agent {
           },
           address: `${cfg.masterAddr}:${port}`,
           timeoutMs: cfg.rdzvTimeoutMs,
+          heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
+          // Every node sees a stop within a monitor interval, then waits at most its grace period.
+          stopTimeoutMs: cfg.shutdownTimeoutMs + cfg.heartbeatTimeoutMs + 10_000,
         });
         const world = await this.untilSignal(rdzv.join());
         metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, cfg.nodeRank);
@@ -159,8 +164,16 @@ export class Agent {
             localSignal = ev.s;
           } else {
             const remote = await rdzv.pollStop(attempt);
+            const lost = remote ? [] : await rdzv.heartbeat(attempt);
             if (remote) stop = remote;
-            else if (group.succeeded) {
+            else if (lost.length > 0) {
+              stop = await rdzv.requestStop(attempt, {
+                kind: 'lost',
+                nodeRank: cfg.nodeRank,
+                lost,
+                atMs: Date.now(),
+              });
+            } else if (group.succeeded) {
               if (!markedOk) {
                 markedOk = true;
                 await rdzv.markSucceeded(attempt);
@@ -190,6 +203,13 @@ export class Agent {
       if (stop.kind === 'abort') {
         say(
           `node ${stop.nodeRank} was stopped by ${stop.signal}; stopped ${exits.length} worker(s) of attempt ${attempt}`,
+        );
+        return 1;
+      }
+      if (stop.kind === 'lost') {
+        say(
+          `the launcher of node(s) ${stop.lost.join(', ')} stopped answering for ${cfg.heartbeatTimeoutMs / 1000}s ` +
+            `(killed, or its host is down); stopped ${exits.length} worker(s) of attempt ${attempt}`,
         );
         return 1;
       }

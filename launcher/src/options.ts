@@ -77,6 +77,7 @@ export function buildCommand(): Command {
     .option('--monitor-interval <s>', 'seconds between checks of the other nodes', '0.1')
     .option('--shutdown-timeout <s>', 'seconds between SIGTERM and SIGKILL when stopping workers', '30')
     .option('--rdzv-timeout <s>', 'seconds to wait for the other nodes', '900')
+    .option('--heartbeat-timeout <s>', 'seconds of silence after which a node counts as lost', '30')
     .option('--log-dir <dir>', 'write <dir>/<run-id>/attempt_<k>/rank<r>/{stdout,stderr}.log')
     .option(
       '--redirects <spec>',
@@ -221,6 +222,7 @@ export function parseLaunchArgs(
       monitorIntervalMs: secondsToMs(String(o.monitorInterval), '--monitor-interval'),
       shutdownTimeoutMs: secondsToMs(String(o.shutdownTimeout), '--shutdown-timeout'),
       rdzvTimeoutMs: secondsToMs(String(o.rdzvTimeout), '--rdzv-timeout'),
+      heartbeatTimeoutMs: secondsToMs(String(o.heartbeatTimeout), '--heartbeat-timeout'),
       logDir: logDir === undefined ? undefined : resolve(cwd, logDir),
       redirects,
       tee,

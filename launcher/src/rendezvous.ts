@@ -40,7 +40,9 @@ export type StopReason =
       stderrTail: string[];
       detail?: string | undefined;
     }
-  | { kind: 'abort'; nodeRank: number; signal: string; atMs: number };
+  | { kind: 'abort'; nodeRank: number; signal: string; atMs: number }
+  /** `nodeRank` saw the launchers of `lost` stop answering (killed, or their host is down). */
+  | { kind: 'lost'; nodeRank: number; lost: number[]; atMs: number };
 
 export interface Rendezvous {
   /** Registers this node and resolves with the world once every node has joined. */
@@ -57,6 +59,11 @@ export interface Rendezvous {
   awaitAllStopped(attempt: number): Promise<void>;
   /** The attempt after `attempt`, agreed by all nodes. */
   nextAttempt(attempt: number): Promise<number>;
+  /**
+   * Beats this node's heartbeat (at most once a second) and returns the nodes whose heartbeat has
+   * not moved for the heartbeat timeout. Tracking restarts at every `attempt`.
+   */
+  heartbeat(attempt: number): Promise<number[]>;
   /** Leaves the run; node 0 keeps the store up until the others left (bounded wait). */
   leave(): Promise<void>;
 }

@@ -24,6 +24,10 @@ export interface StoreRendezvousOptions {
   timeoutMs: number;
   /** How long node 0 keeps the store for the others to leave. */
   leaveTimeoutMs?: number;
+  /** How long the stop barrier between attempts waits (default `timeoutMs`). */
+  stopTimeoutMs?: number;
+  /** A node whose heartbeat did not move for this long is lost (default 30 s). */
+  heartbeatTimeoutMs?: number;
 }
 
 const NS = 'mtl-launch/';
@@ -47,10 +51,15 @@ interface NodeRecord {
  *   attempt/<k>/stop               why attempt k stops; the first reason posted wins
  *   attempt/<k>/ok                 nodes whose workers all exited 0
  *   attempt/<k>/stopped/<r>        node r's workers are gone (barrier before attempt k+1)
+ *   hb/<r>                         node r's heartbeat counter
  *   left                           nodes done with the store (node 0 waits before closing it)
  */
 export class StoreRendezvous implements Rendezvous {
   private world: World | undefined;
+  private beatAtMs = 0;
+  private beatAttempt = -1;
+  /** Per node: the last heartbeat value seen and when it last changed (local clock). */
+  private seen: Array<{ value: number; changedAtMs: number }> = [];
 
   constructor(
     private readonly store: KeyValueStore,
@@ -153,6 +162,28 @@ export class StoreRendezvous implements Rendezvous {
     return Number(str(v));
   }
 
+  async heartbeat(attempt: number): Promise<number[]> {
+    const now = Date.now();
+    const { nnodes, nodeRank } = this.o.node;
+    if (attempt !== this.beatAttempt) {
+      this.beatAttempt = attempt;
+      this.seen = Array.from({ length: nnodes }, () => ({ value: -1, changedAtMs: now }));
+    } else if (now - this.beatAtMs < 1000) return [];
+    this.beatAtMs = now;
+    await this.store.add(NS + `hb/${nodeRank}`, 1);
+    const lost: number[] = [];
+    for (let r = 0; r < nnodes; r++) {
+      if (r === nodeRank) continue;
+      const value = await this.store.add(NS + `hb/${r}`, 0);
+      const s = this.seen[r]!;
+      if (value !== s.value) {
+        s.value = value;
+        s.changedAtMs = now;
+      } else if (now - s.changedAtMs > (this.o.heartbeatTimeoutMs ?? 30_000)) lost.push(r);
+    }
+    return lost;
+  }
+
   async leave(): Promise<void> {
     const left = await this.store.add(NS + 'left', 1);
     if (this.o.node.nodeRank !== 0) return;
@@ -174,9 +205,13 @@ export class StoreRendezvous implements Rendezvous {
     }
   }
 
-  private async waitAll(keys: string[], message: (missing: number[]) => string): Promise<void> {
+  private async waitAll(
+    keys: string[],
+    message: (missing: number[]) => string,
+    timeoutMs = this.o.timeoutMs,
+  ): Promise<void> {
     try {
-      await this.store.wait(keys, this.o.timeoutMs);
+      await this.store.wait(keys, timeoutMs);
     } catch (e) {
       const missing: number[] = [];
       for (const [r, k] of keys.entries())
