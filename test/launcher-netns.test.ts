@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { launchFromSource, linesByRank, tempDir, writeScript } from './support/launch.js';
+import { join } from 'node:path';
+import { launchFromSource, linesByRank, REPO_ROOT, tempDir, writeScript } from './support/launch.js';
 
 /**
  * Two nodes in separate network namespaces joined by a veth pair, each with its own private
@@ -95,4 +96,56 @@ describe('mtl-launch across network namespaces', () => {
       ]);
     }
   });
+
+  it(
+    'lets the workers of both namespaces form a process group and all-reduce, again after a restart',
+    { skip: why },
+    async () => {
+      const worker = join(REPO_ROOT, 'test', 'support', 'pg-worker.ts');
+      const common = [
+        '--nnodes',
+        '2',
+        '--nproc',
+        '2',
+        '--master-addr',
+        addr[0]!,
+        '--master-port',
+        '29532',
+        '--run-id',
+        'nspg',
+      ];
+      const runs = await Promise.all(
+        [0, 1].map((node) =>
+          launchFromSource(
+            [
+              ...common,
+              '--node-rank',
+              String(node),
+              '--max-restarts',
+              '1',
+              '--shutdown-timeout',
+              '2',
+              worker,
+            ],
+            {
+              prefix: ['ip', 'netns', 'exec', ns[node]!],
+              env: { MTL_RUN_TOKEN: 'ns-secret', FAIL_RANK: '3', MTL_PG_TIMEOUT_MS: '20000' },
+              timeoutMs: 120_000,
+            },
+          ),
+        ),
+      );
+      for (const [node, r] of runs.entries()) {
+        assert.equal(r.code, 0, `node ${node}: ${r.stderr}`);
+        assert.match(r.stderr, /attempt 0 failed: rank 3 \(node 1\) exited with code 4; restarting/);
+        for (const rank of [2 * node, 2 * node + 1]) {
+          // 1 + 2 + 3 + 4 = 10 on every rank, in both attempts
+          assert.deepEqual(linesByRank(r.stdout).get(rank), [
+            'attempt 0 world 4 sum 10 10',
+            'attempt 1 world 4 sum 10 10',
+          ]);
+        }
+      }
+    },
+  );
 });
