@@ -58,6 +58,11 @@ export class OpContext {
       return await this.transport.recv(peer, this.timeoutMs);
     } catch (err) {
       if (err instanceof PeerError) {
+        if (err.kind === 'timeout' && this.transport.diagnose) {
+          const d = await this.transport.diagnose(peer, this.desc.seq);
+          const msg = `${this.name} failed on rank ${this.rank}: ${err.message}; ${d.reason}`;
+          throw new CollectiveError(msg, d.culprit);
+        }
         throw new CollectiveError(`${this.name} failed on rank ${this.rank}: ${err.message}`, err.peer);
       }
       throw err;

@@ -174,7 +174,10 @@ export class ProcessGroup {
           null,
         );
       try {
-        return await run(new OpContext(this.transport, desc, this.timeoutMs));
+        this.transport.setActivity?.(desc.seq, describeOp(desc));
+        const out = await run(new OpContext(this.transport, desc, this.timeoutMs));
+        this.transport.setActivity?.(desc.seq, `idle after ${describeOp(desc)}`);
+        return out;
       } catch (err) {
         const e =
           err instanceof CollectiveError

@@ -4,6 +4,12 @@ export interface Message {
   payload: Buffer;
 }
 
+/** Which rank is to blame for a stall, and why. */
+export interface Diagnosis {
+  culprit: number;
+  reason: string;
+}
+
 /** Why a wait on a peer ended without a message. */
 export type PeerFailureKind = 'timeout' | 'disconnected' | 'closed' | 'aborted';
 
@@ -35,6 +41,13 @@ export interface Transport {
   /** Tells every peer this rank gave up (naming the culprit rank, default itself); they fail their pending waits. */
   abort(reason: string, culprit?: number): void;
   close(): Promise<void>;
+  /**
+   * After a timeout waiting on `peer`: asks every rank what it is doing and
+   * follows the chain of waits to the rank that is really stuck.
+   */
+  diagnose?(peer: number, seq: number): Promise<Diagnosis>;
+  /** The collective this rank is in (its sequence number), for other ranks' diagnoses. */
+  setActivity?(seq: number, op: string): void;
   /** How each peer is reached (e.g. 'ipc:///tmp/…', 'tcp://10.0.0.2:4711'; 'self' for this rank). */
   readonly endpoints?: readonly string[];
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Dealer, Router, curveKeyPair } from 'zeromq';
 import { Packr } from 'msgpackr';
 import { SerialSender } from '../zmq/serialSender.js';
-import { PeerError, type Message, type Transport } from './types.js';
+import { PeerError, type Diagnosis, type Message, type Transport } from './types.js';
 
 /** First byte of a transport control frame; group headers never start with it. */
 export const CONTROL_MARK = 0xc0;
@@ -39,6 +39,16 @@ export interface ZmqTransportOptions {
   heartbeatTimeoutMs?: number;
   onDrop?: (reason: string) => void;
 }
+
+/** What a rank reports when probed after someone's timeout. */
+interface PeerState {
+  seq: number;
+  op: string;
+  waitingFor: number | null;
+}
+
+/** How long a diagnosis waits for probe answers. */
+const PROBE_MS = 500;
 
 interface Waiter {
   resolve: (m: Message) => void;
@@ -91,6 +101,11 @@ export class ZmqTransport implements Transport {
   private closing = false;
   private readonly loop: Promise<void>;
   private chosen: string[] = [];
+  private activity = { seq: 0, op: 'nothing' };
+  /** The peer whose message this rank gave up waiting for (reported while it diagnoses). */
+  private stalledOn: number | null = null;
+  private probeId = 0;
+  private readonly probeReplies = new Map<number, Map<number, PeerState>>();
 
   private constructor(
     private readonly opts: ZmqTransportOptions,
@@ -226,10 +241,60 @@ export class ZmqTransport implements Transport {
     return new Promise<Message>((resolve, reject) => {
       const timer = setTimeout(() => {
         q.waiter = null;
+        this.stalledOn = peer;
         reject(new PeerError(peer, 'timeout', `no message from rank ${peer} within ${timeoutMs} ms`));
       }, timeoutMs);
       q.waiter = { resolve, reject, timer };
     });
+  }
+
+  setActivity(seq: number, op: string): void {
+    this.activity = { seq, op };
+    this.stalledOn = null;
+  }
+
+  async diagnose(peer: number, seq: number): Promise<Diagnosis> {
+    const id = ++this.probeId;
+    const replies = new Map<number, PeerState>();
+    this.probeReplies.set(id, replies);
+    const probe = this.control({ t: 'probe', id });
+    for (let p = 0; p < this.size; p++)
+      if (p !== this.rank) this.senders[p]?.send([probe]).catch(() => undefined);
+    const deadline = Date.now() + PROBE_MS;
+    while (replies.size < this.size - 1 - this.gone.size && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    this.probeReplies.delete(id);
+    const seen = new Set<number>([this.rank]);
+    let at = peer;
+    for (;;) {
+      const state = replies.get(at);
+      if (!state) return { culprit: at, reason: `rank ${at} does not respond (frozen, dead or unreachable)` };
+      if (state.seq < seq)
+        return {
+          culprit: at,
+          reason: `rank ${at} has not called collective seq ${seq} (it is at seq ${state.seq}, ${state.op})`,
+        };
+      if (state.seq > seq)
+        return {
+          culprit: at,
+          reason: `rank ${at} is already at seq ${state.seq} (${state.op}): collectives were issued in a different order`,
+        };
+      if (state.waitingFor === null && state.op.startsWith('idle')) {
+        return {
+          culprit: at,
+          reason: `rank ${at} finished seq ${seq} and has issued nothing since (${state.op})`,
+        };
+      }
+      if (state.waitingFor === null)
+        return {
+          culprit: at,
+          reason: `rank ${at} is in seq ${seq} but not waiting on the network (busy or stalled)`,
+        };
+      if (seen.has(state.waitingFor))
+        return { culprit: at, reason: `ranks wait on each other in a cycle through rank ${at}` };
+      seen.add(at);
+      at = state.waitingFor;
+    }
   }
 
   abort(reason: string, culprit = this.rank): void {
@@ -317,7 +382,7 @@ export class ZmqTransport implements Transport {
   }
 
   private handleControl(from: number, frame: Buffer): void {
-    let body: { t?: unknown; reason?: unknown; culprit?: unknown };
+    let body: { t?: unknown; reason?: unknown; culprit?: unknown; id?: unknown };
     try {
       if (frame.length > MAX_CONTROL_BYTES) throw new Error('too large');
       body = controlPackr.unpack(frame.subarray(1)) as typeof body;
@@ -332,6 +397,21 @@ export class ZmqTransport implements Transport {
         this.queues[from]!.waiter = null;
         clearTimeout(w.timer);
         w.reject(this.goneError(from));
+      }
+    } else if (body.t === 'probe') {
+      const waiting = this.queues.findIndex((q) => q.waiter !== null);
+      const waitingFor = waiting >= 0 ? waiting : this.stalledOn;
+      const state = { t: 'state', id: body.id, ...this.activity, waitingFor };
+      this.senders[from]?.send([this.control(state)]).catch(() => undefined);
+    } else if (body.t === 'state') {
+      const b = body as { id?: unknown; seq?: unknown; op?: unknown; waitingFor?: unknown };
+      const replies = typeof b.id === 'number' ? this.probeReplies.get(b.id) : undefined;
+      if (replies && typeof b.seq === 'number') {
+        replies.set(from, {
+          seq: b.seq,
+          op: String(b.op),
+          waitingFor: typeof b.waitingFor === 'number' ? b.waitingFor : null,
+        });
       }
     } else if (body.t === 'abort') {
       const culprit = typeof body.culprit === 'number' ? body.culprit : from;

@@ -1,0 +1,231 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Dealer } from 'zeromq';
+import { initProcessGroup, StoreServer, type ProcessGroup } from '../src/index.js';
+import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
+import { TOKEN, withGroups } from './helpers/groups.js';
+
+const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (v) => ({ ok: true as const, v }),
+    (e: Error) => ({ ok: false as const, e }),
+  );
+
+test('a rank that never calls the collective is named, with op and sequence number, on every other rank', async () => {
+  await withGroups(
+    4,
+    async (groups) => {
+      const t0 = Date.now();
+      const results = await Promise.all(
+        groups.map((g) =>
+          g.rank === 2 ? null : settle(g.allReduce(new Float32Array(50000), { op: 'sum' })),
+        ),
+      );
+      for (const [r, res] of results.entries()) {
+        if (r === 2) continue;
+        assert.ok(res && !res.ok, `rank ${r} should fail`);
+        assert.match(res.e.message, /allReduce seq 2 of 50000 × f32/, `rank ${r}: ${res.e.message}`);
+        assert.match(res.e.message, /rank 2 has not called collective seq 2/, `rank ${r}: ${res.e.message}`);
+        assert.equal((res.e as { silentRank?: number }).silentRank, 2);
+      }
+      assert.ok(Date.now() - t0 < 5000, 'fails within the timeout plus the diagnosis');
+      // The group is broken from now on: later calls fail at once, naming the first failure.
+      await assert.rejects(groups[0]!.barrier(), /not started: the group failed earlier/);
+    },
+    { timeoutMs: 1500 },
+  );
+});
+
+test('ranks that call different sizes, dtypes or collectives fail loudly on both sides', async () => {
+  const cases: [string, (g: ProcessGroup) => Promise<unknown>][] = [
+    ['size', (g) => g.allReduce(new Float32Array(g.rank === 0 ? 100 : 200))],
+    ['large size', (g) => g.allReduce(new Float32Array(g.rank === 0 ? 100000 : 100001))],
+    ['wire', (g) => g.allReduce(new Float32Array(100), { wire: g.rank === 0 ? 'f32' : 'f16' })],
+    ['op', (g) => g.allReduce(new Float32Array(100), { op: g.rank === 0 ? 'sum' : 'max' })],
+    [
+      'collective',
+      (g) => (g.rank === 0 ? g.allReduce(new Float32Array(100)) : g.broadcast(new Float32Array(100), 0)),
+    ],
+  ];
+  for (const [what, call] of cases) {
+    await withGroups(
+      2,
+      async (groups) => {
+        const results = await Promise.all(groups.map((g) => settle(call(g))));
+        for (const [r, res] of results.entries()) {
+          assert.ok(!res.ok, `${what}: rank ${r} must fail`);
+          assert.match(
+            res.e.message,
+            /collective mismatch: rank \d called .* while this rank \(\d\) called/,
+            `${what}: ${res.e.message}`,
+          );
+        }
+      },
+      { timeoutMs: 3000 },
+    );
+  }
+  // With three ranks, the one in the middle of the ring (not receiving from the odd one) fails too.
+  await withGroups(
+    3,
+    async (groups) => {
+      const results = await Promise.all(
+        groups.map((g) => settle(g.allReduce(new Float32Array(g.rank === 1 ? 7 : 9000)))),
+      );
+      for (const [r, res] of results.entries()) assert.ok(!res.ok, `rank ${r} must fail`);
+    },
+    { timeoutMs: 3000, smallBytes: 0 },
+  );
+});
+
+test('a stranger without the run token can neither join nor inject into the ring', async () => {
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
+  try {
+    await assert.rejects(
+      initProcessGroup({
+        rank: 0,
+        worldSize: 2,
+        runId: 'x',
+        store: { host: '127.0.0.1', port: store.port, token: 'wrong' },
+        timeoutMs: 2000,
+      }),
+      /rejected: wrong run token/,
+    );
+  } finally {
+    await store.close();
+  }
+  const drops: string[] = [];
+  await withGroups(
+    2,
+    async (groups) => {
+      // The stranger knows a ring endpoint but not the members' routing ids (those are in the token-protected store).
+      const endpoint = groups[1]!.peerEndpoints[0]!;
+      const stranger = new Dealer({ linger: 0, routingId: 'rank0?' });
+      stranger.connect(endpoint);
+      const header = Buffer.alloc(24);
+      header[0] = 1;
+      header[1] = 1;
+      for (let i = 0; i < 20; i++) await stranger.send([header, Buffer.alloc(4000, 0xff)]);
+      await stranger.send([Buffer.from([0xc0, 0x81]), Buffer.alloc(3)]);
+      const bufs = groups.map(() => new Float32Array(1000).fill(2));
+      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'sum' })));
+      for (const b of bufs) assert.ok(b.every((v) => v === 4));
+      stranger.close();
+      assert.ok(
+        drops.some((d) => d.includes('unknown sender')),
+        drops.join('; '),
+      );
+    },
+    { onDrop: (d) => drops.push(d), timeoutMs: 3000 },
+  );
+});
+
+function spawnRank(rank: number, n: number, port: number, runId: string): ChildProcess {
+  const script = fileURLToPath(new URL('./fixtures/ringWorker.ts', import.meta.url));
+  return spawn(process.execPath, [...SOURCE_EXEC_ARGV, script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      RANK: String(rank),
+      WORLD_SIZE: String(n),
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+      MTL_RUN_ID: runId,
+      MTL_RUN_TOKEN: TOKEN,
+      MTL_PG_TIMEOUT_MS: '60000',
+    },
+  });
+}
+
+test('a killed peer makes every survivor fail fast, naming it', { timeout: 60_000 }, async () => {
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
+  const n = 4;
+  const procs = Array.from({ length: n }, (_, r) => spawnRank(r, n, store.port, `kill-${process.pid}`));
+  try {
+    const out = procs.map(() => '');
+    const ready = procs.map(
+      (p, r) =>
+        new Promise<void>((resolve, reject) => {
+          p.stdout!.on('data', (d: Buffer) => {
+            out[r] += d.toString();
+            if (out[r]!.includes('ready')) resolve();
+          });
+          p.once('exit', (code) =>
+            reject(new Error(`rank ${r} exited with ${code} before it was ready: ${out[r]}`)),
+          );
+        }),
+    );
+    await Promise.all(ready);
+    const exits = procs.map(
+      (p) => new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code))),
+    );
+    const t0 = Date.now();
+    procs[1]!.kill('SIGKILL');
+    const codes = await Promise.all(exits);
+    const elapsed = Date.now() - t0;
+    for (const r of [0, 2, 3]) {
+      assert.equal(codes[r], 3, `rank ${r} exits through its error path`);
+      assert.match(
+        out[r]!,
+        /FAIL allReduce seq \d+ .*failed on rank \d: .*rank 1 (connection lost|disconnected)/,
+        `rank ${r}: ${out[r]}`,
+      );
+    }
+    assert.ok(elapsed < 10_000, `survivors failed after ${elapsed} ms, far below the 60 s timeout`);
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    await store.close();
+  }
+});
+
+test('ring transport: ipc between same-host peers by default, tcp when asked', async () => {
+  await withGroups(2, async (groups) => {
+    assert.match(groups[0]!.peerEndpoints[1]!, /^ipc:\/\//);
+    assert.equal(groups[0]!.peerEndpoints[0], 'self');
+  });
+  await withGroups(
+    2,
+    async (groups) => {
+      assert.match(groups[0]!.peerEndpoints[1]!, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+      const bufs = groups.map((g) => new Float32Array(100000).fill(g.rank));
+      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!)));
+      assert.ok(bufs[1]!.every((v) => v === 1));
+    },
+    { transport: 'tcp' },
+  );
+});
+
+test('CURVE-encrypted ring gives the same results', async () => {
+  await withGroups(
+    3,
+    async (groups) => {
+      const bufs = groups.map((g) => new Float32Array(100000).fill(g.rank + 1));
+      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'mean' })));
+      for (const b of bufs) assert.ok(b.every((v) => v === 2));
+    },
+    { curve: true },
+  );
+});
+
+test('the environment is validated with messages naming the variable', async () => {
+  const { optionsFromEnv } = await import('../src/index.js');
+  assert.throws(() => optionsFromEnv({}), /RANK is not set/);
+  assert.throws(
+    () => optionsFromEnv({ RANK: 'x', WORLD_SIZE: '2' }),
+    /RANK="x" is not a non-negative integer/,
+  );
+  const o = optionsFromEnv({
+    RANK: '1',
+    WORLD_SIZE: '2',
+    MASTER_ADDR: 'h',
+    MASTER_PORT: '5',
+    MTL_RUN_ID: 'r',
+    MTL_RUN_TOKEN: 't',
+    MTL_RESTART_COUNT: '3',
+  });
+  assert.deepEqual(
+    [o.rank, o.worldSize, o.runId, o.restartCount, o.store],
+    [1, 2, 'r', 3, { host: 'h', port: 5, token: 't' }],
+  );
+});
