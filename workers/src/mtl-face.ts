@@ -2,11 +2,13 @@
 // `mtl-face`: inference with a trained checkpoint. Each subcommand lives in ./face/<name>.ts
 // and exports `register(program)`; list it in COMMANDS.
 import { Command } from 'commander';
+import * as importTorch from './face/import-torch.js';
+import * as embed from './face/embed.js';
 
 interface FaceCommand {
   register(program: Command): void;
 }
-const COMMANDS: FaceCommand[] = [];
+const COMMANDS: FaceCommand[] = [importTorch, embed];
 
 const program = new Command('mtl-face').description(
   'Embed, verify, evaluate and age faces with an MTLFace checkpoint',
