@@ -82,7 +82,8 @@ export class Agent {
           port,
           token: cfg.runToken,
           name: `launcher of node ${cfg.nodeRank} (${hostname()})`,
-          callTimeoutMs: 30_000,
+          // Node 0 silent for the heartbeat timeout is as lost as any other node.
+          callTimeoutMs: cfg.heartbeatTimeoutMs,
           waitMs: cfg.rdzvTimeoutMs,
           tokenDerived: cfg.tokenDerived,
         }),
@@ -218,8 +219,8 @@ export class Agent {
           `attempt ${attempt} failed: rank ${stop.rank} (node ${stop.nodeRank}) ${describeExit(stop.code, stop.signal)}; ` +
             `restarting all workers (restart ${attempt + 1} of ${world.maxRestarts})`,
         );
-        await rdzv.awaitAllStopped(attempt);
-        attempt = await rdzv.nextAttempt(attempt);
+        await this.untilSignal(rdzv.awaitAllStopped(attempt));
+        attempt = await this.untilSignal(rdzv.nextAttempt(attempt));
         metrics.restart();
         continue;
       }

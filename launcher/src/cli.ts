@@ -4,6 +4,9 @@
 import { LaunchError } from './errors.js';
 import { parseLaunchArgs } from './options.js';
 
+// `mtl-launch ... | head` closes our stdout early: losing the console must not kill the run.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 async function main(): Promise<number> {
   try {
     const { config, warnings } = parseLaunchArgs(process.argv.slice(2));
