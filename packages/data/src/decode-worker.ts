@@ -1,7 +1,7 @@
 // Piscina worker: decodes a chunk of images into one transferable Float32Array.
 import { isAbsolute, join } from 'node:path';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { decodeResize, toFloatRgb } from './image.js';
+import { loadImageInto } from './image.js';
 
 export interface DecodeTask {
   root: string;
@@ -29,8 +29,7 @@ export default async function decode(task: DecodeTask): Promise<DecodeResult> {
     for (let i = next++; i < files.length; i = next++) {
       const f = files[i] as string;
       try {
-        const raw = await decodeResize(isAbsolute(f) ? f : join(root, f), size);
-        toFloatRgb(raw, flips[i] === 1, images, i * per);
+        await loadImageInto(isAbsolute(f) ? f : join(root, f), size, flips[i] === 1, images, i * per);
       } catch (err) {
         errors[i] = (err as Error).message || String(err);
       }

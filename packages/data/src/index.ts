@@ -11,7 +11,8 @@ export {
   type AnnotationEntry,
   type Dataset,
 } from './annotations.js';
-export { decodeResize, toFloatRgb, type RawImage } from './image.js';
+export { decodeResize, toFloatRgb, loadImageInto, type RawImage } from './image.js';
+export { decodeJpegRgba, isJpeg } from './jpeg-fast.js';
 export { ImagePool, type ImagePoolOptions, type DecodedImages } from './image-pool.js';
 export { BatchLoader, BadImageError, type BatchLoaderOptions } from './loader.js';
 export {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,6 +9,9 @@ import {
   DistributedSampler,
   FasTargetSampler,
   ImagePool,
+  decodeJpegRgba,
+  decodeResize,
+  loadImageInto,
   buildDataset,
   parseAnnotations,
   type FasBatch,
@@ -56,6 +59,31 @@ test('grey and RGBA images come out as 3-channel RGB; resize gives the requested
   } finally {
     await pool.close();
   }
+});
+
+test('the WebAssembly JPEG path agrees with sharp (±1 level) and is taken only at the target size', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-img-'));
+  const px = Buffer.alloc(16 * 16 * 3);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 37 + (i >> 5) * 11) % 256;
+  const file = join(dir, 'n.jpg');
+  await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).jpeg({ quality: 80 }).toFile(file);
+  const bytes = await readFile(file);
+  const fast = decodeJpegRgba(bytes);
+  assert.ok(fast !== undefined);
+  assert.equal(fast.width, 16);
+  const ref = await decodeResize(bytes, 16);
+  let maxDiff = 0;
+  for (let p = 0; p < 256; p++) for (let c = 0; c < 3; c++) maxDiff = Math.max(maxDiff, Math.abs(fast.data[p * 4 + c]! - ref.data[p * 3 + c]!));
+  assert.ok(maxDiff <= 1, `max difference ${maxDiff}`);
+  const a = new Float32Array(16 * 16 * 3);
+  await loadImageInto(file, 16, true, a, 0);
+  assert.equal(a[0], Math.fround(fast.data[15 * 4]! / 127.5 - 1)); // flipped: pixel (0,0) ← (15,0)
+  // Not JPEG, or not at the size: undefined / the sharp path.
+  assert.equal(decodeJpegRgba(Buffer.from('GIF89a')), undefined);
+  assert.equal(decodeJpegRgba(bytes.subarray(0, 40)), undefined);
+  const b = new Float32Array(8 * 8 * 3);
+  await loadImageInto(file, 8, false, b, 0);
+  assert.ok(b.every((v) => v >= -1 && v <= 1));
 });
 
 async function tinyDataset(n: number, dir: string): Promise<string> {

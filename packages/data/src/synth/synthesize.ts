@@ -178,7 +178,7 @@ export async function synthesize(opts: SynthOptions): Promise<SynthResult> {
   await writeFile(join(out, 'all.txt'), listText(images));
   await writeFile(join(out, 'train.txt'), listText(trainImages));
   await writeFile(join(out, 'test.txt'), listText(testImages));
-  await writeFile(join(out, 'pairs.txt'), pairs.map((p) => `${p.a} ${p.b} ${p.same ? 1 : -1}`).join('\n') + '\n');
+  await writeFile(join(out, 'pairs.txt'), pairs.map((p) => `${p.a} ${p.b} ${p.same ? 1 : -1}\n`).join(''));
   const result: SynthResult = {
     images: images.length,
     trainImages: trainImages.length,
