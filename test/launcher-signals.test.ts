@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, collect, spawnLauncher, tempDir, waitFor, writeScript } from './support/launch.js';
+import { connect } from 'node:net';
+import { alive, collect, freePort, spawnLauncher, tempDir, waitFor, writeScript } from './support/launch.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
@@ -63,5 +64,41 @@ describe('mtl-launch signals', () => {
     const gone = await waitFor(() => pids.every((p) => !alive(p)), 8000);
     for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
     assert.ok(gone, `workers ${pids.join(', ')} outlived the launcher by 8 s`);
+  });
+
+  it('exits at once on SIGINT while waiting for the other nodes to join', async () => {
+    const port = await freePort();
+    const child = spawnLauncher([
+      '--nnodes',
+      '2',
+      '--master-port',
+      String(port),
+      '--run-id',
+      'wait',
+      catcher,
+      tmp.dir,
+      'w',
+    ]);
+    const done = collect(child, 60_000);
+    let listening = false;
+    const probe = () =>
+      new Promise<void>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => {
+          listening = true;
+          s.destroy();
+          resolve();
+        }).on('error', () => resolve());
+      });
+    for (let i = 0; i < 300 && !listening; i++) {
+      await probe();
+      if (!listening) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(listening, 'node 0 never hosted the store');
+    const sentAt = Date.now();
+    child.kill('SIGINT');
+    const r = await done;
+    assert.equal(r.code, 128 + constants.signals.SIGINT, r.stderr);
+    assert.ok(Date.now() - sentAt < 5000, `took ${Date.now() - sentAt} ms`);
+    assert.equal(existsSync(join(tmp.dir, 'w-ready0')), false, 'no worker started');
   });
 });

@@ -114,7 +114,10 @@ export class Agent {
         await store.close();
       }
     } catch (e) {
-      if (e instanceof SignalledError) return 128 + signalNumber(e.signal);
+      if (e instanceof SignalledError) {
+        say(`received ${e.signal} while no worker was running; exiting`);
+        return 128 + signalNumber(e.signal);
+      }
       throw e;
     } finally {
       this.removeSignalHandlers();

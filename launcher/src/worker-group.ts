@@ -19,9 +19,14 @@ export class WorkerGroup {
     let onFailure!: (e: WorkerExit) => void;
     this.firstFailure = new Promise((r) => (onFailure = r));
     for (const w of this.workers) {
-      void w.exited.then((e) => {
+      void w.exited.then(async (e) => {
         this.exits.push(e);
-        if (isFailure(e)) onFailure(e);
+        if (!isFailure(e)) return;
+        // Workers that exited before this one may still be draining their output: wait for them,
+        // then name the earliest failure (a crash often makes its peers fail milliseconds later).
+        await Promise.all(this.workers.filter((o) => !o.alive).map((o) => o.exited));
+        const failures = this.exits.filter(isFailure).sort((a, b) => a.atMs - b.atMs);
+        onFailure(failures[0] ?? e);
       });
     }
     this.allExited = Promise.all(this.workers.map((w) => w.exited));
