@@ -54,14 +54,21 @@ export class TimelineRecorder {
   constructor(
     file: string,
     readonly rank: number,
-    opts: { truncate?: boolean; flushEvery?: number } = {},
+    opts: { truncate?: boolean; flushEvery?: number; node?: number } = {},
   ) {
     this.path = rankTimelineFile(file, rank);
     this.flushEvery = opts.flushEvery ?? 256;
     mkdirSync(dirname(this.path), { recursive: true });
     if (opts.truncate) writeFileSync(this.path, '');
     // Track names are written by every (re)started worker; merge drops duplicates.
-    this.push({ name: 'process_name', ph: 'M', ts: 0, pid: rank, tid: 0, args: { name: `rank ${rank}` } });
+    this.push({
+      name: 'process_name',
+      ph: 'M',
+      ts: 0,
+      pid: rank,
+      tid: 0,
+      args: { name: opts.node === undefined ? `rank ${rank}` : `rank ${rank} (node ${opts.node})` },
+    });
     this.push({ name: 'process_sort_index', ph: 'M', ts: 0, pid: rank, tid: 0, args: { sort_index: rank } });
     TIMELINE_LANES.forEach((lane, tid) => {
       this.push({ name: 'thread_name', ph: 'M', ts: 0, pid: rank, tid, args: { name: lane } });

@@ -141,7 +141,10 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const timelineFile = opts.timeline === undefined ? process.env.MTL_TIMELINE || null : opts.timeline;
   // The launcher's first attempt starts each rank file afresh; restarts append to it.
   const firstAttempt = (process.env.MTL_RESTART_COUNT ?? '0') === '0';
-  const timeline = timelineFile ? new TimelineRecorder(timelineFile, rank, { truncate: firstAttempt }) : null;
+  const node = process.env.GROUP_RANK === undefined ? undefined : Number(process.env.GROUP_RANK);
+  const timeline = timelineFile
+    ? new TimelineRecorder(timelineFile, rank, { truncate: firstAttempt, node })
+    : null;
   let stopIpc: (() => void) | null = null;
 
   const self: WorkerMetrics = {
