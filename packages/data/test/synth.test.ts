@@ -83,6 +83,8 @@ test('pairs: positives ≥ 20 years apart, negatives same gender and similar ski
     }
   }
   assert.equal(keys.size, pairs.length);
+  // Alternating, so every fold of consecutive pairs is balanced.
+  pairs.forEach((p, k) => assert.equal(p.same, k % 2 === 0));
   // Ages overall cover childhood to old age evenly.
   const hist = new Array(8).fill(0);
   for (const im of images) hist[Math.min(7, Math.floor((im.age - 1) / 10))]++;
@@ -95,6 +97,8 @@ test('the pairs file written by synth has the documented format', async () => {
   const lines = (await readFile(join(out, 'pairs.txt'), 'utf8')).trimEnd().split('\n');
   assert.ok(lines.length > 0);
   for (const l of lines) assert.match(l, /^images\/\d{5}\/\d{3}\.jpg images\/\d{5}\/\d{3}\.jpg (1|-1)$/);
+  // Even this small test set (2 identities) gets as many negatives as positives.
+  assert.equal(lines.filter((l) => l.endsWith(' 1')).length, lines.filter((l) => l.endsWith('-1')).length);
 });
 
 test('identity traits are persistent and not all identities share a value of any one trait', () => {

@@ -85,48 +85,55 @@ export function testIdentities(seed: number, identities: number, fraction: numbe
 /**
  * CALFW-style pairs over `images`: positives are two images of one identity at least
  * MIN_POSITIVE_AGE_GAP years apart; negatives are two identities of the same gender and a similar skin
- * tone (CALFW keeps gender and race equal so negatives are hard). No pair twice.
+ * tone (CALFW keeps gender and race equal so negatives are hard). No pair twice; positives and
+ * negatives alternate, as many of each.
  */
-export function crossAgePairs(images: readonly SynthImage[], count: number, seed: number): { a: string; b: string; same: boolean }[] {
+export function crossAgePairs(
+  images: readonly SynthImage[],
+  count: number,
+  seed: number,
+): { a: string; b: string; same: boolean }[] {
   const rng = new Rng(hash32(seed, 0x9a1));
   const byId = new Map<number, SynthImage[]>();
   for (const im of images) byId.set(im.id, [...(byId.get(im.id) ?? []), im]);
   const ids = [...byId.keys()];
-  const genderPools = [0, 1]
-    .map((g) => ids.filter((id) => (byId.get(id) as SynthImage[])[0]?.gender === g))
-    .filter((p) => p.length >= 2);
+  const first = (id: number): SynthImage => (byId.get(id) as SynthImage[])[0] as SynthImage;
   const seen = new Set<string>();
-  const pairs: { a: string; b: string; same: boolean }[] = [];
   const half = Math.floor(count / 2);
-  for (const same of [true, false]) {
-    let made = 0;
-    for (let attempt = 0; made < half && attempt < half * 50; attempt++) {
-      let x: SynthImage;
-      let y: SynthImage;
-      if (same) {
-        if (ids.length === 0) break;
-        const list = byId.get(rng.pick(ids)) as SynthImage[];
-        x = rng.pick(list);
-        y = rng.pick(list);
-        if (Math.abs(x.age - y.age) < MIN_POSITIVE_AGE_GAP) continue;
-      } else {
-        if (genderPools.length === 0) break;
-        const pool = rng.pick(genderPools);
-        const i = rng.pick(pool);
-        const j = rng.pick(pool);
-        if (i === j) continue;
-        const ti = (byId.get(i) as SynthImage[])[0] as SynthImage;
-        const tj = (byId.get(j) as SynthImage[])[0] as SynthImage;
-        if (Math.abs(ti.skinTone - tj.skinTone) > MAX_NEGATIVE_SKIN_TONE_GAP) continue;
-        x = rng.pick(byId.get(i) as SynthImage[]);
-        y = rng.pick(byId.get(j) as SynthImage[]);
-      }
-      const key = x.file < y.file ? `${x.file} ${y.file}` : `${y.file} ${x.file}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      pairs.push({ a: x.file, b: y.file, same });
-      made++;
+  const add = (out: { a: string; b: string; same: boolean }[], x: SynthImage, y: SynthImage, same: boolean): boolean => {
+    const key = x.file < y.file ? `${x.file} ${y.file}` : `${y.file} ${x.file}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    out.push({ a: x.file, b: y.file, same });
+    return true;
+  };
+  const positives: { a: string; b: string; same: boolean }[] = [];
+  for (let attempt = 0; ids.length > 0 && positives.length < half && attempt < half * 50; attempt++) {
+    const list = byId.get(rng.pick(ids)) as SynthImage[];
+    const x = rng.pick(list);
+    const y = rng.pick(list);
+    if (Math.abs(x.age - y.age) >= MIN_POSITIVE_AGE_GAP) add(positives, x, y, true);
+  }
+  // Negatives: same gender and similar skin tone; a test set too small for that falls back to
+  // same gender, then to any two identities, rather than writing fewer negatives than positives.
+  const negatives: { a: string; b: string; same: boolean }[] = [];
+  const tiers = [
+    (i: number, j: number) => first(i).gender === first(j).gender && Math.abs(first(i).skinTone - first(j).skinTone) <= MAX_NEGATIVE_SKIN_TONE_GAP,
+    (i: number, j: number) => first(i).gender === first(j).gender,
+    () => true,
+  ];
+  for (const ok of tiers) {
+    for (let attempt = 0; ids.length > 1 && negatives.length < positives.length && attempt < half * 50; attempt++) {
+      const i = rng.pick(ids);
+      const j = rng.pick(ids);
+      if (i !== j && ok(i, j)) add(negatives, rng.pick(byId.get(i) as SynthImage[]), rng.pick(byId.get(j) as SynthImage[]), false);
     }
+  }
+  // Interleaved, so that any run of consecutive pairs (a verification fold) is balanced.
+  const pairs: { a: string; b: string; same: boolean }[] = [];
+  for (let k = 0; k < Math.max(positives.length, negatives.length); k++) {
+    if (k < positives.length) pairs.push(positives[k] as { a: string; b: string; same: boolean });
+    if (k < negatives.length) pairs.push(negatives[k] as { a: string; b: string; same: boolean });
   }
   return pairs;
 }
