@@ -4,11 +4,15 @@
 import { Command } from 'commander';
 import * as importTorch from './face/import-torch.js';
 import * as embed from './face/embed.js';
+import * as verify from './face/verify.js';
+import * as evaluate from './face/eval.js';
+import * as age from './face/age.js';
+import * as align from './face/align.js';
 
 interface FaceCommand {
   register(program: Command): void;
 }
-const COMMANDS: FaceCommand[] = [importTorch, embed];
+const COMMANDS: FaceCommand[] = [importTorch, embed, verify, evaluate, age, align];
 
 const program = new Command('mtl-face').description(
   'Embed, verify, evaluate and age faces with an MTLFace checkpoint',

@@ -6,3 +6,4 @@ export * from './identification.js';
 export * from './cross-age.js';
 export * from './fas-quality.js';
 export * from './pairs-file.js';
+export * from './table.js';

@@ -1,7 +1,7 @@
 // What the evaluation needs from a trained MTLFace, as three tensor functions. Keeping this narrow lets the
 // protocols run on the real networks, on a checkpoint loaded by `mtl-face`, or on a stub in tests.
 import * as tf from '@tensorflow/tfjs-core';
-import type { AgeEstimation, Backbone } from '@mtlface/model';
+import type { AgeEstimation, AgingModule, Backbone } from '@mtlface/model';
 
 export interface FaceModel {
   /** Input side in pixels (NHWC, RGB in [-1, 1]). */
@@ -14,20 +14,6 @@ export interface FaceModel {
   groupLogits?(images: tf.Tensor4D): tf.Tensor2D;
   /** The images re-rendered at the given target groups (int32 [N]). */
   age?(images: tf.Tensor4D, targetGroups: tf.Tensor1D): tf.Tensor4D;
-}
-
-/** The generator as the model package defines it: image + backbone features + target group → image. */
-export interface Generator {
-  training: boolean;
-  train(mode?: boolean): unknown;
-  forward(
-    image: tf.Tensor4D,
-    x2: tf.Tensor4D,
-    x3: tf.Tensor4D,
-    x4: tf.Tensor4D,
-    xId: tf.Tensor4D,
-    targetGroups: tf.Tensor1D,
-  ): tf.Tensor4D;
 }
 
 /** Runs `fn` with `modules` in eval mode, restoring each one's previous mode afterwards. */
@@ -49,7 +35,7 @@ export function inEvalMode<T>(
 export function faceModelFromModules(nets: {
   backbone: Backbone;
   estimation?: AgeEstimation;
-  generator?: Generator;
+  generator?: AgingModule;
 }): FaceModel {
   const { backbone, estimation, generator } = nets;
   const model: FaceModel = {
@@ -68,7 +54,7 @@ export function faceModelFromModules(nets: {
       inEvalMode([backbone, generator], () =>
         tf.tidy(() => {
           const f = backbone.forward(images);
-          return generator.forward(images, f.x2, f.x3, f.x4, f.xId, targetGroups);
+          return generator.forward({ image: images, x2: f.x2, x3: f.x3, x4: f.x4, xId: f.xId, targetGroups });
         }),
       );
   }

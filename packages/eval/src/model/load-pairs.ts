@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseAnnotations } from '@mtlface/data';
 import { indexPairs, parsePairs } from '../pairs-file.js';
-import { loadFaceImages } from './images.js';
+import { loadFaceImages, type FaceImages } from './images.js';
 import type { PairsSet } from './pairs.js';
 
 export interface LoadPairsOptions {
@@ -17,12 +17,14 @@ export interface LoadPairsOptions {
    */
   annotations?: string | false;
   name?: string;
+  /** how to read the images (default: decode and resize); e.g. detect and align them first */
+  readImages?: (paths: string[], size: number) => Promise<FaceImages>;
 }
 
 export async function loadPairsSet(pairsFile: string, opts: LoadPairsOptions): Promise<PairsSet> {
   const root = resolve(opts.root ?? dirname(pairsFile));
   const { files, pairs, same } = indexPairs(parsePairs(readFileSync(pairsFile, 'utf8'), pairsFile));
-  const images = await loadFaceImages(
+  const images = await (opts.readImages ?? loadFaceImages)(
     files.map((f) => join(root, f)),
     opts.size,
   );

@@ -1,0 +1,137 @@
+// Loading a checkpoint's inference networks (backbone, age estimator, generator) as an eval FaceModel,
+// and reading face images for it, aligned on request. Shared by verify, eval and age.
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import {
+  AgeEstimation,
+  AgingModule,
+  Backbone,
+  inferAgeEstimationOptions,
+  inferBackboneOptions,
+  rawToTensor,
+  readSafetensors,
+  splitByNetwork,
+  type Module,
+  type RawTensor,
+} from '@mtlface/model';
+import { findLatestCheckpoint } from '@mtlface/train';
+import type { FaceAligner } from '@mtlface/eval/align';
+import { faceModelFromModules, loadFaceImages, type FaceImages, type FaceModel } from '@mtlface/eval/model';
+
+export interface LoadedFaceModel extends FaceModel {
+  readonly source: string;
+  dispose(): void;
+}
+
+function load<M extends Module>(module: M, tensors: Map<string, RawTensor>, what: string): M {
+  const state = new Map([...tensors].map(([n, t]) => [n, rawToTensor(t, n)]));
+  try {
+    module.loadStateDict(state);
+  } catch (e) {
+    module.dispose();
+    throw new Error(`${what}: ${(e as Error).message}`);
+  } finally {
+    tf.dispose([...state.values()]);
+  }
+  return module;
+}
+
+/** The router unit count u that gives the generator's routed width c = int((g − (g−1)σ)·u). */
+function unitCountFor(width: number, groups: number, sigma = 0.1): number {
+  for (let u = 1; u <= 4096; u++) if (Math.trunc((groups - (groups - 1) * sigma) * u) === width) return u;
+  throw new Error(`generator width ${width} fits no router unit count for ${groups} groups`);
+}
+
+/**
+ * Loads a checkpoint: a `.safetensors` file with prefixed tensors (`backbone.`, `estimation.`, `generator.`),
+ * or a training checkpoint (directory → newest intact one, or its sidecar). Networks the checkpoint lacks
+ * are left out of the model (no `groupLogits` without an estimator, no `age` without a generator).
+ */
+export function loadFaceModel(checkpoint: string): LoadedFaceModel {
+  let path = checkpoint;
+  if (!checkpoint.endsWith('.safetensors')) {
+    const found = findLatestCheckpoint(checkpoint, (m) => console.error(m));
+    if (!found) throw new Error(`${checkpoint}: no usable checkpoint found`);
+    path = found.tensorsPath;
+  }
+  const nets = splitByNetwork(readSafetensors(path).tensors, 'backbone');
+  const bt = nets.get('backbone');
+  if (!bt) throw new Error(`${path}: no backbone tensors`);
+  const shapes = (m: Map<string, RawTensor>) => new Map([...m].map(([n, t]) => [n, t.shape]));
+  const backbone = load(
+    new Backbone({ ...inferBackboneOptions(shapes(bt)), init: 'zeros' }),
+    bt,
+    `${path} (backbone)`,
+  ).eval();
+  const owned: Module[] = [backbone];
+  try {
+    const et = nets.get('estimation');
+    const estimation = et
+      ? load(new AgeEstimation(inferAgeEstimationOptions(shapes(et))), et, `${path} (estimation)`).eval()
+      : undefined;
+    if (estimation) owned.push(estimation);
+    const gt = nets.get('generator');
+    let generator: AgingModule | undefined;
+    if (gt) {
+      const groups = estimation?.groups ?? 7;
+      const conv1 = gt.get('conv1.0.weight');
+      if (!conv1 || conv1.shape.length !== 4)
+        throw new Error(`${path}: generator lacks a 4-D conv1.0.weight`);
+      let repeat = 0;
+      while (gt.has(`transform.${repeat}.conv1.weight`) || gt.has(`transform.${repeat}.conv1.0.weight`))
+        repeat++;
+      generator = load(
+        new AgingModule({
+          groups,
+          widths: backbone.config.widths,
+          unitCount: unitCountFor(conv1.shape[3]!, groups),
+          ...(repeat > 0 ? { repeat } : {}),
+          init: 'zeros',
+        }),
+        gt,
+        `${path} (generator)`,
+      );
+      generator.eval();
+      owned.push(generator);
+    }
+    const model = faceModelFromModules({
+      backbone,
+      ...(estimation ? { estimation } : {}),
+      ...(generator ? { generator } : {}),
+    });
+    return { ...model, source: path, dispose: () => owned.forEach((m) => m.dispose()) };
+  } catch (e) {
+    owned.forEach((m) => m.dispose());
+    throw e;
+  }
+}
+
+/** A lazily created face aligner (the detector weights load only when --align is used). */
+export type Aligner = FaceAligner;
+export async function createAligner(): Promise<Aligner> {
+  const { FaceAligner } = await import('@mtlface/eval/align');
+  return new FaceAligner();
+}
+
+/**
+ * Reads face images for a model of side `size`: already-aligned crops are resized; with an aligner each
+ * image is detected, landmarked and warped to the 112 template first (a failure names the file).
+ */
+export async function readFaces(
+  paths: readonly string[],
+  size: number,
+  aligner?: Aligner,
+): Promise<FaceImages> {
+  if (!aligner) return loadFaceImages(paths, size);
+  const per = size * size * 3;
+  const out = new Float32Array(paths.length * per);
+  for (let i = 0; i < paths.length; i++) {
+    const a = await aligner.align(paths[i]!);
+    const px = await sharp(Buffer.from(a.crop), { raw: { width: a.size, height: a.size, channels: 3 } })
+      .resize(size, size, { fit: 'fill' })
+      .raw()
+      .toBuffer();
+    for (let k = 0; k < per; k++) out[i * per + k] = px[k]! / 127.5 - 1;
+  }
+  return { n: paths.length, size, images: out };
+}
