@@ -1,6 +1,5 @@
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { join } from 'node:path';
-import { constants } from 'node:os';
 import type { Entrypoint } from './entrypoint.js';
 import { LaunchError } from './errors.js';
 import type { StreamSpec } from './log-spec.js';
@@ -48,6 +47,11 @@ export interface AgentConfig {
   watchdogGraceMs?: number;
 }
 
+interface StoreAddress {
+  host: string;
+  port: number;
+}
+
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
@@ -75,11 +79,15 @@ export class Agent {
     let rdzv: Rendezvous | undefined;
     try {
       if (cfg.nodeRank === 0) server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
-      const port = server?.port ?? cfg.masterPort;
+      // On node 0, the address actually bound (a host name resolved); elsewhere, as given.
+      const addr: StoreAddress = {
+        host: server?.host ?? cfg.masterAddr,
+        port: server?.port ?? cfg.masterPort,
+      };
       const store = await this.untilSignal(
         connectStore({
-          host: cfg.masterAddr,
-          port,
+          host: addr.host,
+          port: addr.port,
           token: cfg.runToken,
           name: `launcher of node ${cfg.nodeRank} (${hostname()})`,
           // Node 0 silent for the heartbeat timeout is as lost as any other node.
@@ -99,7 +107,7 @@ export class Agent {
             host: hostname(),
             pid: process.pid,
           },
-          address: `${cfg.masterAddr}:${port}`,
+          address: `${addr.host}:${addr.port}`,
           timeoutMs: cfg.rdzvTimeoutMs,
           heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
           // Every node sees a stop within a monitor interval, then waits at most its grace period.
@@ -107,7 +115,7 @@ export class Agent {
         });
         const world = await this.untilSignal(rdzv.join());
         metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, cfg.nodeRank);
-        const code = await this.supervise(rdzv, world, port, metrics);
+        const code = await this.supervise(rdzv, world, addr, metrics);
         await rdzv.leave().catch(() => undefined);
         return code;
       } finally {
@@ -130,13 +138,13 @@ export class Agent {
   private async supervise(
     rdzv: Rendezvous,
     world: World,
-    port: number,
+    addr: StoreAddress,
     metrics: MetricsHook,
   ): Promise<number> {
     const cfg = this.cfg;
     let attempt = 0;
     for (;;) {
-      const group = this.startWorkers(world, attempt, port, metrics);
+      const group = this.startWorkers(world, attempt, addr, metrics);
       this.group = group;
       let stop: StopReason | undefined;
       let localSignal: ForwardedSignal | undefined = this.signalled;
@@ -193,7 +201,7 @@ export class Agent {
         await group.stop(cfg.shutdownTimeoutMs);
         if (e instanceof LaunchError) throw e;
         throw new LaunchError(
-          `lost the rendezvous store at ${cfg.masterAddr}:${port}: ${(e as Error).message}`,
+          `lost the rendezvous store at ${addr.host}:${addr.port}: ${(e as Error).message}`,
         );
       }
       const exits = await group.stop(cfg.shutdownTimeoutMs, localSignal ?? 'SIGTERM');
@@ -232,7 +240,7 @@ export class Agent {
     }
   }
 
-  private startWorkers(world: World, attempt: number, port: number, metrics: MetricsHook): WorkerGroup {
+  private startWorkers(world: World, attempt: number, addr: StoreAddress, metrics: MetricsHook): WorkerGroup {
     const cfg = this.cfg;
     const watchdog = watchdogImportUrl({
       launcherPid: process.pid,
@@ -249,8 +257,8 @@ export class Agent {
         localWorldSize: world.localWorldSize,
         groupRank: world.nodeRank,
         groupWorldSize: world.nnodes,
-        masterAddr: cfg.masterAddr,
-        masterPort: port,
+        masterAddr: addr.host,
+        masterPort: addr.port,
         runId: cfg.runId,
         runToken: cfg.runToken,
         restartCount: attempt,

@@ -1,10 +1,29 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { StoreClient, StoreServer } from '@mtlface/collective';
 import { LaunchError } from './errors.js';
+
+/**
+ * The address node 0 binds for a `--master-addr` that may be a host name (Slurm gives names):
+ * ZeroMQ binds interfaces or IPs only. A non-loopback address is preferred, because a name that
+ * /etc/hosts maps to 127.0.1.1 would hide the store from the other nodes.
+ */
+export async function bindAddress(host: string): Promise<string> {
+  if (isIP(host) !== 0) return host;
+  let addrs: Array<{ address: string; family: number }>;
+  try {
+    addrs = await lookup(host, { all: true });
+  } catch (e) {
+    throw new LaunchError(`--master-addr ${host}: cannot resolve it (${(e as Error).message})`);
+  }
+  const routable = addrs.find((a) => a.family === 4 && !a.address.startsWith('127.'));
+  return (routable ?? addrs.find((a) => a.family === 4) ?? addrs[0])?.address ?? host;
+}
 
 /** Node 0 hosts the rendezvous store; port 0 picks a free one (`--standalone`). */
 export async function hostStore(host: string, port: number, token: string): Promise<StoreServer> {
   try {
-    return await StoreServer.listen({ host, port, token });
+    return await StoreServer.listen({ host: await bindAddress(host), port, token });
   } catch (e) {
     const msg = (e as Error).message;
     if (/in use/i.test(msg)) {
