@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { launchFromSource, linesByRank, tempDir, writeScript } from './support/launch.js';
+import { freePort, launchFromSource, linesByRank, tempDir, writeScript } from './support/launch.js';
 
 const ENV_KEYS = [
   'RANK',
@@ -112,5 +112,19 @@ describe('mtl-launch worker environment', () => {
     const workers = await run(['--standalone', '--nproc_per_node=2', '--max_restarts', '1']);
     assert.equal(workers.length, 2);
     assert.equal(workers[0]!.env.MTL_MAX_RESTARTS, '1');
+  });
+
+  it('takes the placement from Slurm and binds the first host of the job list', async () => {
+    const port = String(await freePort());
+    const workers = await run(['--nproc', '1', '--master-port', port], {
+      SLURM_JOB_ID: '77',
+      SLURM_NNODES: '1',
+      SLURM_NODEID: '0',
+      SLURM_JOB_NODELIST: 'localhost,node[2-3]',
+    });
+    assert.equal(workers.length, 1);
+    assert.equal(workers[0]!.env.GROUP_WORLD_SIZE, '1');
+    assert.equal(workers[0]!.env.MASTER_ADDR, '127.0.0.1', 'the host name is resolved to the address bound');
+    assert.equal(workers[0]!.env.MASTER_PORT, port);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -53,6 +53,17 @@ function secondsToMs(value: string, flag: string): number {
   return Math.round(n * 1000);
 }
 
+function launcherVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function buildCommand(): Command {
   return new Command('mtl-launch')
     .description(
@@ -88,6 +99,7 @@ export function buildCommand(): Command {
     .option('--metrics-port <port>', 'serve Prometheus /metrics for this node on this port (0 = off)', '0')
     .option('--metrics-host <host>', 'address for /metrics', '0.0.0.0')
     .option('--timeline <file>', 'record a per-step timeline (MTL_TIMELINE) and merge it at the end')
+    .version(launcherVersion(), '--version')
     .passThroughOptions()
     .helpOption('-h, --help')
     .exitOverride()
