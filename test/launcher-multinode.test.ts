@@ -169,4 +169,49 @@ describe('mtl-launch on two nodes (loopback)', () => {
     assert.match(r.stderr, /the launcher of node\(s\) 1 stopped answering for 2s/);
     assert.ok(Date.now() - killedAt < 2000 + 6000, `node 0 took ${Date.now() - killedAt} ms to notice`);
   });
+
+  it("stops every node without restarting when one node's launcher is signalled", async () => {
+    const script = writeScript(
+      tmp.dir,
+      'sig.mjs',
+      `import { writeFileSync } from 'node:fs';
+       writeFileSync(process.argv[2] + '/sig-up' + process.env.RANK, '');
+       setInterval(() => {}, 1000);`,
+    );
+    const port = String(await freePort());
+    const args = (node: number) => [
+      '--nnodes',
+      '2',
+      '--nproc',
+      '1',
+      '--master-port',
+      port,
+      '--run-id',
+      'sig',
+      '--node-rank',
+      String(node),
+      '--max-restarts',
+      '3',
+      '--shutdown-timeout',
+      '2',
+      script,
+      tmp.dir,
+    ];
+    const env = { MTL_RUN_TOKEN: 'sig-secret' };
+    const n0 = spawnLauncher(args(0), { env });
+    const n1 = spawnLauncher(args(1), { env });
+    const [p0, p1] = [collect(n0, 90_000), collect(n1, 90_000)];
+    assert.ok(
+      await waitFor(
+        () => existsSync(join(tmp.dir, 'sig-up0')) && existsSync(join(tmp.dir, 'sig-up1')),
+        60_000,
+      ),
+    );
+    n1.kill('SIGTERM');
+    const [r0, r1] = await Promise.all([p0, p1]);
+    assert.equal(r1.code, 143, r1.stderr);
+    assert.equal(r0.code, 1, r0.stderr);
+    assert.match(r0.stderr, /node 1 was stopped by SIGTERM; stopped 1 worker\(s\) of attempt 0/);
+    assert.doesNotMatch(r0.stderr + r1.stderr, /restarting/);
+  });
 });
