@@ -75,6 +75,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     ...(transport ? { transport } : {}),
     ...(env.MTL_NODE_ADDR ? { bindHost: env.MTL_NODE_ADDR } : {}),
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
+    ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
+    ...(env.MTL_PG_SMALL_BYTES ? { smallBytes: envInt(env, 'MTL_PG_SMALL_BYTES') } : {}),
   };
 }
 

@@ -70,8 +70,13 @@ class PeerQueue {
   }
   shift(): Message | undefined {
     if (this.head >= this.items.length) return undefined;
-    const m = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    const m = this.items[this.head];
+    // Drop the reference at once: a consumed message may hold megabytes of payload.
+    this.items[this.head++] = undefined as unknown as Message;
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
