@@ -17,6 +17,10 @@ export interface DnnlAddon {
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, params: Int32Array): void;
   /** Row-major batched sgemm; params = [batch, m, n, k, transA, transB, strideA, strideB]. */
   matmul(a: Float32Array, b: Float32Array, c: Float32Array, params: Int32Array): void;
+  /** Broadcasting binary op (codes in elementwise.ts) with geometry from `broadcastGeometry`. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  /** out[o, i] = reduce over r < n of x[o, r, i]; op 0 sum, 1 mean, 2 max, 3 min. */
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, n: number, inner: number): void;
   implInfo(kind: 'fwd' | 'bwdData' | 'bwdFilter', params: Int32Array): string;
   cacheSize(): number;
   version(): string;

@@ -2,6 +2,7 @@ import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
+import { allocOutput } from './pool.js';
 import { applyActivation, f32, outputOf } from './tensors.js';
 
 type Conv2DInfo = backend_util.Conv2DInfo;
@@ -85,7 +86,7 @@ export function convKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig
     const info = info4(x.shape, filter.shape, attrs, attrs.dilations);
     const p = x.dtype === 'float32' && filter.dtype === 'float32' ? convParams(info) : null;
     if (!p) return conv2DCpu(args);
-    const y = new Float32Array(info.batchSize * info.outHeight * info.outWidth * info.outChannels);
+    const y = allocOutput(backend, info.batchSize * info.outHeight * info.outWidth * info.outChannels);
     addon.conv2d(f32(backend, x), f32(backend, filter), null, y, p, 0);
     return outputOf(backend, info.outShape, y);
   };
@@ -97,7 +98,7 @@ export function convKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig
     const info = info4(attrs.inputShape, filter.shape, attrs);
     const p = dy.dtype === 'float32' && filter.dtype === 'float32' ? convParams(info) : null;
     if (!p) return backInputCpu(args);
-    const dx = new Float32Array(info.batchSize * info.inHeight * info.inWidth * info.inChannels);
+    const dx = allocOutput(backend, info.batchSize * info.inHeight * info.inWidth * info.inChannels);
     addon.conv2dBackpropInput(f32(backend, dy), f32(backend, filter), dx, p);
     return outputOf(backend, info.inShape, dx);
   };
@@ -109,7 +110,10 @@ export function convKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig
     const info = info4(x.shape, attrs.filterShape, attrs);
     const p = x.dtype === 'float32' && dy.dtype === 'float32' ? convParams(info) : null;
     if (!p) return backFilterCpu(args);
-    const dw = new Float32Array(info.filterHeight * info.filterWidth * info.inChannels * info.outChannels);
+    const dw = allocOutput(
+      backend,
+      info.filterHeight * info.filterWidth * info.inChannels * info.outChannels,
+    );
     addon.conv2dBackpropFilter(f32(backend, x), f32(backend, dy), dw, p);
     return outputOf(backend, [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels], dw);
   };
@@ -124,7 +128,7 @@ export function convKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig
     const biasPerChannel =
       bias !== undefined && bias.shape.length === 1 && bias.shape[0] === info.outChannels;
     if (!p || (bias !== undefined && !biasPerChannel)) return cpu('FusedConv2D')(args);
-    const y = new Float32Array(info.batchSize * info.outHeight * info.outWidth * info.outChannels);
+    const y = allocOutput(backend, info.batchSize * info.outHeight * info.outWidth * info.outChannels);
     const fuseRelu = activation === 'relu';
     addon.conv2d(
       f32(backend, x!),

@@ -1,6 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
+import { allocOutput } from './pool.js';
 import { applyActivation, f32, outputOf } from './tensors.js';
 
 const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
@@ -39,7 +40,7 @@ export function nativeMatMul(
   if (batchB !== batch && batchB !== 1) return null;
   const outer = outerA.length >= outerB.length ? outerA : outerB;
   if (size(outer) !== batch) return null;
-  const c = new Float32Array(batch * m * n);
+  const c = allocOutput(backend, batch * m * n);
   if (m * n * k > 0) {
     const params = Int32Array.of(
       batch,
@@ -52,6 +53,8 @@ export function nativeMatMul(
       batchB === 1 ? 0 : k * n,
     );
     addon.matmul(f32(backend, a), f32(backend, b), c, params);
+  } else {
+    c.fill(0); // pooled storage is not zeroed
   }
   return outputOf(backend, [...outer, m, n], c);
 }

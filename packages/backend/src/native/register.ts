@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { loadDnnlAddon } from './addon.js';
+import { NativeBackendCPU } from './pool.js';
 import { convKernels } from './conv.js';
 import { matMulKernels } from './matmul.js';
+import { binaryKernels, reduceKernels } from './elementwise.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -15,6 +16,17 @@ export const NATIVE_KERNELS: readonly string[] = [
   'FusedConv2D',
   'BatchMatMul',
   '_FusedMatMul',
+  'Add',
+  'Sub',
+  'Multiply',
+  'RealDiv',
+  'SquaredDifference',
+  'Maximum',
+  'Minimum',
+  'Sum',
+  'Mean',
+  'Max',
+  'Min',
 ];
 
 let registered: { ok: true } | { ok: false; reason: string } | undefined;
@@ -35,20 +47,16 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
   for (const k of tf.getKernelsForBackend('cpu')) cpuKernels.set(k.kernelName, k);
   const kernels = new Map<string, KernelConfig>();
   for (const [name, k] of cpuKernels) kernels.set(name, { ...k, backendName: NATIVE_BACKEND });
-  for (const k of [...convKernels(load.addon, cpuKernels), ...matMulKernels(load.addon, cpuKernels)]) {
+  for (const k of [
+    ...convKernels(load.addon, cpuKernels),
+    ...matMulKernels(load.addon, cpuKernels),
+    ...binaryKernels(load.addon, cpuKernels),
+    ...reduceKernels(load.addon, cpuKernels),
+  ]) {
     kernels.set(k.kernelName, k);
   }
   for (const k of kernels.values()) tf.registerKernel(k);
-  tf.registerBackend(
-    NATIVE_BACKEND,
-    () => {
-      const b = new MathBackendCPU();
-      // The cpu backend's first-use banner recommends tfjs-node; not relevant here.
-      (b as unknown as { firstUse: boolean }).firstUse = false;
-      return b;
-    },
-    0,
-  );
+  tf.registerBackend(NATIVE_BACKEND, () => new NativeBackendCPU(), 0);
   registered = { ok: true };
   return registered;
 }

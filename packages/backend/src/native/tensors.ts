@@ -1,13 +1,18 @@
 import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
-/** The float32 values behind a tensor of the cpu-style backend (no copy). */
+/**
+ * The float32 values behind a tensor of the cpu-style backend: no copy, except
+ * for a float32 tensor that shares an int32/bool buffer (the cpu backend's Cast
+ * to float32 keeps the source array), which is converted.
+ */
 export function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array {
   const v = backend.data.get(t.dataId)?.values;
-  if (!(v instanceof Float32Array)) {
-    throw new Error(`native backend: expected float32 values for a tensor of shape [${t.shape.join(',')}]`);
-  }
-  return v;
+  if (v instanceof Float32Array) return v;
+  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Float32Array.from(v as Int32Array);
+  throw new Error(
+    `native backend: no numeric values for a tensor of shape [${t.shape.join(',')}] (${t.dtype})`,
+  );
 }
 
 export function outputOf(backend: MathBackendCPU, shape: number[], values: Float32Array): TensorInfo {

@@ -1,0 +1,71 @@
+import { backend_util, util } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { DnnlAddon } from './addon.js';
+import { allocOutput } from './pool.js';
+import { broadcastGeometry, reductionGeometry } from './shapes.js';
+import { f32, outputOf } from './tensors.js';
+
+/** Binary ops the addon implements (index = the addon's op code). */
+const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference', 'Maximum', 'Minimum'] as const;
+/** Reductions the addon implements (index = the addon's op code). */
+const REDUCE_OPS = ['Sum', 'Mean', 'Max', 'Min'] as const;
+
+function fallbackOf(fallback: Map<string, KernelConfig>, name: string): KernelFunc {
+  const k = fallback.get(name);
+  if (!k) throw new Error(`native backend: the cpu backend has no ${name} kernel to fall back on`);
+  return k.kernelFunc;
+}
+
+/** Broadcasting float32 binary ops in C++ (the cpu kernels index every broadcast element in JS). */
+export function binaryKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
+  return BINARY_OPS.map((kernelName, op) => {
+    const cpu = fallbackOf(fallback, kernelName);
+    const kernelFunc: KernelFunc = (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpu(args);
+      const backend = args.backend as MathBackendCPU;
+      const outShape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const out = allocOutput(backend, util.sizeFromShape(outShape));
+      if (out.length > 0)
+        addon.binary(
+          op,
+          f32(backend, a),
+          f32(backend, b),
+          out,
+          broadcastGeometry(a.shape, b.shape, outShape),
+        );
+      return outputOf(backend, outShape, out);
+    };
+    return { kernelName, backendName: 'native', kernelFunc };
+  });
+}
+
+/** Sum, Mean, Max, Min over any axes that form one contiguous block (all the model's reductions). */
+export function reduceKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
+  return REDUCE_OPS.map((kernelName, op) => {
+    const cpu = fallbackOf(fallback, kernelName);
+    const kernelFunc: KernelFunc = (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      const attrs = args.attrs as {
+        axis?: number | number[];
+        reductionIndices?: number | number[];
+        keepDims: boolean;
+      };
+      const axis = kernelName === 'Max' ? attrs.reductionIndices! : attrs.axis!;
+      const keepDims = attrs.keepDims;
+      if (x.dtype !== 'float32') return cpu(args);
+      const axes = util.parseAxisParam(axis, x.shape);
+      const g = reductionGeometry(x.shape, axes);
+      const size = util.sizeFromShape(x.shape);
+      if (!g || size === 0) return cpu(args);
+      const backend = args.backend as MathBackendCPU;
+      const kept = x.shape.filter((_, d) => !axes.includes(d));
+      const outShape = keepDims ? backend_util.expandShapeToKeepDim(kept, axes) : kept;
+      const out = allocOutput(backend, g.outer * g.inner);
+      addon.reduce(op, f32(backend, x), out, g.outer, g.n, g.inner);
+      return outputOf(backend, outShape, out);
+    };
+    return { kernelName, backendName: 'native', kernelFunc };
+  });
+}

@@ -1,0 +1,125 @@
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { DataId } from '@tensorflow/tfjs-core';
+
+/**
+ * Output buffers of the native kernels, recycled when their tensor is disposed.
+ *
+ * Fresh large ArrayBuffers cost a page fault per 4 KiB on first touch, and V8
+ * frees dead ones only at some later GC (on its own thread), so without reuse
+ * every op output of a training step lands on unmapped memory. Only buffers
+ * this pool allocated are recycled, and never one that escaped: read by the
+ * user (dataSync/data hand out the array itself) or aliased by a second tensor
+ * (the cpu Slice kernel returns subarray views).
+ */
+export class BufferPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private readonly owned = new WeakSet<ArrayBuffer>();
+  private readonly users = new WeakMap<ArrayBuffer, number>();
+  private readonly escaped = new WeakSet<ArrayBuffer>();
+  private pooledBytes = 0;
+
+  constructor(
+    /** Most bytes kept idle in the pool. */
+    private readonly maxPooledBytes = 4 * 1024 ** 3,
+    /** Smaller arrays are cheap to allocate; not worth tracking. */
+    private readonly minBytes = 64 * 1024,
+  ) {}
+
+  /** A Float32Array of length n; contents are arbitrary (callers overwrite every element). */
+  get(n: number): Float32Array {
+    if (n * 4 < this.minBytes) return new Float32Array(n);
+    const list = this.free.get(n);
+    const reused = list?.pop();
+    if (reused) {
+      this.pooledBytes -= reused.byteLength;
+      return reused;
+    }
+    const a = new Float32Array(n);
+    this.owned.add(a.buffer as ArrayBuffer);
+    return a;
+  }
+
+  /** A tensor now holds `values`. */
+  attach(values: unknown): void {
+    const buf = bufferOf(values);
+    if (!buf || !this.owned.has(buf)) return;
+    const n = (this.users.get(buf) ?? 0) + 1;
+    this.users.set(buf, n);
+    if (n > 1) this.escaped.add(buf);
+  }
+
+  /** Someone outside the backend got the array itself. */
+  escape(values: unknown): void {
+    const buf = bufferOf(values);
+    if (buf && this.owned.has(buf)) this.escaped.add(buf);
+  }
+
+  /** The tensor holding `values` was deleted. */
+  detach(values: unknown): void {
+    const buf = bufferOf(values);
+    if (!buf || !this.owned.has(buf)) return;
+    const n = (this.users.get(buf) ?? 1) - 1;
+    this.users.set(buf, n);
+    if (n > 0 || this.escaped.has(buf)) return;
+    const a = values as Float32Array;
+    if (a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
+    if (this.pooledBytes + a.byteLength > this.maxPooledBytes) return;
+    let list = this.free.get(a.length);
+    if (!list) this.free.set(a.length, (list = []));
+    list.push(a);
+    this.pooledBytes += a.byteLength;
+  }
+}
+
+function bufferOf(values: unknown): ArrayBuffer | null {
+  return values instanceof Float32Array ? (values.buffer as ArrayBuffer) : null;
+}
+
+/** tfjs's cpu backend whose storage cooperates with the BufferPool. */
+export class NativeBackendCPU extends MathBackendCPU {
+  readonly pool = new BufferPool();
+
+  constructor() {
+    super();
+    // The cpu backend's first-use banner recommends tfjs-node; not relevant here.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(
+    values: Parameters<MathBackendCPU['write']>[0],
+    shape: number[],
+    dtype: Parameters<MathBackendCPU['write']>[2],
+  ): DataId {
+    this.pool.attach(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(
+    dataId: DataId,
+    values: Parameters<MathBackendCPU['move']>[1],
+    shape: number[],
+    dtype: Parameters<MathBackendCPU['move']>[3],
+    refCount: number,
+  ): void {
+    this.pool.attach(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: DataId): ReturnType<MathBackendCPU['readSync']> {
+    const values = super.readSync(dataId);
+    this.pool.escape(values);
+    return values;
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const released = super.disposeData(dataId, force);
+    if (released && values !== undefined && !this.data.has(dataId)) this.pool.detach(values);
+    return released;
+  }
+}
+
+/** Output storage for a native kernel (pooled when the backend is the native one). */
+export function allocOutput(backend: unknown, n: number): Float32Array {
+  return backend instanceof NativeBackendCPU ? backend.pool.get(n) : new Float32Array(n);
+}
