@@ -30,7 +30,8 @@ export interface CheckpointMeta {
   /** Iterations completed; training resumes at this global iteration. */
   iteration: number;
   mode: string;
-  scaler: LossScalerState;
+  /** Loss-scaler state per task (`fr`, `fas`). */
+  scalers: Record<string, LossScalerState>;
   /** Steps taken by each optimizer (Adam's bias correction needs them). */
   optimizers: Record<string, { stepCount: number }>;
   /** Sampler position: the next global iteration and its epoch. */

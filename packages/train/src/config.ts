@@ -33,6 +33,9 @@ export const configSchema = z
         embedding_dim: positiveInt.default(512),
         /** Width of the generator's router units (the release: 128); the demo shrinks it. */
         generator_units: positiveInt.default(128),
+        /** PatchGAN base width and depth (the release: 64, 4); small inputs need fewer layers. */
+        discriminator_dim: positiveInt.default(64),
+        discriminator_repeat: positiveInt.default(4),
         dropout: z.number().min(0).max(1).default(0.5),
       })
       .strict(),

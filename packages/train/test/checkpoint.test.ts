@@ -28,7 +28,7 @@ function meta(iteration: number): CheckpointMeta {
   return {
     iteration,
     mode: 'aifr',
-    scaler: { scale: 1024, growthTracker: iteration },
+    scalers: { fr: { scale: 1024, growthTracker: iteration } },
     optimizers: { sgd: { stepCount: iteration } },
     sampler: { iteration, epoch: 0 },
     rng: { seed: 7 },
@@ -62,7 +62,7 @@ test('round trip: tensors, sidecar state, and pruning keeps the newest two', asy
   const found = findLatestCheckpoint(dir);
   assert.ok(found);
   assert.equal(found.sidecar.iteration, 30);
-  assert.deepEqual(found.sidecar.scaler, { scale: 1024, growthTracker: 30 });
+  assert.deepEqual(found.sidecar.scalers, { fr: { scale: 1024, growthTracker: 30 } });
   assert.equal(found.sidecar.tensors.count, 3);
   const raw = readCheckpointTensors(found);
   const w = rawToTensor(raw.get('backbone.w')!);

@@ -1,0 +1,93 @@
+// Every rank starts identical: rank 0's state (fresh, or the checkpoint it resumed) is broadcast,
+// loaded everywhere, and verified with a checksum gathered from every rank.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs-core';
+import { encodeSafetensors, readSafetensors, rawToTensor, tensorsToRaw } from '@mtlface/model';
+import type { CheckpointSidecar, FoundCheckpoint } from './checkpoint.js';
+
+/** The collective calls state sync needs (a subset of @mtlface/collective's ProcessGroup). */
+export interface StateGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  broadcast(buf: Float32Array | Uint8Array, root: number): Promise<unknown>;
+  allGather(bytes: Uint8Array): Promise<Uint8Array[]>;
+}
+
+export interface SyncedState {
+  /** Tensors every rank must load (checkpoint names); caller disposes. */
+  tensors: Map<string, tf.Tensor>;
+  /** The resumed checkpoint's sidecar, or null for a fresh start. */
+  sidecar: CheckpointSidecar | null;
+}
+
+async function broadcastBytes(group: StateGroup | null, bytes: Uint8Array | null): Promise<Uint8Array> {
+  if (!group || group.worldSize === 1) return bytes ?? new Uint8Array(0);
+  const header = new Uint8Array(8);
+  if (group.rank === 0) new DataView(header.buffer).setBigUint64(0, BigInt(bytes?.byteLength ?? 0), true);
+  await group.broadcast(header, 0);
+  const len = Number(new DataView(header.buffer).getBigUint64(0, true));
+  const buf = group.rank === 0 ? (bytes ?? new Uint8Array(0)) : new Uint8Array(len);
+  if (len > 0) await group.broadcast(buf, 0);
+  return buf;
+}
+
+/**
+ * Rank 0 passes either the checkpoint it resumes (`found`) or its freshly initialised state
+ * (`fresh`, checkpoint names → tensors); every rank gets the same tensors and sidecar back.
+ */
+export async function broadcastInitialState(
+  group: StateGroup | null,
+  found: FoundCheckpoint | null,
+  fresh: () => Map<string, tf.Tensor>,
+): Promise<SyncedState> {
+  let tensorBytes: Uint8Array | null = null;
+  let sidecarBytes: Uint8Array | null = null;
+  if (!group || group.rank === 0) {
+    if (found) {
+      tensorBytes = new Uint8Array(readFileSync(found.tensorsPath));
+      sidecarBytes = new TextEncoder().encode(JSON.stringify(found.sidecar));
+    } else {
+      tensorBytes = encodeSafetensors(await tensorsToRaw(fresh()));
+    }
+  }
+  const sidecarRaw = await broadcastBytes(group, sidecarBytes);
+  const tensorRaw = await broadcastBytes(group, tensorBytes);
+  const sidecar =
+    sidecarRaw.byteLength > 0
+      ? (JSON.parse(new TextDecoder().decode(sidecarRaw)) as CheckpointSidecar)
+      : null;
+  const parsed = readSafetensors(tensorRaw);
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, raw] of parsed.tensors) tensors.set(name, rawToTensor(raw, name));
+  return { tensors, sidecar };
+}
+
+/** sha256 over the named tensors in name order (values and shapes). */
+export async function stateChecksum(tensors: ReadonlyMap<string, tf.Tensor>): Promise<string> {
+  const h = createHash('sha256');
+  for (const name of [...tensors.keys()].sort()) {
+    const t = tensors.get(name)!;
+    const data = await t.data();
+    h.update(`${name}:${t.dtype}:[${t.shape}]`);
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Fails on every rank, naming the ranks whose state differs from rank 0's. */
+export async function verifyIdenticalState(
+  group: StateGroup | null,
+  tensors: ReadonlyMap<string, tf.Tensor>,
+): Promise<string> {
+  const mine = await stateChecksum(tensors);
+  if (!group || group.worldSize === 1) return mine;
+  const all = (await group.allGather(new TextEncoder().encode(mine))).map((b) => new TextDecoder().decode(b));
+  const bad = all.flatMap((c, r) => (c !== all[0] ? [r] : []));
+  if (bad.length > 0) {
+    throw new Error(
+      `initial state differs from rank 0's on rank(s) ${bad.join(', ')} (checksums ${bad.map((r) => all[r]!.slice(0, 12)).join(', ')} vs ${all[0]!.slice(0, 12)})`,
+    );
+  }
+  return mine;
+}

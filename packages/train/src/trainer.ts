@@ -1,0 +1,269 @@
+// One training run's state and its iteration: FR step, FAS step (D then G) or both (joint), each
+// with gradient sync through the process group, loss scaling and the optimizers.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Batch, FasBatch } from '@mtlface/data';
+import type { TrainConfig } from './config.js';
+import { learningRate } from './schedule.js';
+import { LossScaler } from './loss-scaler.js';
+import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
+import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
+import { MtlFaceNetworks } from './networks.js';
+import type { CheckpointMeta, CheckpointSidecar } from './checkpoint.js';
+import {
+  fasDiscriminatorGradients,
+  fasGeneratorGradients,
+  fasSource,
+  frGradients,
+  type Gradients,
+} from './steps.js';
+
+export interface StepTimings {
+  computeMs: number;
+  copyOutMs: number;
+  exposedCommMs: number;
+  optimizerMs: number;
+  bytes: number;
+}
+
+export interface IterationReport {
+  iteration: number;
+  losses: Record<string, number>;
+  lr: { fr?: number; fas?: number };
+  skipped: string[];
+  scale: Record<string, number>;
+  timings: StepTimings;
+}
+
+export interface TrainerOptions {
+  numClasses: number;
+  group: GradientGroup | null;
+  /** Test hook: called with each task's local gradients before the sync (may replace entries). */
+  beforeSync?: (task: 'fr' | 'fas_d' | 'fas_g', iteration: number, grads: (tf.Tensor | null)[]) => void;
+  /** Run the networks in eval mode (batch norm on running statistics, no dropout): for equivalence tests. */
+  frozenStatistics?: boolean;
+}
+
+interface SyncedTask {
+  params: NamedParam[];
+  optimizer: Optimizer;
+  bucketer: GradientBucketer;
+}
+
+function hash32(...words: number[]): number {
+  let h = 0x811c9dc5;
+  for (const w of words) {
+    h = Math.imul(h ^ (w >>> 0), 0x01000193) >>> 0;
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
+}
+
+export class Trainer {
+  readonly nets: MtlFaceNetworks;
+  readonly scalers: Record<'fr' | 'fas', LossScaler>;
+  readonly fr: SyncedTask | null;
+  readonly fasD: SyncedTask | null;
+  readonly fasG: SyncedTask | null;
+  private readonly group: GradientGroup | null;
+
+  constructor(
+    readonly cfg: TrainConfig,
+    readonly opts: TrainerOptions,
+  ) {
+    this.group = opts.group;
+    this.nets = new MtlFaceNetworks(cfg, { numClasses: opts.numClasses });
+    const scalerOpts = {
+      enabled: cfg.amp,
+      init: cfg.loss_scale.init,
+      growthFactor: cfg.loss_scale.growth_factor,
+      backoffFactor: cfg.loss_scale.backoff_factor,
+      growthInterval: cfg.loss_scale.growth_interval,
+    };
+    this.scalers = { fr: new LossScaler(scalerOpts), fas: new LossScaler(scalerOpts) };
+    const bucket = { bucketBytes: cfg.bucket_mb * 2 ** 20, wire: cfg.amp ? cfg.wire : ('f32' as const) };
+    const task = (params: NamedParam[], optimizer: Optimizer): SyncedTask => ({
+      params,
+      optimizer,
+      bucketer: new GradientBucketer(
+        params.map((p) => p.variable.shape),
+        bucket,
+      ),
+    });
+    const doFr = cfg.mode !== 'fas';
+    const doFas = cfg.mode !== 'aifr';
+    if (doFr) {
+      const p = this.nets.params(
+        ['backbone', 'head', 'estimation', 'da_discriminator'],
+        cfg.fr_optim.weight_decay,
+      );
+      this.fr = task(p, new SGD(p, cfg.fr_optim.momentum, 'fr'));
+    } else this.fr = null;
+    if (doFas) {
+      const { betas, eps } = cfg.fas_optim;
+      const g = this.nets.params(['generator'], 0);
+      const d = this.nets.params(['discriminator'], 0);
+      this.fasG = task(g, new Adam(g, betas[0], betas[1], eps, 'generator'));
+      this.fasD = task(d, new Adam(d, betas[0], betas[1], eps, 'discriminator'));
+    } else {
+      this.fasG = null;
+      this.fasD = null;
+    }
+  }
+
+  optimizers(): Optimizer[] {
+    return [this.fr, this.fasD, this.fasG].flatMap((t) => (t ? [t.optimizer] : []));
+  }
+
+  frLr(iteration: number): number {
+    const o = this.cfg.fr_optim;
+    return learningRate(iteration + 1, {
+      lr: o.lr,
+      warmup: o.warmup,
+      milestones: o.milestones,
+      gamma: o.gamma,
+      minLr: o.min_lr,
+    });
+  }
+
+  /** Sets per-iteration, per-rank seeds of every random choice inside the networks (dropout). */
+  private seedIteration(iteration: number): void {
+    const rank = this.group?.rank ?? 0;
+    this.nets.backbone.dropout.seed = hash32(this.cfg.seed, iteration, rank, 0xd20);
+  }
+
+  /** Sync, unscale, skip-or-step one task. Disposes `g`'s tensors. */
+  private async syncAndStep(
+    task: SyncedTask,
+    name: 'fr' | 'fas_d' | 'fas_g',
+    scaler: LossScaler,
+    g: Gradients,
+    iteration: number,
+    lr: number,
+    t: StepTimings,
+  ): Promise<boolean> {
+    try {
+      this.opts.beforeSync?.(name, iteration, g.grads);
+      const res = await task.bucketer.sync(g.grads, this.group, scaler.scale);
+      addSync(t, res.timings);
+      if (!res.grads) return false;
+      const o = performance.now();
+      task.optimizer.step(res.grads, lr);
+      res.grads.forEach((x) => x.dispose());
+      t.optimizerMs += performance.now() - o;
+      return true;
+    } finally {
+      g.grads.forEach((x) => x?.dispose());
+    }
+  }
+
+  /** One training iteration (0-based global index) on a batch (a FasBatch for fas/joint). */
+  async step(batch: Batch | FasBatch, iteration: number): Promise<IterationReport> {
+    const t: StepTimings = { computeMs: 0, copyOutMs: 0, exposedCommMs: 0, optimizerMs: 0, bytes: 0 };
+    const losses: Record<string, tf.Scalar> = {};
+    const report: IterationReport = { iteration, losses: {}, lr: {}, skipped: [], scale: {}, timings: t };
+    const train = !this.opts.frozenStatistics;
+    this.seedIteration(iteration);
+    try {
+      if (this.fr) {
+        this.nets.train(train);
+        const lr = this.frLr(iteration);
+        report.lr.fr = lr;
+        const c = performance.now();
+        const g = frGradients(this.nets, this.fr.params, batch, {
+          age: this.cfg.loss.fr_age,
+          da: this.cfg.loss.fr_da,
+        });
+        t.computeMs += performance.now() - c;
+        for (const [k, v] of Object.entries(g.losses)) losses[`fr_${k}`] = v;
+        const ok = await this.syncAndStep(this.fr, 'fr', this.scalers.fr, g, iteration, lr, t);
+        if (!ok) report.skipped.push('fr');
+        this.scalers.fr.update(!ok);
+        report.scale.fr = this.scalers.fr.scale;
+      }
+      if (this.fasD && this.fasG) {
+        const fb = batch as FasBatch;
+        if (!fb.targetGroups || !fb.real)
+          throw new Error('Trainer: the FAS step needs a FasBatch (targetGroups, real)');
+        const lr = this.cfg.fas_optim.lr;
+        report.lr.fas = lr;
+        // Frozen backbone and age estimator (eval mode, no updates); generator and discriminator train.
+        this.nets.train(false);
+        this.nets.generator!.train(train);
+        this.nets.discriminator!.train(train);
+        let c = performance.now();
+        const src = fasSource(this.nets, fb);
+        try {
+          const gd = fasDiscriminatorGradients(this.nets, this.fasD.params, src);
+          t.computeMs += performance.now() - c;
+          losses.fas_d = gd.losses.total!;
+          const okD = await this.syncAndStep(this.fasD, 'fas_d', this.scalers.fas, gd, iteration, lr, t);
+          c = performance.now();
+          const gg = fasGeneratorGradients(this.nets, this.fasG.params, src, {
+            gan: this.cfg.loss.fas_gan,
+            id: this.cfg.loss.fas_id,
+            age: this.cfg.loss.fas_age,
+          });
+          gg.generated.dispose();
+          t.computeMs += performance.now() - c;
+          for (const [k, v] of Object.entries(gg.losses)) losses[k === 'total' ? 'fas_g' : `fas_${k}`] = v;
+          const okG = await this.syncAndStep(this.fasG, 'fas_g', this.scalers.fas, gg, iteration, lr, t);
+          if (!okD) report.skipped.push('fas_d');
+          if (!okG) report.skipped.push('fas_g');
+          this.scalers.fas.update(!okD || !okG);
+          report.scale.fas = this.scalers.fas.scale;
+        } finally {
+          src.dispose();
+        }
+      }
+      const names = Object.keys(losses);
+      if (names.length > 0) {
+        const packed = tf.stack(names.map((k) => losses[k]!));
+        const values = await packed.data();
+        packed.dispose();
+        names.forEach((k, i) => (report.losses[k] = values[i]!));
+      }
+    } finally {
+      Object.values(losses).forEach((v) => v.dispose());
+      this.nets.train(true);
+    }
+    return report;
+  }
+
+  /** Model tensors and optimizer slots under their checkpoint names (live: do not dispose). */
+  checkpointTensors(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>(this.nets.stateDict());
+    for (const o of this.optimizers()) for (const [k, v] of o.slots()) out.set(k, v);
+    return out;
+  }
+
+  /** Restores model tensors, optimizer slots and step counts, and the scalers (a resumed checkpoint). */
+  loadState(tensors: ReadonlyMap<string, tf.Tensor>, sidecar: CheckpointSidecar | null): void {
+    const model = new Map<string, tf.Tensor>();
+    const slots = new Map<string, tf.Tensor>();
+    for (const [k, t] of tensors) (k.startsWith('optim.') ? slots : model).set(k, t);
+    this.nets.loadStateDict(model);
+    for (const o of this.optimizers()) o.loadSlots(slots, sidecar?.optimizers[o.name]?.stepCount ?? 0);
+    if (sidecar)
+      for (const [k, s] of Object.entries(this.scalers)) if (sidecar.scalers[k]) s.load(sidecar.scalers[k]);
+  }
+
+  /** Optimizer step counts and scaler states for the sidecar. */
+  checkpointMeta(): Pick<CheckpointMeta, 'optimizers' | 'scalers'> {
+    return {
+      optimizers: Object.fromEntries(this.optimizers().map((o) => [o.name, { stepCount: o.stepCount }])),
+      scalers: Object.fromEntries(Object.entries(this.scalers).map(([k, s]) => [k, s.state()])),
+    };
+  }
+
+  dispose(): void {
+    for (const o of this.optimizers()) o.dispose();
+    this.nets.dispose();
+  }
+}
+
+function addSync(t: StepTimings, s: SyncTimings): void {
+  t.copyOutMs += s.copyOutMs;
+  t.exposedCommMs += s.exposedCommMs;
+  t.optimizerMs += s.unscaleMs;
+  t.bytes += s.bytes;
+}

@@ -1,0 +1,61 @@
+// Rank 0's progress: a bar with ETA on a terminal, one plain line per log interval when piped.
+import cliProgress from 'cli-progress';
+
+export interface TrainProgress {
+  update(iteration: number, info: { losses: Record<string, number>; imagesPerSec: number }): void;
+  stop(): void;
+}
+
+function fmtEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+function fmtLosses(losses: Record<string, number>): string {
+  return Object.entries(losses)
+    .map(([k, v]) => `${k} ${Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(3)}`)
+    .join(' ');
+}
+
+export function createTrainProgress(opts: {
+  start: number;
+  end: number;
+  logInterval: number;
+  tty: boolean;
+  log: (line: string) => void;
+}): TrainProgress {
+  const { start, end } = opts;
+  const t0 = performance.now();
+  const eta = (it: number): number =>
+    ((performance.now() - t0) / 1000 / Math.max(1, it - start)) * (end - it);
+  if (opts.tty) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format:
+          'train [{bar}] {percentage}% | {value}/{total} | eta {eta_formatted} | {imgs} img/s | {losses}',
+        stream: process.stderr,
+        hideCursor: true,
+        etaBuffer: 20,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(end, start, { imgs: '-', losses: '' });
+    return {
+      update: (it, info) =>
+        bar.update(it, { imgs: info.imagesPerSec.toFixed(1), losses: fmtLosses(info.losses).slice(0, 80) }),
+      stop: () => bar.stop(),
+    };
+  }
+  return {
+    update(it, info) {
+      if (it % opts.logInterval !== 0 && it !== end) return;
+      const pct = Math.floor((100 * it) / end);
+      opts.log(
+        `it ${it}/${end} (${pct}%) | ${fmtLosses(info.losses)} | ${info.imagesPerSec.toFixed(1)} img/s | eta ${fmtEta(eta(it))}`,
+      );
+    },
+    stop() {},
+  };
+}

@@ -1,0 +1,233 @@
+// The training run of one worker: environment → backend → process group → data → trainer → loop.
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@mtlface/backend';
+import { initProcessGroup, optionsFromEnv, type ProcessGroup } from '@mtlface/collective';
+import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '@mtlface/data';
+import { createWorkerMetrics, type WorkerMetrics } from '@mtlface/metrics';
+import {
+  Trainer,
+  broadcastInitialState,
+  configHash,
+  findLatestCheckpoint,
+  readCheckpointTensors,
+  verifyIdenticalState,
+  writeCheckpoint,
+  type FoundCheckpoint,
+  type IterationReport,
+  type TrainConfig,
+} from '@mtlface/train';
+import { rawToTensor } from '@mtlface/model';
+import { createTrainProgress } from './progress.js';
+
+export interface RunOptions {
+  /** Continue from the newest complete checkpoint in checkpoint_dir (also implied by a launcher restart). */
+  resume?: boolean;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  /** Called after every iteration (tests). */
+  onIteration?: (report: IterationReport, trainer: Trainer) => void;
+  /** Use this group instead of one from the environment (tests); null = single process. */
+  group?: ProcessGroup | null;
+  /** Skip backend initialisation (the caller set one). */
+  skipBackendInit?: boolean;
+}
+
+export interface RunResult {
+  iterations: number;
+  lastReport: IterationReport | null;
+  checkpoint: string | null;
+  rank: number;
+}
+
+function faultAt(env: NodeJS.ProcessEnv, rank: number): number | null {
+  // Test hook: MTL_FAULT_EXIT_AT="<iteration>:<rank>" kills that rank at that iteration, first attempt only.
+  const spec = env.MTL_FAULT_EXIT_AT;
+  if (!spec || Number(env.MTL_RESTART_COUNT ?? 0) > 0) return null;
+  const [it, r] = spec.split(':').map(Number);
+  return r === rank && Number.isInteger(it) ? (it as number) : null;
+}
+
+/** Loads backbone + estimator from an AIFR checkpoint (FAS recipe) into rank 0's fresh networks. */
+function loadInitCheckpoint(trainer: Trainer, path: string, log: (l: string) => void): void {
+  const found = findLatestCheckpoint(path, log);
+  if (!found) throw new Error(`init_checkpoint ${path}: no complete checkpoint found`);
+  const raw = readCheckpointTensors(found);
+  const wanted = new Map<string, tf.Tensor>();
+  for (const [k, r] of raw)
+    if (k.startsWith('backbone.') || k.startsWith('estimation.')) wanted.set(k, rawToTensor(r, k));
+  trainer.nets.loadStateDict(wanted, ['backbone', 'estimation']);
+  wanted.forEach((t) => t.dispose());
+  log(`initialised backbone and estimation from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
+}
+
+export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+  const env = opts.env ?? process.env;
+  const rankEnv = env.RANK;
+  const log0 = opts.log ?? ((l: string) => console.log(l));
+  const prefix = rankEnv !== undefined ? `[rank ${rankEnv}] ` : '';
+  const log = (l: string): void => log0(prefix + l);
+  if (!opts.skipBackendInit) await initBackend({ backend: cfg.backend, log });
+
+  const hash = configHash({ ...cfg, resume: false, stop_at: null });
+  let group: ProcessGroup | null = null;
+  let ownGroup = false;
+  if (opts.group !== undefined) group = opts.group;
+  else if (rankEnv !== undefined && env.WORLD_SIZE !== undefined) {
+    group = await initProcessGroup({ ...optionsFromEnv(env), configHash: hash });
+    ownGroup = true;
+  }
+  const rank = group?.rank ?? 0;
+  const worldSize = group?.worldSize ?? 1;
+  const restartCount = Number(env.MTL_RESTART_COUNT ?? 0);
+
+  let metrics: WorkerMetrics | null = null;
+  let stopIpc: (() => void) | null = null;
+  let loader: BatchLoader | null = null;
+  let trainer: Trainer | null = null;
+  try {
+    metrics = createWorkerMetrics({ rank, defaultMetrics: typeof process.send === 'function' });
+    if (typeof process.send === 'function') stopIpc = metrics.serveOverIpc();
+
+    const dataset = await loadDataset(cfg.data.train_list, {
+      root: cfg.data.root,
+      ageGroups: cfg.model.groups,
+    });
+    trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
+
+    // Resume (asked, or any launcher restart) from rank 0's newest complete checkpoint.
+    let found: FoundCheckpoint | null = null;
+    if (rank === 0 && (cfg.resume || opts.resume || restartCount > 0)) {
+      found = findLatestCheckpoint(cfg.checkpoint_dir, log);
+      if (found) log(`resuming from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
+      else log(`no complete checkpoint in ${cfg.checkpoint_dir}: starting from scratch`);
+    }
+    if (rank === 0 && !found && cfg.init_checkpoint) loadInitCheckpoint(trainer, cfg.init_checkpoint, log);
+    const state = await broadcastInitialState(group, found, () => trainer!.checkpointTensors());
+    trainer.loadState(state.tensors, state.sidecar);
+    state.tensors.forEach((t) => t.dispose());
+    const checksum = await verifyIdenticalState(group, trainer.checkpointTensors());
+    if (rank === 0) log(`initial state identical on ${worldSize} rank(s) (sha256 ${checksum.slice(0, 12)})`);
+
+    const start = state.sidecar?.iteration ?? 0;
+    const end = Math.min(cfg.iterations, cfg.stop_at ?? cfg.iterations);
+    const sampler = new DistributedSampler({
+      size: dataset.files.length,
+      batchSize: cfg.data.batch_size,
+      worldSize,
+      rank,
+      seed: cfg.seed,
+    });
+    const fas =
+      cfg.mode === 'aifr'
+        ? undefined
+        : new FasTargetSampler(dataset.groups, cfg.model.groups, cfg.seed, { skipEmptyGroups: true });
+    loader = new BatchLoader({
+      dataset,
+      sampler,
+      size: cfg.model.input_size,
+      flip: cfg.data.flip,
+      seed: cfg.seed,
+      startIteration: start,
+      prefetch: cfg.data.prefetch,
+      threads: cfg.data.loader_threads,
+      ...(fas ? { fas } : {}),
+      log,
+    });
+
+    const progress =
+      rank === 0
+        ? createTrainProgress({
+            start,
+            end,
+            logInterval: cfg.log_interval,
+            tty: Boolean(process.stderr.isTTY),
+            log,
+          })
+        : null;
+    const fault = faultAt(env, rank);
+    let last: IterationReport | null = null;
+    let lastCheckpoint: string | null = null;
+    let images = 0;
+    const tStart = performance.now();
+    const save = async (iteration: number): Promise<void> => {
+      if (rank !== 0) return;
+      const c = performance.now();
+      const r = await writeCheckpoint(
+        cfg.checkpoint_dir,
+        trainer!.checkpointTensors(),
+        {
+          iteration,
+          mode: cfg.mode,
+          ...trainer!.checkpointMeta(),
+          sampler: { iteration, epoch: sampler.position(iteration).epoch },
+          rng: { seed: cfg.seed },
+          worldSize,
+          config: cfg,
+          configHash: hash,
+          ...(last ? { losses: last.losses } : {}),
+        },
+        cfg.keep_checkpoints,
+      );
+      metrics?.checkpoint((performance.now() - c) / 1000);
+      lastCheckpoint = r.tensorsPath;
+    };
+
+    for (let it = start; it < end; it++) {
+      if (fault === it) {
+        log(`MTL_FAULT_EXIT_AT: killing rank ${rank} at iteration ${it} (test hook)`);
+        process.kill(process.pid, 'SIGKILL');
+      }
+      const tIter = performance.now();
+      const batch = await loader.next();
+      const waitMs = performance.now() - tIter;
+      const before = tf.memory().numTensors;
+      const report = await trainer.step(batch, it);
+      const after = tf.memory().numTensors;
+      if (it > start && after !== before)
+        log(`warning: tensor count went from ${before} to ${after} in iteration ${it}`);
+      last = report;
+      images += batch.n;
+      const stepSec = (performance.now() - tIter) / 1000;
+      if (metrics) {
+        const t = report.timings;
+        metrics.stepPhase('data_wait', waitMs / 1000);
+        metrics.stepPhase('compute', t.computeMs / 1000);
+        metrics.stepPhase('grad_copy', t.copyOutMs / 1000);
+        metrics.stepPhase('allreduce', t.exposedCommMs / 1000);
+        metrics.stepPhase('optimizer', t.optimizerMs / 1000);
+        metrics.step(stepSec, it + 1);
+        metrics.iterations(1, it + 1);
+        metrics.images(batch.n);
+        for (const [k, v] of Object.entries(report.losses)) {
+          const task = k.startsWith('fas') ? 'fas' : 'fr';
+          if (Number.isFinite(v)) metrics.loss(task, k.replace(/^(fr|fas)_/, ''), v);
+        }
+        if (report.lr.fr !== undefined) metrics.learningRate(report.lr.fr, 'fr');
+        if (report.lr.fas !== undefined) metrics.learningRate(report.lr.fas, 'fas');
+        if (report.scale.fr !== undefined) metrics.lossScale(report.scale.fr);
+        if (report.skipped.length > 0) metrics.skippedSteps(report.skipped.length);
+        if (t.bytes > 0) metrics.allReduce(t.bytes, t.exposedCommMs / 1000);
+      }
+      if (report.skipped.length > 0) {
+        log(
+          `iteration ${it + 1}: overflow in ${report.skipped.join(', ')}: step skipped, loss scale now ${JSON.stringify(report.scale)}`,
+        );
+      }
+      opts.onIteration?.(report, trainer);
+      progress?.update(it + 1, {
+        losses: report.losses,
+        imagesPerSec: images / ((performance.now() - tStart) / 1000),
+      });
+      if ((it + 1) % cfg.checkpoint_interval === 0 || it + 1 === end) await save(it + 1);
+    }
+    progress?.stop();
+    if (rank === 0 && lastCheckpoint) log(`checkpoint: ${lastCheckpoint}`);
+    return { iterations: end - start, lastReport: last, checkpoint: lastCheckpoint, rank };
+  } finally {
+    await loader?.close();
+    trainer?.dispose();
+    stopIpc?.();
+    await metrics?.close().catch(() => undefined);
+    if (ownGroup) await group?.close().catch(() => undefined);
+  }
+}
