@@ -9,10 +9,8 @@ describe('mtl-launch config mode', () => {
       timeoutMs: 120_000,
     });
     assert.equal(r.code, 1);
-    assert.match(
-      r.stderr,
-      /\[rank0\]: .*configs\/demo\.yaml \(with overrides no_such_key=1\): unknown key "no_such_key"/,
-    );
-    assert.match(r.stderr, /root cause: rank 0 .* exited with code 2/);
+    // The worker names the config file and the override it was given (its wording is its own).
+    assert.match(r.stderr, /\[rank0\]: .*configs\/demo\.yaml.*no_such_key/);
+    assert.match(r.stderr, /root cause: rank 0 .* exited with code [1-9]/);
   });
 });
