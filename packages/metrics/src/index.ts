@@ -1,6 +1,12 @@
 export { LauncherMetrics } from './launcher.js';
 export type { LauncherMetricsOptions, WorkerExitCause } from './launcher.js';
-export { createWorkerMetrics, serveRegistryOverIpc, instrumentAllReduce, splitLossKey } from './worker.js';
+export {
+  createWorkerMetrics,
+  serveRegistryOverIpc,
+  instrumentAllReduce,
+  splitLossKey,
+  layOutPhases,
+} from './worker.js';
 export type { WorkerMetrics, WorkerMetricsOptions, Task, IterationSummary, AllReducer } from './worker.js';
 export { mergeTimeline, TimelineRecorder, rankTimelineFile, TIMELINE_LANES } from './timeline.js';
 export type { TimelineLane, TraceEvent } from './timeline.js';

@@ -31,9 +31,13 @@ export interface WorkerMetrics {
   /** Counts completed iterations; `current` (the schedule index) sets `mtl_iteration`. */
   iterations(count?: number, current?: number): void;
   images(count: number): void;
-  /** One whole step that just ended, lasting `seconds`. Flushes the timeline. */
-  step(seconds: number, iteration?: number): void;
-  /** One phase of the current step that just ended, lasting `seconds`. */
+  /** One whole step that just ended, lasting `seconds`. Places its phases on the timeline and flushes it. */
+  step(seconds: number, iteration?: number, args?: Record<string, unknown>): void;
+  /**
+   * One phase of the current step, lasting `seconds`: call it when the phase ends, or
+   * with the step's per-phase totals just before `step()` (then the timeline lays the
+   * phases out one after the other from the step's start).
+   */
   stepPhase(phase: StepPhase, seconds: number): void;
   /** Starts timing a phase; call the returned function when it ends (returns seconds). */
   startPhase(phase: StepPhase): () => number;
@@ -78,6 +82,33 @@ export interface IterationSummary {
   skipped?: readonly string[];
   /** Totals over the iteration's phases, in milliseconds. */
   timings?: { computeMs: number; copyOutMs: number; exposedCommMs: number; optimizerMs: number };
+}
+
+interface PhaseSpan {
+  phase: StepPhase;
+  seconds: number;
+  startUs: number;
+}
+
+/**
+ * Timeline placement of a step's phases. Phases reported as they ended do not
+ * overlap and keep their times; phases reported after the fact (totals at the end
+ * of the step) would all end together, so they are laid out in the order given,
+ * back to back from the step's start.
+ */
+export function layOutPhases(phases: readonly PhaseSpan[], stepStartUs: number): PhaseSpan[] {
+  const toleranceUs = 50;
+  const live = phases.every((p, i) => {
+    const prev = phases[i - 1];
+    return !prev || p.startUs >= prev.startUs + Math.round(prev.seconds * 1e6) - toleranceUs;
+  });
+  if (live) return [...phases];
+  let at = stepStartUs;
+  return phases.map((p) => {
+    const out = { ...p, startUs: at };
+    at += Math.round(p.seconds * 1e6);
+    return out;
+  });
 }
 
 /** `fr_id` → {task: fr, name: id}; `fas_g` → {task: fas, name: g}; `total` → {task: all, name: total}. */
@@ -146,6 +177,8 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     ? new TimelineRecorder(timelineFile, rank, { truncate: firstAttempt, node })
     : null;
   let stopIpc: (() => void) | null = null;
+  let served = false;
+  let pendingPhases: PhaseSpan[] = [];
 
   const self: WorkerMetrics = {
     rank,
@@ -174,16 +207,26 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     images(count) {
       counter(m.images).inc(nonNegative('images', count));
     },
-    step(seconds, iteration) {
+    step(seconds, iteration, args) {
       histogram(m.step).observe(nonNegative('step seconds', seconds));
-      if (timeline) {
-        timeline.span('step', iteration === undefined ? 'step' : `step ${iteration}`, seconds);
-        timeline.flush();
-      }
+      if (!timeline) return;
+      const endUs = nowUs();
+      const startUs = endUs - Math.round(seconds * 1e6);
+      timeline.span('step', iteration === undefined ? 'step' : `step ${iteration}`, seconds, args, startUs);
+      for (const p of layOutPhases(pendingPhases, startUs))
+        timeline.span(p.phase, p.phase, p.seconds, undefined, p.startUs);
+      pendingPhases = [];
+      timeline.flush();
     },
     stepPhase(phase, seconds) {
       histogram(m.stepPhase).observe({ phase }, nonNegative(`${phase} seconds`, seconds));
-      timeline?.span(phase, phase, seconds);
+      if (!timeline) return;
+      // Placed on the timeline when the step ends (see layOutPhases).
+      pendingPhases.push({ phase, seconds, startUs: nowUs() - Math.round(seconds * 1e6) });
+      if (pendingPhases.length > 64) {
+        for (const p of pendingPhases.splice(0))
+          timeline.span(p.phase, p.phase, p.seconds, undefined, p.startUs);
+      }
     },
     startPhase(phase) {
       const t0 = performance.now();
@@ -217,28 +260,18 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
       for (const key of r.skipped ?? []) self.skippedSteps(1, splitLossKey(key).task);
       self.images(r.images);
       self.iterations(1, r.iteration);
+      if (r.dataWaitSeconds !== undefined) self.stepPhase('data_wait', r.dataWaitSeconds);
       const t = r.timings;
-      const phases: [StepPhase, number][] = [
-        ['data_wait', r.dataWaitSeconds ?? 0],
-        ['compute', (t?.computeMs ?? 0) / 1000],
-        ['grad_copy', (t?.copyOutMs ?? 0) / 1000],
-        ['allreduce', (t?.exposedCommMs ?? 0) / 1000],
-        ['optimizer', (t?.optimizerMs ?? 0) / 1000],
-      ];
-      const stepSeconds = nonNegative('step seconds', r.stepSeconds);
-      histogram(m.step).observe(stepSeconds);
-      let at = nowUs() - Math.round(stepSeconds * 1e6);
-      if (timeline) timeline.span('step', `step ${r.iteration}`, stepSeconds, { images: r.images }, at);
-      for (const [phase, seconds] of phases) {
-        if (phase === 'data_wait' && r.dataWaitSeconds === undefined) continue;
-        if (phase !== 'data_wait' && t === undefined) continue;
-        histogram(m.stepPhase).observe({ phase }, nonNegative(`${phase} seconds`, seconds));
-        timeline?.span(phase, phase, seconds, undefined, at);
-        at += Math.round(seconds * 1e6);
+      if (t) {
+        self.stepPhase('compute', t.computeMs / 1000);
+        self.stepPhase('grad_copy', t.copyOutMs / 1000);
+        self.stepPhase('allreduce', t.exposedCommMs / 1000);
+        self.stepPhase('optimizer', t.optimizerMs / 1000);
       }
-      timeline?.flush();
+      self.step(r.stepSeconds, r.iteration, { images: r.images });
     },
     serveOverIpc() {
+      served = true;
       stopIpc ??= serveRegistryOverIpc(registry, rank);
       return () => {
         stopIpc?.();
@@ -246,11 +279,14 @@ export function createWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
       };
     },
     async close() {
-      timeline?.flush();
-      if (!stopIpc) return;
-      stopIpc();
+      if (timeline) {
+        for (const p of pendingPhases.splice(0))
+          timeline.span(p.phase, p.phase, p.seconds, undefined, p.startUs);
+        timeline.flush();
+      }
+      stopIpc?.();
       stopIpc = null;
-      await pushSnapshot(registry, rank);
+      if (served) await pushSnapshot(registry, rank);
     },
   };
   return self;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   createWorkerMetrics,
   instrumentAllReduce,
+  layOutPhases,
   rankTimelineFile,
   STEP_PHASES,
   WORKER_METRICS,
@@ -114,17 +115,13 @@ test('with a timeline file, phases, steps and collectives become trace events on
       .split('\n')
       .map((l) => JSON.parse(l));
     const spans = events.filter((e) => e.ph === 'X');
-    assert.deepEqual(
-      spans.map((e) => [e.name, e.dur]),
-      [
-        ['compute', 10000],
-        ['allreduce', 2000],
-        ['step 7', 15000],
-      ],
-    );
+    const byName = Object.fromEntries(spans.map((e) => [e.name, e]));
+    assert.deepEqual(Object.keys(byName).sort(), ['allreduce', 'compute', 'step 7']);
+    assert.equal(byName.compute.dur, 10000);
+    assert.equal(byName['step 7'].dur, 15000);
     assert.ok(spans.every((e) => e.pid === 2));
-    assert.deepEqual(spans[1].args, { bytes: 1024, bucket: 0 });
-    assert.notEqual(spans[0].tid, spans[1].tid, 'compute and collectives on different lanes');
+    assert.deepEqual(byName.allreduce.args, { bytes: 1024, bucket: 0 });
+    assert.notEqual(byName.compute.tid, byName.allreduce.tid, 'compute and collectives on different lanes');
     assert.ok(events.some((e) => e.ph === 'M' && e.name === 'process_name' && e.args.name === 'rank 2'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -212,4 +209,23 @@ test('instrumentAllReduce measures every all-reduce and passes everything else t
   assert.equal(find(s, 'mtl_allreduce_bytes_sum')[0]!.value, 4040);
   assert.equal(find(s, 'mtl_allreduce_seconds_count')[0]!.value, 2);
   assert.ok(find(s, 'mtl_allreduce_seconds_sum')[0]!.value >= 0.035);
+});
+
+test('layOutPhases keeps phases reported as they ended, and lays out after-the-fact totals back to back', () => {
+  const live = [
+    { phase: 'data_wait' as const, seconds: 0.01, startUs: 1_000 },
+    { phase: 'compute' as const, seconds: 0.1, startUs: 11_000 },
+    { phase: 'optimizer' as const, seconds: 0.005, startUs: 111_020 },
+  ];
+  assert.deepEqual(layOutPhases(live, 0), live);
+  // The same totals reported together at the end of the step: all would end at 200 ms.
+  const late = live.map((p) => ({ ...p, startUs: 200_000 - p.seconds * 1e6 }));
+  assert.deepEqual(
+    layOutPhases(late, 50_000).map((p) => [p.phase, p.startUs]),
+    [
+      ['data_wait', 50_000],
+      ['compute', 60_000],
+      ['optimizer', 160_000],
+    ],
+  );
 });
