@@ -39,8 +39,8 @@ describe('mtl-launch failure handling', () => {
     ]);
     const stoppedAfterMs = Date.now() - Number(readFileSync(join(tmp.dir, 'failed-at'), 'utf8'));
     assert.equal(r.code, 1);
-    // 1 s of grace before SIGKILL, plus generous slack for a loaded machine.
-    assert.ok(stoppedAfterMs < 1000 + 4000, `the launcher exited ${stoppedAfterMs} ms after the failure`);
+    // 1 s of grace before SIGKILL (rank 2 ignores SIGTERM), plus slack for a loaded machine.
+    assert.ok(stoppedAfterMs < 1000 + 8000, `the launcher exited ${stoppedAfterMs} ms after the failure`);
     assert.match(r.stderr, /root cause: rank 1 \(node 0, local rank 1, pid \d+\) exited with code 3/);
     assert.match(
       r.stderr,

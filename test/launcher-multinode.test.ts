@@ -167,7 +167,7 @@ describe('mtl-launch on two nodes (loopback)', () => {
     await r1;
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the launcher of node\(s\) 1 stopped answering for 2s/);
-    assert.ok(Date.now() - killedAt < 2000 + 6000, `node 0 took ${Date.now() - killedAt} ms to notice`);
+    assert.ok(Date.now() - killedAt < 2000 + 10000, `node 0 took ${Date.now() - killedAt} ms to notice`);
   });
 
   it("stops every node without restarting when one node's launcher is signalled", async () => {

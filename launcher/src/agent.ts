@@ -78,7 +78,14 @@ export class Agent {
     let metrics: MetricsHook | undefined;
     let rdzv: Rendezvous | undefined;
     try {
-      if (cfg.nodeRank === 0) server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
+      if (cfg.nodeRank === 0) {
+        server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
+        if (cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
+          say(
+            `--master-addr ${cfg.masterAddr} is a loopback address (${server.host}): only launchers on this machine can join`,
+          );
+        }
+      }
       // On node 0, the address actually bound (a host name resolved); elsewhere, as given.
       const addr: StoreAddress = {
         host: server?.host ?? cfg.masterAddr,
