@@ -18,7 +18,7 @@ const json = argv.includes('--json');
 const count = Number(arg('images', '1000'));
 const size = Number(arg('size', '112'));
 const threadCounts = arg('threads', '1,2').split(',').map(Number);
-const epochs = Number(arg('epochs', '2'));
+const epochs = Number(arg('epochs', '5'));
 const here = fileURLToPath(new URL('.', import.meta.url));
 const SOURCE_EXEC_ARGV = ['--conditions=mtl-source', '--import', 'tsx'];
 
@@ -72,7 +72,7 @@ if (probe?.status === 0) {
 }
 
 if (!json) {
-  console.log(`\n${count} JPEGs → ${size}×${size} float32 NHWC [-1,1] with random flip, ${epochs} timed epochs after 3 warm-up epochs; images/CPU-s counts every thread and process involved\n`);
+  console.log(`\n${count} JPEGs → ${size}×${size} float32 NHWC [-1,1] with random flip; best of ${epochs} timed epochs after 3 warm-up epochs; images/CPU-s counts every thread and process involved\n`);
   const head = ['impl', 'threads', 'images/s', 'images/CPU-s'];
   const body = rows.map((r) => [r.impl, String(r.threads), String(r.images_per_s), String(r.images_per_cpu_s)]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));

@@ -38,18 +38,27 @@ export class ImagePool {
 
   /**
    * Decodes `files` (relative to `root` unless absolute), resized to size×size, mirrored where
-   * `flips[i]` is 1. The work is split into one pool task per thread so a single batch uses them all.
+   * `flips[i]` is 1. The work is split into `tasks` pool tasks (default: one per thread, so a lone
+   * call uses every thread); callers that keep several calls in flight pass fewer and save the
+   * copy that joins the parts.
    */
-  async decode(root: string, files: readonly string[], size: number, flips?: Uint8Array): Promise<DecodedImages> {
+  async decode(
+    root: string,
+    files: readonly string[],
+    size: number,
+    flips?: Uint8Array,
+    opts: { tasks?: number } = {},
+  ): Promise<DecodedImages> {
     const n = files.length;
     const f = flips ?? new Uint8Array(n);
-    const chunk = Math.max(1, Math.ceil(n / this.threads));
-    const tasks: Promise<DecodeResult>[] = [];
+    const tasks = Math.max(1, Math.min(this.threads, opts.tasks ?? this.threads));
+    const chunk = Math.max(1, Math.ceil(n / tasks));
+    const running: Promise<DecodeResult>[] = [];
     for (let s = 0; s < n; s += chunk) {
       const e = Math.min(n, s + chunk);
-      tasks.push(this.pool.run({ root, files: files.slice(s, e), flips: f.slice(s, e), size, inFlight: this.inFlight }));
+      running.push(this.pool.run({ root, files: files.slice(s, e), flips: f.slice(s, e), size, inFlight: this.inFlight }));
     }
-    const parts = await Promise.all(tasks);
+    const parts = await Promise.all(running);
     if (parts.length === 1) return parts[0] as DecodeResult;
     const per = size * size * 3;
     const images = new Float32Array(n * per);

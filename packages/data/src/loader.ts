@@ -133,7 +133,10 @@ export class BatchLoader {
     const flipOn = this.opts.flip ?? true;
     const files = Array.from(indices, (i) => dataset.files[i] as string);
     const flips = Uint8Array.from(indices, (i) => (flipOn ? hash32(seed, epoch, i, salt) & 1 : 0));
-    const { images, errors } = await this.pool.decode(dataset.root, files, size, flips);
+    // With `prefetch` batches in flight the threads are busy anyway: split a batch only as far as
+    // needed to give every thread work.
+    const tasks = Math.ceil(this.pool.threads / Math.max(1, this.opts.prefetch ?? 4));
+    const { images, errors } = await this.pool.decode(dataset.root, files, size, flips, { tasks });
     const bad = errors.flatMap((e, k) => (e === '' ? [] : [k]));
     if (bad.length > 0 && (this.opts.onBadImage ?? 'error') === 'error') {
       const k = bad[0] as number;
