@@ -70,7 +70,7 @@ async function worker(argv: string[]): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       times[n] = (cpu.user + cpu.system) / 1e6 / n;
       const all = (await pg.allGather(new Uint8Array(times.buffer))).map(
-        (b) => new Float64Array(b.slice().buffer),
+        (b) => new Float64Array(Uint8Array.from(b).buffer),
       );
       const slowest = Array.from(times.subarray(0, n), (_, i) => Math.max(...all.map((t) => t[i]!))).sort(
         (a, b) => a - b,

@@ -15,7 +15,9 @@ export {
 export { CollectiveError } from './group/errors.js';
 export type { Transport, Message } from './transport/types.js';
 export { PeerError } from './transport/types.js';
-export { ZmqTransport, type TransportKind, type PeerAddress } from './transport/zmqTransport.js';
+export { ZmqTransport } from './transport/zmqTransport.js';
+export { NetTransport } from './transport/netTransport.js';
+export type { TransportKind, PeerAddress } from './transport/base.js';
 export {
   f32BitsToF16,
   f32BitsToBf16,

@@ -74,8 +74,13 @@ function inputsFor(n: number, len: number, seed: number, integral: boolean): Flo
 }
 
 for (const n of [1, 2, 3, 4, 5]) {
-  test(`allReduce matches a sequential reduction at world size ${n} (random lengths, ops, wires; direct and ring paths)`, async () => {
-    for (const tuning of [{}, { smallBytes: 0, segmentBytes: 256 }]) {
+  test(`allReduce matches a sequential reduction at world size ${n} (random lengths, ops, wires; direct and ring paths; both engines)`, async () => {
+    const variants = [
+      {},
+      { smallBytes: 0, segmentBytes: 256 },
+      { engine: 'zmq' as const, smallBytes: 4096, segmentBytes: 1024 },
+    ];
+    for (const tuning of variants) {
       await withGroups(
         n,
         async (groups) => {
@@ -94,7 +99,7 @@ for (const n of [1, 2, 3, 4, 5]) {
                 assertClose(got[0]!, want, (i) => (n + 1) * EPS[wire] * mag(i) + 1e-30, what);
               }
             }),
-            { numRuns: n === 1 ? 10 : 25 },
+            { numRuns: n === 1 ? 10 : 20 },
           );
         },
         tuning,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Dealer } from 'zeromq';
 import { initProcessGroup, StoreServer, type ProcessGroup } from '../src/index.js';
@@ -95,30 +96,75 @@ test('a stranger without the run token can neither join nor inject into the ring
   } finally {
     await store.close();
   }
-  const drops: string[] = [];
-  await withGroups(
-    2,
-    async (groups) => {
-      // The stranger knows a ring endpoint but not the members' routing ids (those are in the token-protected store).
-      const endpoint = groups[1]!.peerEndpoints[0]!;
-      const stranger = new Dealer({ linger: 0, routingId: 'rank0?' });
-      stranger.connect(endpoint);
-      const header = Buffer.alloc(24);
-      header[0] = 1;
-      header[1] = 1;
-      for (let i = 0; i < 20; i++) await stranger.send([header, Buffer.alloc(4000, 0xff)]);
-      await stranger.send([Buffer.from([0xc0, 0x81]), Buffer.alloc(3)]);
-      const bufs = groups.map(() => new Float32Array(1000).fill(2));
-      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'sum' })));
-      for (const b of bufs) assert.ok(b.every((v) => v === 4));
-      stranger.close();
-      assert.ok(
-        drops.some((d) => d.includes('unknown sender')),
-        drops.join('; '),
-      );
-    },
-    { onDrop: (d) => drops.push(d), timeoutMs: 3000 },
-  );
+  for (const engine of ['net', 'zmq'] as const) {
+    const drops: string[] = [];
+    await withGroups(
+      2,
+      async (groups) => {
+        // The stranger knows a ring endpoint but not the members' secret ids (those are in the token-protected store).
+        const endpoint = groups[1]!.peerEndpoints[0]!;
+        const header = Buffer.alloc(24);
+        header[0] = 1;
+        header[1] = 1;
+        if (engine === 'zmq') {
+          const stranger = new Dealer({ linger: 0, routingId: 'rank0?' });
+          stranger.connect(endpoint);
+          for (let i = 0; i < 20; i++) await stranger.send([header, Buffer.alloc(4000, 0xff)]);
+          await stranger.send([Buffer.from([0xc0, 0x81]), Buffer.alloc(3)]);
+          await new Promise((r) => setTimeout(r, 100));
+          stranger.close();
+        } else {
+          const frame = (h: Buffer, p = Buffer.alloc(0)) => {
+            const pre = Buffer.alloc(8);
+            pre.writeUInt32LE(h.length, 0);
+            pre.writeUInt32LE(p.length, 4);
+            return Buffer.concat([pre, h, p]);
+          };
+          const target = endpoint.startsWith('ipc://')
+            ? { path: endpoint.slice(6) }
+            : { host: '127.0.0.1', port: Number(endpoint.split(':').pop()) };
+          const attempts = [
+            frame(Buffer.concat([Buffer.from([0xc1]), Buffer.from('guessed-id')])), // a hello with a wrong id
+            Buffer.concat([frame(header, Buffer.alloc(4000, 0xff))]), // data without a hello
+            Buffer.from('GET / HTTP/1.1\r\n\r\n'), // garbage
+          ];
+          for (const bytes of attempts) {
+            const sock = createConnection(target);
+            await new Promise<void>((resolve) => {
+              sock.on('error', () => resolve());
+              sock.on('close', () => resolve());
+              sock.on('connect', () =>
+                sock.write(Buffer.concat([bytes, frame(header, Buffer.alloc(4000, 0xff))])),
+              );
+            });
+          }
+        }
+        const bufs = groups.map(() => new Float32Array(1000).fill(2));
+        await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'sum' })));
+        for (const b of bufs) assert.ok(b.every((v) => v === 4));
+        if (engine === 'zmq')
+          assert.ok(
+            drops.some((d) => d.includes('unknown sender')),
+            drops.join('; '),
+          );
+        else {
+          assert.ok(
+            drops.some((d) => d.includes('unknown sender')),
+            drops.join('; '),
+          );
+          assert.ok(
+            drops.some((d) => d.includes('did not say hello')),
+            drops.join('; '),
+          );
+          assert.ok(
+            drops.some((d) => d.includes('malformed stream')),
+            drops.join('; '),
+          );
+        }
+      },
+      { onDrop: (d) => drops.push(d), timeoutMs: 3000, engine },
+    );
+  }
 });
 
 function spawnRank(rank: number, n: number, port: number, runId: string): ChildProcess {

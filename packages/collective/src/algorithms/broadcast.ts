@@ -1,4 +1,5 @@
 import type { OpContext } from '../group/opContext.js';
+import { copyBytes } from '../wire/views.js';
 import { mod } from './chunks.js';
 
 /**
@@ -18,7 +19,7 @@ export async function broadcastBytes(
   const r = ctx.rank;
   if (buf.byteLength <= smallBytes) {
     if (r === root) {
-      const copy = buf.slice();
+      const copy = copyBytes(buf);
       for (let p = 0; p < n; p++) if (p !== r) ctx.send(p, copy);
     } else {
       const got = await ctx.recv(root);

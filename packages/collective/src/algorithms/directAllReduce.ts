@@ -1,5 +1,6 @@
 import type { OpContext } from '../group/opContext.js';
 import { divideF32, type WireCodec } from '../wire/codec.js';
+import { bytesOf, copyBytes } from '../wire/views.js';
 
 /**
  * Latency-optimal all-reduce for small buffers (scalars, flags, loss values):
@@ -15,10 +16,7 @@ export async function directAllReduce(
 ): Promise<void> {
   const n = ctx.size;
   const fresh = (bytes: number) => new Uint8Array(bytes);
-  const mine =
-    codec.wire === 'f32'
-      ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength).slice()
-      : codec.encode(buf, fresh);
+  const mine = codec.wire === 'f32' ? copyBytes(bytesOf(buf)) : codec.encode(buf, fresh);
   for (let p = 0; p < n; p++) if (p !== ctx.rank) ctx.send(p, mine);
   const parts: Uint8Array[] = new Array<Uint8Array>(n);
   parts[ctx.rank] = mine;

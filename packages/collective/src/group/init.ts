@@ -1,6 +1,8 @@
 import { Packr } from 'msgpackr';
 import { StoreClient } from '../store/client.js';
-import { ZmqTransport, type PeerAddress, type TransportKind } from '../transport/zmqTransport.js';
+import type { PeerAddress, TransportKind } from '../transport/base.js';
+import { NetTransport } from '../transport/netTransport.js';
+import { ZmqTransport } from '../transport/zmqTransport.js';
 import { routeAddressTo } from './nodeAddress.js';
 import { ProcessGroup } from './processGroup.js';
 
@@ -20,8 +22,13 @@ export interface ProcessGroupOptions {
   transport?: TransportKind;
   /** Interface to bind ring sockets on; default: the one that routes to the store. */
   bindHost?: string;
-  /** Encrypt ring traffic with ZeroMQ CURVE (keys exchanged through the token-protected store). */
+  /** Encrypt ring traffic with ZeroMQ CURVE (keys exchanged through the token-protected store); implies engine 'zmq'. */
   curve?: boolean;
+  /**
+   * Socket layer: 'net' (Node's own unix/TCP sockets, the default: lower latency and higher
+   * throughput here) or 'zmq' (ZeroMQ Router/Dealer, needed for CURVE).
+   */
+  engine?: 'net' | 'zmq';
   /** Ranks must agree on it (e.g. the training config's hash); checked at join. */
   configHash?: string;
   smallBytes?: number;
@@ -56,6 +63,10 @@ function envStr(env: NodeJS.ProcessEnv, name: string): string {
 /** Options from the launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, MTL_RUN_ID, MTL_RUN_TOKEN, MTL_RESTART_COUNT). */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGroupOptions {
   const transport = env.MTL_PG_TRANSPORT;
+  const engine = env.MTL_PG_ENGINE;
+  if (engine !== undefined && engine !== 'net' && engine !== 'zmq') {
+    throw new Error(`initProcessGroup: MTL_PG_ENGINE must be net or zmq, got ${JSON.stringify(engine)}`);
+  }
   if (transport !== undefined && transport !== 'auto' && transport !== 'tcp' && transport !== 'ipc') {
     throw new Error(
       `initProcessGroup: MTL_PG_TRANSPORT must be auto, tcp or ipc, got ${JSON.stringify(transport)}`,
@@ -73,6 +84,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     restartCount: envInt(env, 'MTL_RESTART_COUNT', 0),
     timeoutMs: envInt(env, 'MTL_PG_TIMEOUT_MS', 120_000),
     ...(transport ? { transport } : {}),
+    ...(engine ? { engine } : {}),
     ...(env.MTL_NODE_ADDR ? { bindHost: env.MTL_NODE_ADDR } : {}),
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
     ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
@@ -81,6 +93,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
 }
 
 interface Announcement extends PeerAddress {
+  engine: string;
   runId: string;
   configHash: string | null;
 }
@@ -106,19 +119,24 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
   const closeStore = async () => {
     if (ownStore) await store.close();
   };
-  let transport: ZmqTransport | null = null;
+  if (o.curve && o.engine === 'net') throw new Error("initProcessGroup: CURVE encryption needs engine 'zmq'");
+  const engine = o.engine ?? (o.curve ? 'zmq' : 'net');
+  let transport: ZmqTransport | NetTransport | null = null;
   try {
     const bindHost = o.bindHost ?? (await routeAddressTo(store.host));
-    transport = await ZmqTransport.bind({
+    const common = {
       rank,
       size: worldSize,
       bindHost,
       ...(o.transport ? { transport: o.transport } : {}),
-      ...(o.curve ? { curve: true } : {}),
       ...(o.onDrop ? { onDrop: o.onDrop } : {}),
-    });
+    };
+    transport =
+      engine === 'zmq'
+        ? await ZmqTransport.open({ ...common, ...(o.curve ? { curve: true } : {}) })
+        : await NetTransport.open(common);
     const ns = `pg/${o.runId}/${o.restartCount ?? 0}/`;
-    const me: Announcement = { ...transport.self, runId: o.runId, configHash: o.configHash ?? null };
+    const me: Announcement = { ...transport.self, engine, runId: o.runId, configHash: o.configHash ?? null };
     await store.set(`${ns}addr/${rank}`, packr.pack(me));
     const peers = await Promise.all(
       Array.from({ length: worldSize }, async (_, p): Promise<Announcement> => {
@@ -132,6 +150,8 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
         }
         const a = packr.unpack(raw) as Announcement;
         if (a.rank !== p) throw new Error(`initProcessGroup: store key ${ns}addr/${p} holds rank ${a.rank}`);
+        if (a.engine !== engine)
+          throw new Error(`initProcessGroup: rank ${p} uses engine ${a.engine}, rank ${rank} uses ${engine}`);
         if (a.configHash !== me.configHash) {
           throw new Error(
             `initProcessGroup: rank ${p} runs config ${a.configHash ?? '(none)'}, rank ${rank} runs ${me.configHash ?? '(none)'}`,

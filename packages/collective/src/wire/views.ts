@@ -1,16 +1,23 @@
+/** A real copy into fresh, aligned memory (Buffer#slice would only make a view). */
+export function copyBytes(b: Uint8Array): Uint8Array {
+  const c = new Uint8Array(b.byteLength);
+  c.set(b);
+  return c;
+}
+
 /** Typed views over received bytes; copies only when libzmq handed back an unaligned buffer. */
 export function f32View(b: Uint8Array): Float32Array {
   if (b.byteLength % 4 !== 0)
     throw new Error(`payload of ${b.byteLength} bytes is not a whole number of f32`);
   if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Float32Array(b.slice().buffer);
+  return new Float32Array(copyBytes(b).buffer);
 }
 
 export function u16View(b: Uint8Array): Uint16Array {
   if (b.byteLength % 2 !== 0)
     throw new Error(`payload of ${b.byteLength} bytes is not a whole number of 16-bit values`);
   if (b.byteOffset % 2 === 0) return new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
-  return new Uint16Array(b.slice().buffer);
+  return new Uint16Array(copyBytes(b).buffer);
 }
 
 export function bytesOf(a: ArrayBufferView): Uint8Array {
