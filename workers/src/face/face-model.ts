@@ -8,6 +8,7 @@ import {
   Backbone,
   inferAgeEstimationOptions,
   inferBackboneOptions,
+  NETWORK_NAMES,
   rawToTensor,
   readSafetensors,
   splitByNetwork,
@@ -54,7 +55,12 @@ export function loadFaceModel(checkpoint: string): LoadedFaceModel {
     if (!found) throw new Error(`${checkpoint}: no usable checkpoint found`);
     path = found.tensorsPath;
   }
-  const nets = splitByNetwork(readSafetensors(path).tensors, 'backbone');
+  // a training checkpoint also holds optimizer slots (`optim.…`): keep the networks' tensors only
+  const all = readSafetensors(path).tensors;
+  const prefixed = new Map(
+    [...all].filter(([n]) => (NETWORK_NAMES as readonly string[]).includes(n.split('.')[0]!)),
+  );
+  const nets = splitByNetwork(prefixed.size > 0 ? prefixed : all, 'backbone');
   const bt = nets.get('backbone');
   if (!bt) throw new Error(`${path}: no backbone tensors`);
   const shapes = (m: Map<string, RawTensor>) => new Map([...m].map(([n, t]) => [n, t.shape]));
