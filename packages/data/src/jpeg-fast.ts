@@ -12,12 +12,21 @@ const { decode } = createRequire(import.meta.url)('@cwasm/jpeg-turbo') as {
 
 export const isJpeg = (b: Uint8Array): boolean => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
-/** Decoded RGBA pixels, or undefined when this decoder cannot handle the bytes. */
+/**
+ * The WebAssembly build reports a libjpeg error by throwing through its frames (its longjmp is a
+ * JS throw), which leaves a little of its memory unreclaimed. After this many failures in one
+ * thread the fast path is switched off there and sharp decodes everything.
+ */
+const MAX_FAILURES = 32;
+let failures = 0;
+
+/** Decoded RGBA pixels, or undefined when this decoder cannot (or no longer should) handle the bytes. */
 export function decodeJpegRgba(bytes: Uint8Array): { width: number; height: number; data: Uint8ClampedArray } | undefined {
-  if (!isJpeg(bytes)) return undefined;
+  if (!isJpeg(bytes) || failures >= MAX_FAILURES) return undefined;
   try {
     return decode(bytes);
   } catch {
+    failures++;
     return undefined;
   }
 }

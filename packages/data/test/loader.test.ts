@@ -81,6 +81,10 @@ test('the WebAssembly JPEG path agrees with sharp (±1 level) and is taken only 
   // Not JPEG, or not at the size: undefined / the sharp path.
   assert.equal(decodeJpegRgba(Buffer.from('GIF89a')), undefined);
   assert.equal(decodeJpegRgba(bytes.subarray(0, 40)), undefined);
+  const garbage = Buffer.concat([bytes.subarray(0, 20), Buffer.alloc(200, 0x5a)]);
+  assert.equal(decodeJpegRgba(garbage), undefined);
+  // A failure inside the decoder leaves it usable: the next good file decodes identically.
+  assert.deepEqual(decodeJpegRgba(bytes)?.data, fast.data);
   const b = new Float32Array(8 * 8 * 3);
   await loadImageInto(file, 8, false, b, 0);
   assert.ok(b.every((v) => v >= -1 && v <= 1));
