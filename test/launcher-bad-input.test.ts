@@ -4,7 +4,8 @@ import type { Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { launchFromSource, tempDir, writeScript } from './support/launch.js';
 
-describe('mtl-launch bad input', () => {
+// Independent launches that fail fast: run two at a time to use both cores of a CI machine.
+describe('mtl-launch bad input', { concurrency: 2 }, () => {
   const tmp = tempDir();
   after(tmp.cleanup);
   const ok = writeScript(tmp.dir, 'ok.mjs', `console.log('should not run');`);

@@ -20,7 +20,8 @@ const ENV_KEYS = [
   'MTL_TEST_PASSTHROUGH',
 ];
 
-describe('mtl-launch worker environment', () => {
+// Independent launches (each on its own free port): two at a time.
+describe('mtl-launch worker environment', { concurrency: 2 }, () => {
   const tmp = tempDir();
   after(tmp.cleanup);
   const script = writeScript(
