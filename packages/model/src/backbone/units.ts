@@ -28,7 +28,17 @@ export class Subsample extends Layer {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {
-    return this.stride === 1 ? x : tf.maxPool(x as tf.Tensor4D, 1, this.stride, 'valid');
+    if (this.stride === 1) return x;
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const s = this.stride;
+    if (h % s !== 0 || w % s !== 0) return tf.maxPool(x as tf.Tensor4D, 1, s, 'valid');
+    // every s-th pixel as a reshape + slice: its gradient is a cheap pad (tfjs's MaxPoolGrad is slow)
+    return tf.tidy(() =>
+      tf.reshape(
+        tf.slice(tf.reshape(x, [n, h / s, s, w / s, s, c]), [0, 0, 0, 0, 0, 0], [n, h / s, 1, w / s, 1, c]),
+        [n, h / s, w / s, c],
+      ),
+    );
   }
 }
 

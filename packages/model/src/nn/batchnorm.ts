@@ -48,13 +48,36 @@ export class BatchNorm extends Layer {
     const n = x.size / this.numFeatures;
     if (n < 2)
       throw new Error(`BatchNorm(${this.numFeatures}) in training needs more than 1 value per channel`);
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, axes);
+    return this.#trainForward(x, this.weight, this.bias, axes, n);
+  }
+
+  /**
+   * Training-mode batch norm with its analytic backward (dx = σ⁻¹·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)),
+   * dx̂ = dy·w): about half the full-size passes of differentiating tf.moments + tf.batchNorm.
+   */
+  #trainForward(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, axes: number[], n: number): tf.Tensor {
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, scale, shift] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[3] as tf.GradSaveFunc;
+      const { mean, variance } = tf.moments(input, axes);
       const m = this.momentum;
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
       this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
       this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
-      return tf.batchNorm(x, mean, variance, this.bias, this.weight, this.eps);
+      const invStd = tf.rsqrt(tf.add(variance, this.eps));
+      const xHat = tf.mul(tf.sub(input, mean), invStd);
+      save([xHat, invStd, scale]);
+      return {
+        value: tf.add(tf.mul(xHat, scale), shift),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xh, inv, sc] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const dxHat = tf.mul(dy, sc);
+          const centred = tf.sub(dxHat, tf.mean(dxHat, axes));
+          const dx = tf.mul(tf.sub(centred, tf.mul(xh, tf.mean(tf.mul(dxHat, xh), axes))), inv);
+          return [dx, tf.sum(tf.mul(dy, xh), axes), tf.sum(dy, axes)];
+        },
+      };
     });
+    return f(x, w, b);
   }
 }
