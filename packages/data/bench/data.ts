@@ -52,7 +52,7 @@ for (const t of threadCounts) {
     { encoding: 'utf8', env: { ...process.env, UV_THREADPOOL_SIZE: String(t) } },
   );
   if (r.status !== 0) throw new Error(`data-run failed: ${r.stderr}`);
-  record('mtlface sharp+piscina', t, r.stdout);
+  record('mtlface piscina+wasm-jpeg', t, r.stdout);
 }
 
 const PY = '/usr/bin/python3';
