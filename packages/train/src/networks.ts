@@ -38,35 +38,22 @@ export class MtlFaceNetworks {
   readonly discriminator: PatchDiscriminator | null;
 
   constructor(cfg: TrainConfig, opts: NetworkOptions) {
-    const m = cfg.model;
-    const arch = m.arch;
-    this.backbone = new Backbone(
-      typeof arch === 'string'
-        ? { arch, inputSize: m.input_size, embeddingSize: m.embedding_dim, dropout: m.dropout }
-        : {
-            arch: 'demo',
-            units: arch.units as [number, number, number, number],
-            widths: arch.widths as [number, number, number, number],
-            mode: arch.se ? 'ir_se' : 'ir',
-            inputSize: m.input_size,
-            embeddingSize: m.embedding_dim,
-            dropout: m.dropout,
-          },
-    );
-    const widths = this.backbone.config.widths;
-    const ageOpts = { channels: widths[3], inputSize: m.input_size, groups: m.groups };
-    this.head = new CosFace(m.embedding_dim, opts.numClasses, cfg.cosface.s, cfg.cosface.m);
-    this.estimation = new AgeEstimation(ageOpts);
-    this.daDiscriminator = new AgeEstimation(ageOpts);
-    const fas = opts.fas ?? cfg.mode !== 'aifr';
-    this.generator = fas ? new AgingModule({ groups: m.groups, widths, unitCount: m.generator_units }) : null;
-    this.discriminator = fas
-      ? new PatchDiscriminator({
-          groups: m.groups,
-          convDim: m.discriminator_dim,
-          repeatNum: m.discriminator_repeat,
-        })
-      : null;
+    // tfjs's random initialisers draw their seed from Math.random when none is given: seeding it
+    // for the construction makes the initial weights a function of cfg.seed (reproducible runs).
+    const saved = Math.random;
+    Math.random = mulberry32(cfg.seed ^ 0x5eed);
+    try {
+      ({
+        backbone: this.backbone,
+        head: this.head,
+        estimation: this.estimation,
+        daDiscriminator: this.daDiscriminator,
+        generator: this.generator,
+        discriminator: this.discriminator,
+      } = build(cfg, opts));
+    } finally {
+      Math.random = saved;
+    }
   }
 
   /** Networks by checkpoint prefix, in a fixed order. */
@@ -127,4 +114,48 @@ export class MtlFaceNetworks {
   dispose(): void {
     for (const [, m] of this.modules()) m.dispose();
   }
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function build(cfg: TrainConfig, opts: NetworkOptions) {
+  const m = cfg.model;
+  const arch = m.arch;
+  const backbone = new Backbone(
+    typeof arch === 'string'
+      ? { arch, inputSize: m.input_size, embeddingSize: m.embedding_dim, dropout: m.dropout }
+      : {
+          arch: 'demo',
+          units: arch.units as [number, number, number, number],
+          widths: arch.widths as [number, number, number, number],
+          mode: arch.se ? 'ir_se' : 'ir',
+          inputSize: m.input_size,
+          embeddingSize: m.embedding_dim,
+          dropout: m.dropout,
+        },
+  );
+  const widths = backbone.config.widths;
+  const ageOpts = { channels: widths[3], inputSize: m.input_size, groups: m.groups };
+  const head = new CosFace(m.embedding_dim, opts.numClasses, cfg.cosface.s, cfg.cosface.m);
+  const estimation = new AgeEstimation(ageOpts);
+  const daDiscriminator = new AgeEstimation(ageOpts);
+  const fas = opts.fas ?? cfg.mode !== 'aifr';
+  const generator = fas ? new AgingModule({ groups: m.groups, widths, unitCount: m.generator_units }) : null;
+  const discriminator = fas
+    ? new PatchDiscriminator({
+        groups: m.groups,
+        convDim: m.discriminator_dim,
+        repeatNum: m.discriminator_repeat,
+      })
+    : null;
+  return { backbone, head, estimation, daDiscriminator, generator, discriminator };
 }

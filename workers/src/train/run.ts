@@ -180,11 +180,13 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       const tIter = performance.now();
       const batch = await loader.next();
       const waitMs = performance.now() - tIter;
-      const before = tf.memory().numTensors;
+      // Optimizer slots appear on an optimizer's first real step; anything else that stays is a leak.
+      const slots = (): number => trainer!.optimizers().reduce((n, o) => n + o.slots().size, 0);
+      const before = tf.memory().numTensors - slots();
       const report = await trainer.step(batch, it);
-      const after = tf.memory().numTensors;
-      if (it > start && after !== before)
-        log(`warning: tensor count went from ${before} to ${after} in iteration ${it}`);
+      const after = tf.memory().numTensors - slots();
+      if (after !== before)
+        log(`warning: tensor count went from ${before} to ${after} in iteration ${it + 1} (leak)`);
       last = report;
       images += batch.n;
       const stepSec = (performance.now() - tIter) / 1000;
@@ -208,7 +210,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         if (report.skipped.length > 0) metrics.skippedSteps(report.skipped.length);
         if (t.bytes > 0) metrics.allReduce(t.bytes, t.exposedCommMs / 1000);
       }
-      if (report.skipped.length > 0) {
+      if (report.skipped.length > 0 && rank === 0) {
         log(
           `iteration ${it + 1}: overflow in ${report.skipped.join(', ')}: step skipped, loss scale now ${JSON.stringify(report.scale)}`,
         );

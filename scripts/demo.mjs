@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// `npm run demo`: the main job on a fresh clone (after `npm ci`), offline, on a laptop CPU.
+//   1. renders the synthetic cross-age face set into data/synth if it is absent (mtl-data synth);
+//   2. trains joint AIFR + FAS with `mtl-launch --nproc-per-node 2 configs/demo.yaml`;
+//   3. evaluates the checkpoint on the held-out identities (cross-age verification, FAS age
+//      accuracy: mtl-face eval) and renders an ageing grid (mtl-face age).
+// Extra arguments are passed to the config as key=value overrides (e.g. `npm run demo -- iterations=50`).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { SOURCE_EXEC_ARGV } from './source-argv.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+const synthDir = join(root, 'data/synth');
+const runDir = join(root, 'runs/demo');
+const overrides = process.argv.slice(2);
+const t0 = Date.now();
+
+/** node + the built entry point, or its TypeScript source when the build is absent. */
+function command(dist, src) {
+  return existsSync(join(root, dist)) ? [join(root, dist)] : [...SOURCE_EXEC_ARGV, join(root, src)];
+}
+const MTL_DATA = command('workers/dist/mtl-data.js', 'workers/src/mtl-data.ts');
+const MTL_LAUNCH = command('launcher/dist/cli.js', 'launcher/src/cli.ts');
+const MTL_FACE = command('workers/dist/mtl-face.js', 'workers/src/mtl-face.ts');
+
+function run(args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: opts.capture ? ['ignore', 'pipe', 'inherit'] : 'inherit',
+    });
+    let out = '';
+    child.stdout?.on('data', (d) => (out += d));
+    for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => child.kill(sig));
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`${args.at(-1)} … exited with ${signal ?? code}`)),
+    );
+  });
+}
+
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+const step = (s) => console.log(`\n== demo: ${s} (${elapsed()})`);
+
+try {
+  if (!existsSync(join(synthDir, 'train.txt'))) {
+    step('rendering the synthetic cross-age face set into data/synth');
+    await run([
+      ...MTL_DATA,
+      'synth',
+      '--out',
+      synthDir,
+      '--identities',
+      '120',
+      '--images-per-identity',
+      '12',
+      '--size',
+      '32',
+      '--pairs',
+      '600',
+    ]);
+  } else step('synthetic set present in data/synth');
+
+  step('training: mtl-launch --nproc-per-node 2 configs/demo.yaml');
+  rmSync(runDir, { recursive: true, force: true });
+  await run([
+    ...MTL_LAUNCH,
+    '--standalone',
+    '--nproc-per-node',
+    '2',
+    join(root, 'configs/demo.yaml'),
+    ...overrides,
+  ]);
+
+  const sidecars = existsSync(runDir)
+    ? spawnSync('ls', [runDir])
+        .stdout.toString()
+        .split('\n')
+        .filter((f) => /^ckpt-\d+\.json$/.test(f))
+    : [];
+  const last = sidecars.sort().at(-1);
+  if (!last) throw new Error(`no checkpoint in ${runDir}`);
+  const sidecar = JSON.parse(readFileSync(join(runDir, last), 'utf8'));
+
+  step('evaluating on held-out identities: mtl-face eval');
+  let evalLines = [];
+  try {
+    const out = await run(
+      [
+        ...MTL_FACE,
+        'eval',
+        '--checkpoint',
+        runDir,
+        '--pairs',
+        join(synthDir, 'pairs.txt'),
+        '--fas',
+        join(synthDir, 'test.txt'),
+        '--json',
+      ],
+      { capture: true },
+    );
+    evalLines = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
+  } catch (e) {
+    console.error(`demo: evaluation failed: ${e.message}`);
+  }
+
+  step('rendering the ageing grid: mtl-face age');
+  const grid = join(runDir, 'ageing-grid.png');
+  const testFaces = readFileSync(join(synthDir, 'test.txt'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[1])
+    .filter((f, i, all) => all.findIndex((g) => g.split('/')[1] === f.split('/')[1]) === i)
+    .slice(0, 4)
+    .map((f) => join(synthDir, f));
+  let gridOk = true;
+  try {
+    await run([...MTL_FACE, 'age', '--checkpoint', runDir, '--out', grid, ...testFaces]);
+  } catch (e) {
+    gridOk = false;
+    console.error(`demo: ageing grid failed: ${e.message}`);
+  }
+
+  console.log(`\n== demo: results (${elapsed()} in all)`);
+  console.log(`checkpoint:   ${join(runDir, sidecar.tensors.file)} (iteration ${sidecar.iteration})`);
+  if (gridOk)
+    console.log(
+      `ageing grid:  ${grid} (${testFaces.length} held-out faces × ${sidecar.config.model.groups} age groups)`,
+    );
+  for (const r of evalLines) console.log(`evaluation:   ${JSON.stringify(r)}`);
+  if (sidecar.losses) {
+    const l = Object.entries(sidecar.losses)
+      .map(([k, v]) => `${k} ${Number(v).toPrecision(4)}`)
+      .join(', ');
+    console.log(`final losses: ${l}`);
+  }
+} catch (e) {
+  console.error(`demo failed: ${e.message}`);
+  process.exit(1);
+}
