@@ -362,6 +362,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("binary", Napi::Function::New(env, eltwise::Binary));
   exports.Set("reduce", Napi::Function::New(env, eltwise::Reduce));
+  exports.Set("compare", Napi::Function::New(env, eltwise::Compare));
+  exports.Set("select", Napi::Function::New(env, eltwise::Select));
+  exports.Set("copy", Napi::Function::New(env, eltwise::Copy));
   exports.Set("implInfo", Napi::Function::New(env, ImplInfo));
   exports.Set("cacheSize", Napi::Function::New(env, CacheSize));
   exports.Set("version", Napi::Function::New(env, Version));

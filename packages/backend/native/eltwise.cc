@@ -5,13 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 namespace eltwise {
 namespace {
 
-enum Op { kAdd = 0, kSub, kMul, kDiv, kSquaredDifference, kMaximum, kMinimum, kOpCount };
+enum Op { kAdd = 0, kSub, kMul, kDiv, kSquaredDifference, kMaximum, kMinimum, kPrelu, kOpCount };
 
 template <int OP>
 inline float apply(float a, float b) {
@@ -25,6 +26,7 @@ inline float apply(float a, float b) {
   }
   if constexpr (OP == kMaximum) return (a >= b || std::isnan(a)) ? a : b;
   if constexpr (OP == kMinimum) return (a <= b || std::isnan(a)) ? a : b;
+  if constexpr (OP == kPrelu) return a < 0.f ? a * b : a;
   return 0.f;
 }
 
@@ -70,7 +72,8 @@ void binary(const float* a, const float* b, float* o, int rank, const int64_t* d
 
 using BinaryFn = void (*)(const float*, const float*, float*, int, const int64_t*, const int64_t*, const int64_t*);
 const BinaryFn kBinary[kOpCount] = {binary<kAdd>, binary<kSub>, binary<kMul>, binary<kDiv>,
-                                    binary<kSquaredDifference>, binary<kMaximum>, binary<kMinimum>};
+                                    binary<kSquaredDifference>, binary<kMaximum>, binary<kMinimum>,
+                                    binary<kPrelu>};
 
 float* f32(const Napi::Value& v, const char* name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
@@ -80,6 +83,56 @@ float* f32(const Napi::Value& v, const char* name) {
 }
 
 enum ReduceOp { kSum = 0, kMean, kMax, kMin };
+
+enum CmpOp { kGreater = 0, kGreaterEqual, kLess, kLessEqual, kEqual, kNotEqual, kCmpCount };
+
+template <int OP>
+inline uint8_t cmp(float a, float b) {
+  if constexpr (OP == kGreater) return a > b;
+  if constexpr (OP == kGreaterEqual) return a >= b;
+  if constexpr (OP == kLess) return a < b;
+  if constexpr (OP == kLessEqual) return a <= b;
+  if constexpr (OP == kEqual) return a == b;
+  return a != b;
+}
+
+template <int OP>
+void compare(const float* a, const float* b, uint8_t* o, int rank, const int64_t* dims, const int64_t* sa,
+             const int64_t* sb) {
+  const int64_t inner = dims[rank - 1];
+  int64_t outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
+  const int64_t ia = sa[rank - 1], ib = sb[rank - 1];
+  for (int64_t r = 0; r < outer; r++) {
+    int64_t rem = r, offA = 0, offB = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      const int64_t idx = rem % dims[d];
+      rem /= dims[d];
+      offA += idx * sa[d];
+      offB += idx * sb[d];
+    }
+    const float* pa = a + offA;
+    const float* pb = b + offB;
+    uint8_t* po = o + r * inner;
+    for (int64_t i = 0; i < inner; i++) po[i] = cmp<OP>(pa[i * ia], pb[i * ib]);
+  }
+}
+
+using CmpFn = void (*)(const float*, const float*, uint8_t*, int, const int64_t*, const int64_t*, const int64_t*);
+const CmpFn kCompare[kCmpCount] = {compare<kGreater>, compare<kGreaterEqual>, compare<kLess>,
+                                   compare<kLessEqual>, compare<kEqual>,        compare<kNotEqual>};
+
+std::vector<int64_t> geometry(const Napi::Value& v, int groups, int extra, int* rankOut) {
+  auto g = v.As<Napi::Int32Array>();
+  const int rank = g.ElementLength() > 0 ? g[0] : 0;
+  if (rank < 1 || g.ElementLength() != static_cast<size_t>(1 + groups * rank + extra)) {
+    throw Napi::RangeError::New(v.Env(), "bad geometry");
+  }
+  std::vector<int64_t> out(groups * rank + extra);
+  for (size_t i = 0; i < out.size(); i++) out[i] = g[1 + i];
+  *rankOut = rank;
+  return out;
+}
 
 }  // namespace
 
@@ -105,6 +158,83 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "binary: output too small");
   }
   if (total > 0) kBinary[op](a, b, o, rank, v.data(), v.data() + rank, v.data() + 2 * rank);
+  return env.Undefined();
+}
+
+// compare(op, a, b, out: Uint8Array, geometry) — geometry as for binary.
+Napi::Value Compare(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const int op = info[0].As<Napi::Number>().Int32Value();
+  if (op < 0 || op >= kCmpCount) throw Napi::RangeError::New(env, "compare: unknown op");
+  const float* a = f32(info[1], "a");
+  const float* b = f32(info[2], "b");
+  auto out = info[3].As<Napi::Uint8Array>();
+  int rank = 0;
+  auto v = geometry(info[4], 3, 0, &rank);
+  int64_t total = 1;
+  for (int i = 0; i < rank; i++) total *= v[i];
+  if (static_cast<int64_t>(out.ElementLength()) < total) throw Napi::RangeError::New(env, "compare: output too small");
+  if (total > 0) kCompare[op](a, b, out.Data(), rank, v.data(), v.data() + rank, v.data() + 2 * rank);
+  return env.Undefined();
+}
+
+// select(cond: Uint8Array, t, e, out): same-shape where().
+Napi::Value Select(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto cond = info[0].As<Napi::Uint8Array>();
+  const float* t = f32(info[1], "t");
+  const float* e = f32(info[2], "e");
+  auto outArr = info[3].As<Napi::Float32Array>();
+  const size_t n = outArr.ElementLength();
+  if (cond.ElementLength() < n || info[1].As<Napi::Float32Array>().ElementLength() < n ||
+      info[2].As<Napi::Float32Array>().ElementLength() < n) {
+    throw Napi::RangeError::New(env, "select: arrays too small");
+  }
+  const uint8_t* c = cond.Data();
+  float* o = outArr.Data();
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) o[i] = c[i] ? t[i] : e[i];
+  return env.Undefined();
+}
+
+// copy(src, dst, geometry): geometry = [rank, dims..., srcStrides..., dstStrides..., srcOffset, dstOffset].
+// Slice, Transpose, Tile and the interior of PadV2 are all this walk.
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const float* src = f32(info[0], "src");
+  float* dst = f32(info[1], "dst");
+  int rank = 0;
+  auto v = geometry(info[2], 3, 2, &rank);
+  const int64_t* dims = v.data();
+  const int64_t* ss = v.data() + rank;
+  const int64_t* ds = v.data() + 2 * rank;
+  const int64_t s0 = v[3 * rank], d0 = v[3 * rank + 1];
+  const int64_t srcLen = info[0].As<Napi::Float32Array>().ElementLength();
+  const int64_t dstLen = info[1].As<Napi::Float32Array>().ElementLength();
+  int64_t maxS = s0, maxD = d0;
+  for (int d = 0; d < rank; d++) {
+    if (dims[d] == 0) return env.Undefined();
+    maxS += (dims[d] - 1) * ss[d];
+    maxD += (dims[d] - 1) * ds[d];
+  }
+  if (maxS >= srcLen || maxD >= dstLen || s0 < 0 || d0 < 0) throw Napi::RangeError::New(env, "copy: out of bounds");
+  const int64_t inner = dims[rank - 1], is = ss[rank - 1], id = ds[rank - 1];
+  int64_t outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
+  for (int64_t r = 0; r < outer; r++) {
+    int64_t rem = r, so = s0, dof = d0;
+    for (int d = rank - 2; d >= 0; d--) {
+      const int64_t idx = rem % dims[d];
+      rem /= dims[d];
+      so += idx * ss[d];
+      dof += idx * ds[d];
+    }
+    if (is == 1 && id == 1) {
+      std::memcpy(dst + dof, src + so, static_cast<size_t>(inner) * sizeof(float));
+    } else {
+      for (int64_t i = 0; i < inner; i++) dst[dof + i * id] = src[so + i * is];
+    }
+  }
   return env.Undefined();
 }
 

@@ -8,4 +8,7 @@
 namespace eltwise {
 Napi::Value Binary(const Napi::CallbackInfo& info);
 Napi::Value Reduce(const Napi::CallbackInfo& info);
+Napi::Value Compare(const Napi::CallbackInfo& info);
+Napi::Value Select(const Napi::CallbackInfo& info);
+Napi::Value Copy(const Napi::CallbackInfo& info);
 }  // namespace eltwise

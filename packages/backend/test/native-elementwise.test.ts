@@ -139,3 +139,75 @@ test('disposed native outputs are recycled without corrupting values a caller re
   assert.equal(v1[0], Math.fround(xs[0]! * 4));
   tf.dispose([x, b]);
 });
+
+test('Slice, Transpose, Tile and PadV2 (strided copies) match cpu, with gradients', async () => {
+  const x = input([3, 5, 4, 6], 70);
+  const f = (t: tf.Tensor) => {
+    const g = tf.grad((p: tf.Tensor) =>
+      tf.sum(
+        tf.square(
+          tf.slice(
+            tf.pad(tf.transpose(p, [0, 3, 1, 2]), [
+              [0, 0],
+              [1, 2],
+              [0, 1],
+              [3, 0],
+            ]),
+            [1, 0, 1, 1],
+            [2, 8, 4, 5],
+          ),
+        ),
+      ),
+    )(t);
+    return [
+      tf.slice(t, [1, 0, 1, 2], [2, 5, 2, 3]),
+      tf.slice(t, [0, 1, 0, 0], [-1, 3, -1, -1]),
+      tf.reshape(tf.slice(tf.reshape(t, [3, 5, 2, 2, 6]), [0, 0, 0, 0, 0], [3, 5, 1, 2, 6]), [-1]),
+      tf.transpose(t, [3, 1, 0, 2]),
+      tf.transpose(t, [0, 2, 1, 3]),
+      tf.tile(t, [2, 1, 3, 1]),
+      tf.tile(tf.reshape(tf.slice(t, [0, 0, 0, 0], [1, 1, 1, 6]), [1, 1, 1, 6]), [3, 5, 4, 1]),
+      tf.pad(
+        t,
+        [
+          [0, 1],
+          [2, 0],
+          [1, 1],
+          [0, 0],
+        ],
+        0.5,
+      ),
+      g,
+    ];
+  };
+  const ref = await runOn('cpu', [x], f);
+  const got = await runOn('native', [x], f);
+  for (let i = 0; i < ref.length; i++) assert.deepEqual(got[i], ref[i], `output ${i}`);
+});
+
+test('comparisons, Select and Prelu match cpu (the relu/prelu gradient path)', async () => {
+  const x = input([2, 4, 4, 6], 80);
+  const y = input([6], 81);
+  const f = (a: tf.Tensor, b: tf.Tensor) => {
+    const [gx, ga] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.prelu(p, q))))([a, b]);
+    return [
+      tf.cast(tf.greater(a, b), 'float32'),
+      tf.cast(tf.greaterEqual(a, 0), 'float32'),
+      tf.cast(tf.less(a, b), 'float32'),
+      tf.cast(tf.lessEqual(b, a), 'float32'),
+      tf.cast(tf.equal(a, a), 'float32'),
+      tf.cast(tf.notEqual(a, b), 'float32'),
+      tf.where(tf.greater(a, 0), a, tf.mul(a, 3)),
+      tf.prelu(a, b),
+      gx!,
+      ga!,
+      tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.relu(p), p)))(a),
+    ];
+  };
+  const ref = await runOn('cpu', [x, y], f);
+  const got = await runOn('native', [x, y], f);
+  for (let i = 0; i < ref.length; i++) {
+    const d = maxRelDiff(got[i]!, ref[i]!);
+    assert.ok(d < TOL, `output ${i}: max relative difference ${d}`);
+  }
+});

@@ -21,6 +21,10 @@ export interface DnnlAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geometry: Int32Array): void;
   /** out[o, i] = reduce over r < n of x[o, r, i]; op 0 sum, 1 mean, 2 max, 3 min. */
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, n: number, inner: number): void;
+  compare(op: number, a: Float32Array, b: Float32Array, out: Uint8Array, geometry: Int32Array): void;
+  select(cond: Uint8Array, t: Float32Array, e: Float32Array, out: Float32Array): void;
+  /** Strided copy with geometry from `copyGeometry`. */
+  copy(src: Float32Array, dst: Float32Array, geometry: Int32Array): void;
   implInfo(kind: 'fwd' | 'bwdData' | 'bwdFilter', params: Int32Array): string;
   cacheSize(): number;
   version(): string;

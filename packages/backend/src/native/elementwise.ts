@@ -7,7 +7,18 @@ import { broadcastGeometry, reductionGeometry } from './shapes.js';
 import { f32, outputOf } from './tensors.js';
 
 /** Binary ops the addon implements (index = the addon's op code). */
-const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference', 'Maximum', 'Minimum'] as const;
+const BINARY_OPS = [
+  'Add',
+  'Sub',
+  'Multiply',
+  'RealDiv',
+  'SquaredDifference',
+  'Maximum',
+  'Minimum',
+  'Prelu',
+] as const;
+/** Comparisons the addon implements (bool outputs). */
+const COMPARE_OPS = ['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual'] as const;
 /** Reductions the addon implements (index = the addon's op code). */
 const REDUCE_OPS = ['Sum', 'Mean', 'Max', 'Min'] as const;
 
@@ -22,7 +33,10 @@ export function binaryKernels(addon: DnnlAddon, fallback: Map<string, KernelConf
   return BINARY_OPS.map((kernelName, op) => {
     const cpu = fallbackOf(fallback, kernelName);
     const kernelFunc: KernelFunc = (args) => {
-      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      const inputs = args.inputs as Record<string, TensorInfo>;
+      // Prelu names its inputs x and alpha.
+      const a = inputs.a ?? inputs.x!;
+      const b = inputs.b ?? inputs.alpha!;
       if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpu(args);
       const backend = args.backend as MathBackendCPU;
       const outShape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
@@ -68,4 +82,42 @@ export function reduceKernels(addon: DnnlAddon, fallback: Map<string, KernelConf
     };
     return { kernelName, backendName: 'native', kernelFunc };
   });
+}
+
+/** Float comparisons (bool output) and same-shape Select in C++. */
+export function compareKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
+  const configs: KernelConfig[] = COMPARE_OPS.map((kernelName, op) => {
+    const cpu = fallbackOf(fallback, kernelName);
+    const kernelFunc: KernelFunc = (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return cpu(args);
+      const backend = args.backend as MathBackendCPU;
+      const outShape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const out = new Uint8Array(util.sizeFromShape(outShape));
+      if (out.length > 0)
+        addon.compare(
+          op,
+          f32(backend, a),
+          f32(backend, b),
+          out,
+          broadcastGeometry(a.shape, b.shape, outShape),
+        );
+      return backend.makeTensorInfo(outShape, 'bool', out);
+    };
+    return { kernelName, backendName: 'native', kernelFunc };
+  });
+  const selectCpu = fallbackOf(fallback, 'Select');
+  const select: KernelFunc = (args) => {
+    const { condition, t, e } = args.inputs as { condition: TensorInfo; t: TensorInfo; e: TensorInfo };
+    const backend = args.backend as MathBackendCPU;
+    const cond = backend.data.get(condition.dataId)?.values;
+    const same = util.arraysEqual(condition.shape, t.shape) && util.arraysEqual(t.shape, e.shape);
+    if (!same || t.dtype !== 'float32' || e.dtype !== 'float32' || !(cond instanceof Uint8Array))
+      return selectCpu(args);
+    const out = allocOutput(backend, util.sizeFromShape(t.shape));
+    addon.select(cond, f32(backend, t), f32(backend, e), out);
+    return outputOf(backend, t.shape, out);
+  };
+  configs.push({ kernelName: 'Select', backendName: 'native', kernelFunc: select });
+  return configs;
 }

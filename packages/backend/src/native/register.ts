@@ -4,7 +4,8 @@ import { loadDnnlAddon } from './addon.js';
 import { NativeBackendCPU } from './pool.js';
 import { convKernels } from './conv.js';
 import { matMulKernels } from './matmul.js';
-import { binaryKernels, reduceKernels } from './elementwise.js';
+import { binaryKernels, compareKernels, reduceKernels } from './elementwise.js';
+import { layoutKernels } from './layout.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -23,6 +24,18 @@ export const NATIVE_KERNELS: readonly string[] = [
   'SquaredDifference',
   'Maximum',
   'Minimum',
+  'Prelu',
+  'Greater',
+  'GreaterEqual',
+  'Less',
+  'LessEqual',
+  'Equal',
+  'NotEqual',
+  'Select',
+  'Slice',
+  'Transpose',
+  'Tile',
+  'PadV2',
   'Sum',
   'Mean',
   'Max',
@@ -52,6 +65,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     ...matMulKernels(load.addon, cpuKernels),
     ...binaryKernels(load.addon, cpuKernels),
     ...reduceKernels(load.addon, cpuKernels),
+    ...compareKernels(load.addon, cpuKernels),
+    ...layoutKernels(load.addon, cpuKernels),
   ]) {
     kernels.set(k.kernelName, k);
   }

@@ -80,3 +80,42 @@ export function reductionGeometry(
   }
   return { outer, n, inner };
 }
+
+/** Row-major element strides of a shape. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const st = new Array<number>(shape.length).fill(1);
+  for (let d = shape.length - 2; d >= 0; d--) st[d] = st[d + 1]! * shape[d + 1]!;
+  return st;
+}
+
+/**
+ * The addon's strided-copy geometry [rank, dims..., srcStrides..., dstStrides...,
+ * srcOffset, dstOffset], with size-1 dims dropped and seamless neighbours merged.
+ */
+export function copyGeometry(
+  dims: readonly number[],
+  src: readonly number[],
+  dst: readonly number[],
+  srcOffset: number,
+  dstOffset: number,
+): Int32Array {
+  const d: number[] = [];
+  const s: number[] = [];
+  const t: number[] = [];
+  for (let i = 0; i < dims.length; i++) {
+    const n = dims[i]!;
+    if (n === 1) continue;
+    const last = d.length - 1;
+    if (last >= 0 && s[last] === src[i]! * n && t[last] === dst[i]! * n) {
+      d[last] = d[last]! * n;
+      s[last] = src[i]!;
+      t[last] = dst[i]!;
+    } else {
+      d.push(n);
+      s.push(src[i]!);
+      t.push(dst[i]!);
+    }
+  }
+  if (d.length === 0) return Int32Array.of(1, 1, 1, 1, srcOffset, dstOffset);
+  return Int32Array.from([d.length, ...d, ...s, ...t, srcOffset, dstOffset]);
+}

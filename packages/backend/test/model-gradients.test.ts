@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { buildBackbone } from '@mtlface/model';
+import { input, setup } from './helpers.js';
+
+setup();
+
+// The model engineer's backbone (same design as ir50, narrow and small) through a whole
+// training-mode forward and backward: every parameter's gradient on native and wasm must
+// match the pure-JS cpu backend up to float rounding accumulated over the network.
+test('whole-model gradients of the demo backbone match cpu on native and wasm', async () => {
+  await tf.setBackend('cpu');
+  const model = buildBackbone({ arch: 'demo', inputSize: 32, dropout: 0 });
+  model.train();
+  // The embedding head ends in a BatchNorm1d over the batch, whose output for 2 samples is ±1
+  // whatever the input: its gradients are rounding noise. Check everything up to the fsm split.
+  const params = model.namedParameters().filter(([name]) => !name.startsWith('output_layer.'));
+  const x = input([4, 32, 32, 3], 90);
+  const target = input([4, 2, 2, 128], 91);
+
+  const gradsOn = async (backend: string) => {
+    assert.ok(await tf.setBackend(backend));
+    const before = tf.memory().numTensors;
+    const images = tf.tensor4d(x.values, x.shape as [number, number, number, number]);
+    const t = tf.tensor(target.values, target.shape);
+    const { grads, value } = tf.variableGrads(
+      () => {
+        const { xId, xAge } = model.forward(images);
+        return tf.add(tf.sum(tf.mul(xId, t)), tf.sum(tf.square(xAge))) as tf.Scalar;
+      },
+      params.map(([, v]) => v),
+    );
+    const out = new Map(params.map(([name, v]) => [name, grads[v.name]!.dataSync().slice()]));
+    const loss = value.dataSync()[0]!;
+    tf.dispose([images, t, value, ...Object.values(grads)]);
+    assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked by a step`);
+    return { out, loss };
+  };
+
+  const ref = await gradsOn('cpu');
+  // Some gradients are ~0 by construction (a BN's shift feeding another BN), so they are pure
+  // rounding noise; measure every difference against at least 1e-4 of the largest gradient.
+  let globalScale = 0;
+  for (const g of ref.out.values()) for (const v of g) globalScale = Math.max(globalScale, Math.abs(v));
+  for (const backend of ['native', 'wasm']) {
+    const got = await gradsOn(backend);
+    assert.ok(
+      Math.abs(got.loss - ref.loss) <= 1e-4 * (1 + Math.abs(ref.loss)),
+      `${backend} loss ${got.loss} vs ${ref.loss}`,
+    );
+    for (const [name, g] of ref.out) {
+      const h = got.out.get(name)!;
+      let scale = 1e-4 * globalScale;
+      let diff = 0;
+      for (let i = 0; i < g.length; i++) {
+        scale = Math.max(scale, Math.abs(g[i]!));
+        diff = Math.max(diff, Math.abs(g[i]! - h[i]!));
+      }
+      // 1e-2: the fsm's channel attention normalises over the batch only (4 values per
+      // channel), which amplifies the convolutions' summation-order rounding; a wrong
+      // kernel is off by O(1).
+      assert.ok(diff <= 1e-2 * scale, `${backend} ${name}: max |Δ| ${diff} vs max |g| ${scale}`);
+    }
+  }
+  model.dispose();
+});
