@@ -1,80 +1,32 @@
-// End to end: `mtl-launch --metrics-port` with 2 workers, scraped by a real
-// Prometheus server (Debian package, loopback only, temporary storage, 1 s
-// scrapes), checked through Prometheus's HTTP API.
+// End to end: `mtl-launch --metrics-port` with 2 script-mode workers (the fast,
+// deterministic variant; test/metrics-prometheus-demo.test.ts runs the demo
+// config), scraped by a real Prometheus server (Debian package, loopback only,
+// temporary storage, 1 s scrapes), checked through Prometheus's HTTP API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
+import { byRank, freePort, startPrometheus, stop, until } from './metrics-e2e.js';
+import type { Prometheus } from './metrics-e2e.js';
 import { concrete, dashboardQueries } from './metrics-promql.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const PROMETHEUS = '/usr/bin/prometheus';
 const SCRIPT_WORKER = join(root, 'packages/metrics/test/fixtures/script-worker.ts');
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${String(last)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill(signal);
-  });
-}
-
-interface Series {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-
 test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move, throughput > 0, restarts count', async (t) => {
-  assert.ok(
-    existsSync(PROMETHEUS),
-    `${PROMETHEUS} missing: install the Debian package prometheus (scripts/install-system-deps.sh)`,
-  );
   const dir = mkdtempSync(join(tmpdir(), 'mtl-prom-'));
   const pids = join(dir, 'pids');
   mkdirSync(pids);
-  const procs: { launcher?: ChildProcess; prometheus?: ChildProcess } = {};
+  const procs: { launcher?: ChildProcess; prometheus?: Prometheus } = {};
   const logs: string[] = [];
   t.after(async () => {
     await stop(procs.launcher);
-    await stop(procs.prometheus);
+    await stop(procs.prometheus?.child);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -99,38 +51,10 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
   ));
   launcher.stdout!.on('data', (b: Buffer) => logs.push(b.toString()));
   launcher.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
-
-  const promPort = await freePort();
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    [
-      'global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}',
-      'scrape_configs:',
-      '  - job_name: mtlface',
-      `    static_configs: [{targets: ['127.0.0.1:${metricsPort}']}]`,
-      '',
-    ].join('\n'),
-  );
-  const prometheus = (procs.prometheus = spawn(
-    PROMETHEUS,
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      '--log.level=warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+  const prom = (procs.prometheus = await startPrometheus(dir, `127.0.0.1:${metricsPort}`, 1, (l) =>
+    logs.push(l),
   ));
-  prometheus.stderr!.on('data', (b: Buffer) => logs.push(`prometheus: ${b}`));
-
-  const query = async (q: string): Promise<Series[]> => {
-    const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await res.json()) as { status: string; error?: string; data: { result: Series[] } };
-    if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
-    return body.data.result;
-  };
-  const byRank = (series: Series[]) =>
-    Object.fromEntries(series.map((s) => [s.metric.rank, Number(s.value[1])]));
+  const { query } = prom;
 
   try {
     // The endpoint the node serves passes promtool's lint.
@@ -147,12 +71,7 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
       return r['0']! > 0 && r['1']! > 0 && r;
     });
     assert.deepEqual(Object.keys(moved).sort(), ['0', '1']);
-    const range = await (
-      await fetch(
-        `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent('mtl_loss{task="fr",name="id"}[30s]')}`,
-      )
-    ).json();
-    for (const s of range.data.result as Array<{ values: [number, string][] }>) {
+    for (const s of await prom.samples('mtl_loss{task="fr",name="id"}[30s]')) {
       assert.ok(new Set(s.values.map((v) => v[1])).size >= 2, 'distinct samples over time');
     }
 

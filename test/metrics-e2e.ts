@@ -1,0 +1,135 @@
+// Helpers of the metrics end-to-end tests: free ports, polling, child shutdown,
+// a loopback Prometheus server with a temporary TSDB and its query API.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const PROMETHEUS = '/usr/bin/prometheus';
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Polls `fn` (errors count as "not yet") until it returns a truthy value; throws naming `what`. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${String(last)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves once the child exited. */
+export function stop(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+export interface Series {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+export interface Prometheus {
+  child: ChildProcess;
+  port: number;
+  /** An instant query; throws with Prometheus's error for bad PromQL. */
+  query(q: string): Promise<Series[]>;
+  /** A range-vector selector's raw samples per series. */
+  samples(selector: string): Promise<Array<{ metric: Record<string, string>; values: [number, string][] }>>;
+}
+
+/** Starts /usr/bin/prometheus on loopback scraping `target` every `intervalS` seconds. */
+export async function startPrometheus(
+  dir: string,
+  target: string,
+  intervalS: number,
+  log: (line: string) => void,
+): Promise<Prometheus> {
+  if (!existsSync(PROMETHEUS)) {
+    throw new Error(
+      `${PROMETHEUS} missing: install the Debian package prometheus (scripts/install-system-deps.sh)`,
+    );
+  }
+  const port = await freePort();
+  const config = join(dir, 'prometheus.yml');
+  writeFileSync(
+    config,
+    [
+      `global: {scrape_interval: ${intervalS}s, scrape_timeout: ${intervalS}s, evaluation_interval: ${intervalS}s}`,
+      'scrape_configs:',
+      '  - job_name: mtlface',
+      `    static_configs: [{targets: ['${target}']}]`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(
+    PROMETHEUS,
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  child.stderr!.on('data', (b: Buffer) => log(`prometheus: ${b}`));
+  const api = async (q: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const body = (await res.json()) as { status: string; error?: string; data: { result: unknown[] } };
+    if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
+    return body.data.result;
+  };
+  return {
+    child,
+    port,
+    query: async (q) => (await api(q)) as Series[],
+    samples: async (selector) =>
+      (await api(selector)) as Array<{ metric: Record<string, string>; values: [number, string][] }>,
+  };
+}
+
+export const byRank = (series: Series[]): Record<string, number> =>
+  Object.fromEntries(series.map((s) => [s.metric.rank, Number(s.value[1])]));
+
+/** The pid of the launcher's child process that runs `rank` (Linux /proc). */
+export function workerPid(launcherPid: number, rank: number): number | null {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== launcherPid) continue;
+      const env = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
+      if (env.includes(`RANK=${rank}`)) return Number(name);
+    } catch {
+      // a process that just exited
+    }
+  }
+  return null;
+}
