@@ -1,0 +1,306 @@
+// The deployment files' own launcher command lines, run for real outside containers: two
+// "hosts" as network namespaces over a veth pair (needs root), each running the command its
+// Compose service / Kubernetes pod would, in a directory laid out like the image's /app with the
+// deployment's volumes at their mount points, training a short run of the demo model
+// (configs/demo-smoke.yaml).
+//
+// What stands in for the container runtime (and nothing else is changed):
+// - the image's entry point `node /app/bin/mtl-launch.js` (ENTRYPOINT of docker/Dockerfile.*)
+//   runs the launcher from its TypeScript sources (bin/mtl-launch.js imports the build of the same);
+// - /app is a directory of links to the repository (the image's `COPY . .`), with `data` and `runs`
+//   linked to the volumes the deployment mounts at /app/data and /app/runs;
+// - Compose: the trainer's command and environment come from `docker-compose config` run with
+//   each host's environment; host networking = the namespace's network;
+// - Kubernetes: the container's command/args with `$(VAR)` expanded from the pod's env as the
+//   kubelet does (NODE_RANK = the completion index, MTL_RUN_TOKEN from the Secret, CONFIG set to
+//   the smoke config: the one value a user edits), pod 0's DNS name `mtlface-0.mtlface` resolved
+//   to host 0's address through /etc/netns/<ns>/hosts (which `ip netns exec` mounts over
+//   /etc/hosts), and CUDA_VISIBLE_DEVICES=0 standing in for one GPU of the device plugin, so
+//   `--nproc-per-node=gpu` stays as written and means one worker.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import {
+  REPO_ROOT,
+  SOURCE_EXEC_ARGV,
+  collect,
+  linesByRank,
+  spawnLauncher,
+  tempDir,
+} from './support/launch.js';
+import type { LaunchResult } from './support/launch.js';
+import { netnsHosts } from './support/netns.js';
+
+const DOCKER = join(REPO_ROOT, 'docker');
+const SMOKE_CONFIG = 'configs/demo-smoke.yaml';
+const RUN_TIMEOUT_MS = 240_000;
+
+/** WORKDIR and ENTRYPOINT of an image, read from its Dockerfile. */
+function imageOf(dockerfile: string): { workdir: string; entrypoint: string[] } {
+  const text = readFileSync(join(DOCKER, dockerfile), 'utf8');
+  const workdirs = [...text.matchAll(/^WORKDIR (\S+)$/gm)].map((m) => m[1]!);
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(text);
+  assert.ok(workdirs.length > 0 && entry, `${dockerfile}: WORKDIR and ENTRYPOINT`);
+  return { workdir: workdirs.at(-1)!, entrypoint: JSON.parse(entry[1]!) as string[] };
+}
+
+/**
+ * The image's working directory on this machine: links to the repository's top-level entries
+ * (what `COPY . .` puts there), and each volume linked at its mount point below it.
+ */
+function appDir(dir: string, workdir: string, mounts: Array<{ source: string; target: string }>): string {
+  const app = join(dir, 'app');
+  mkdirSync(app, { recursive: true });
+  const mounted = new Set<string>();
+  for (const m of mounts) {
+    assert.ok(
+      m.target.startsWith(`${workdir}/`),
+      `volume ${m.target} is below the image's WORKDIR ${workdir}`,
+    );
+    const rel = m.target.slice(workdir.length + 1);
+    assert.ok(!rel.includes('/'), `volume ${m.target}: one level below ${workdir}`);
+    symlinkSync(m.source, join(app, rel));
+    mounted.add(rel);
+  }
+  for (const entry of readdirSync(REPO_ROOT)) {
+    if (entry === '.git' || mounted.has(entry)) continue;
+    symlinkSync(join(REPO_ROOT, entry), join(app, entry));
+  }
+  return app;
+}
+
+/** `node <workdir>/bin/mtl-launch.js args...` → the launcher args (the part the test runs from source). */
+function launcherArgs(argv: string[], workdir: string): string[] {
+  assert.deepEqual(argv.slice(0, 2), ['node', `${workdir}/bin/mtl-launch.js`], 'the image entry point');
+  return argv.slice(2);
+}
+
+/** Both hosts' launchers, started together; resolves when both exited. */
+async function runHosts(
+  ns: [string, string],
+  hostArgs: [string[], string[]],
+  cwd: [string, string],
+  env: [NodeJS.ProcessEnv, NodeJS.ProcessEnv],
+): Promise<LaunchResult[]> {
+  return Promise.all(
+    [0, 1].map((i) =>
+      collect(
+        spawnLauncher(hostArgs[i]!, { prefix: ['ip', 'netns', 'exec', ns[i]!], cwd: cwd[i]!, env: env[i]! }),
+        RUN_TIMEOUT_MS,
+      ),
+    ),
+  );
+}
+
+/** A run of the smoke config on 2 nodes x 1 worker completed: both launchers, checkpoint, logs. */
+function assertTrained(runs: LaunchResult[], runsDir: [string, string], runId: string): void {
+  for (const [node, r] of runs.entries())
+    assert.equal(
+      r.code,
+      0,
+      `node ${node} exited ${r.code ?? r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+    );
+  const rank0 = (linesByRank(runs[0]!.stdout).get(0) ?? []).join('\n');
+  assert.match(rank0, /initial state identical on 2 rank\(s\)/, 'a process group across the two hosts');
+  assert.match(rank0, /it 2\/2 /, 'both iterations ran');
+  assert.match(rank0, /checkpoint: runs\/demo-smoke\/ckpt-0000002\.safetensors/);
+  // The checkpoint landed in host 0's runs volume, written by a world of 2.
+  const sidecar = JSON.parse(readFileSync(join(runsDir[0], 'demo-smoke', 'ckpt-0000002.json'), 'utf8'));
+  assert.equal(sidecar.iteration, 2);
+  assert.equal(sidecar.worldSize, 2);
+  assert.ok(existsSync(join(runsDir[0], 'demo-smoke', 'ckpt-0000002.safetensors')));
+  // --log-dir=runs/logs: each host's worker logs are in its own runs volume.
+  for (const [node, dir] of runsDir.entries()) {
+    const log = join(dir, 'logs', runId, 'attempt_0', `rank${node}`, 'stdout.log');
+    assert.ok(existsSync(log), `${log} exists`);
+    assert.match(readFileSync(log, 'utf8'), /backend: /);
+  }
+}
+
+describe('deployment command lines on two network-namespace hosts', { concurrency: true }, () => {
+  const tmp = tempDir('mtl-deploy-');
+  // Each deployment gets its own pair of hosts: both use port 29500 and 9400 as written.
+  const composeHosts = netnsHosts('dpc');
+  const k8sHosts = netnsHosts('dpk');
+  const skip = composeHosts.skip ?? k8sHosts.skip;
+  const dataDir = join(tmp.dir, 'data'); // the dataset volume (read-only in both deployments)
+  const image = imageOf('Dockerfile.gpu');
+
+  before(() => {
+    if (skip) return;
+    // A tiny synthetic set where configs/demo-smoke.yaml looks for it (data/synth below /app).
+    execFileSync(
+      process.execPath,
+      [
+        ...SOURCE_EXEC_ARGV,
+        join(REPO_ROOT, 'workers', 'src', 'mtl-data.ts'),
+        'synth',
+        '--out',
+        join(dataDir, 'synth'),
+        '--identities',
+        '8',
+        '--images-per-identity',
+        '6',
+        '--size',
+        '32',
+        '--pairs',
+        '8',
+      ],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 },
+    );
+  });
+  after(() => {
+    composeHosts.tearDown();
+    k8sHosts.tearDown();
+    tmp.cleanup();
+  });
+
+  test(
+    'compose: the trainer service command of each host trains the demo model across both',
+    { skip },
+    async () => {
+      const { ns, addr } = composeHosts;
+      const runId = 'deploy-compose';
+      const hosts = [0, 1].map((node) => {
+        const dir = join(tmp.dir, `compose-${node}`);
+        const runsDir = join(dir, 'runs');
+        mkdirSync(runsDir, { recursive: true });
+        // The two-host example of docker/README.md, with the smoke config and one worker per host.
+        const hostEnv = {
+          NNODES: '2',
+          NODE_RANK: String(node),
+          MASTER_ADDR: addr[0],
+          RUN_ID: runId,
+          MTL_RUN_TOKEN: 'deploy-secret',
+          NPROC_PER_NODE: '1',
+          CONFIG: SMOKE_CONFIG,
+          DATA_DIR: dataDir,
+          RUNS_DIR: runsDir,
+        };
+        const out = execFileSync('docker-compose', ['-f', join(DOCKER, 'compose.yaml'), 'config'], {
+          env: { PATH: process.env.PATH ?? '', ...hostEnv },
+          encoding: 'utf8',
+        });
+        const trainer = parse(out).services.trainer;
+        assert.equal(trainer.network_mode, 'host');
+        const mounts = (trainer.volumes as string[]).map((v) => {
+          const [source, target] = v.split(':');
+          return { source: source!, target: target! };
+        });
+        const app = appDir(dir, image.workdir, mounts);
+        const args = launcherArgs([...image.entrypoint, ...(trainer.command as string[])], image.workdir);
+        assert.ok(args.includes(`--node-rank=${node}`) && args.at(-1) === SMOKE_CONFIG, args.join(' '));
+        const env = Object.fromEntries(
+          Object.entries(trainer.environment as Record<string, string | null>).map(([k, v]) => [k, v ?? '']),
+        );
+        return { args, app, runsDir, env };
+      });
+      assert.equal(hosts[0]!.env.MTL_RUN_TOKEN, 'deploy-secret');
+
+      // The image's HEALTHCHECK, run in host 0 with the service's environment while it trains.
+      let healthy = false;
+      let done = false;
+      const probe = (async () => {
+        while (!done && !healthy) {
+          const code = await new Promise<number | null>((resolve) => {
+            const p = spawn(
+              'ip',
+              ['netns', 'exec', ns[0], process.execPath, join(DOCKER, 'healthcheck.mjs')],
+              {
+                env: { PATH: process.env.PATH ?? '', ...hosts[0]!.env },
+                stdio: 'ignore',
+              },
+            );
+            p.on('close', resolve);
+          });
+          healthy = code === 0;
+          if (!healthy) await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      const runs = await runHosts(
+        ns,
+        [hosts[0]!.args, hosts[1]!.args],
+        [hosts[0]!.app, hosts[1]!.app],
+        [hosts[0]!.env, hosts[1]!.env],
+      );
+      done = true;
+      await probe;
+      assertTrained(runs, [hosts[0]!.runsDir, hosts[1]!.runsDir], runId);
+      assert.ok(healthy, 'docker/healthcheck.mjs reported the launcher healthy during the run');
+    },
+  );
+
+  test(
+    'kubernetes: the Indexed Job pod command of each index trains the demo model across both',
+    { skip },
+    async () => {
+      const { ns, addr } = k8sHosts;
+      const docs = parseAllDocuments(readFileSync(join(DOCKER, 'k8s', 'mtlface.yaml'), 'utf8')).map((d) =>
+        d.toJS(),
+      );
+      const svc = docs.find((d) => d.kind === 'Service');
+      const job = docs.find((d) => d.kind === 'Job');
+      const pod = job.spec.template.spec;
+      const container = pod.containers[0];
+      // `kubectl create secret generic mtlface-token --from-literal=token=...`
+      const secrets: Record<string, Record<string, string>> = { 'mtlface-token': { token: 'k8s-secret' } };
+      const masterName = `${job.metadata.name}-0.${pod.subdomain}`;
+      assert.equal(pod.subdomain, svc.metadata.name);
+      k8sHosts.resolve({ [masterName]: addr[0] });
+
+      const hosts = [0, 1].map((index) => {
+        const dir = join(tmp.dir, `k8s-${index}`);
+        const runsDir = join(dir, 'runs');
+        mkdirSync(runsDir, { recursive: true });
+        const env: Record<string, string> = {};
+        for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: any }>) {
+          if (e.value !== undefined) env[e.name] = e.value;
+          else if (
+            e.valueFrom?.fieldRef?.fieldPath ===
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+          )
+            env[e.name] = String(index);
+          else if (e.valueFrom?.secretKeyRef) {
+            const { name, key } = e.valueFrom.secretKeyRef;
+            const v = secrets[name]?.[key];
+            assert.ok(v !== undefined, `secret ${name}/${key}`);
+            env[e.name] = v;
+          } else assert.fail(`env ${e.name}: a source this test does not emulate: ${JSON.stringify(e)}`);
+        }
+        assert.equal(env.CONFIG, 'configs/aifr-ir50.yaml', 'the manifest trains the AIFR recipe');
+        env.CONFIG = SMOKE_CONFIG;
+        // Kubernetes expands $(VAR) from the container's env; $$ is a literal $.
+        const expand = (s: string): string =>
+          s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name?: string) =>
+            m === '$$' ? '$' : name !== undefined && name in env ? env[name]! : m,
+          );
+        const argv = [...(container.command as string[]), ...(container.args as string[])].map(expand);
+        assert.ok(!argv.some((a) => a.includes('$(')), `every $(VAR) defined: ${argv.join(' ')}`);
+        const mounts = (container.volumeMounts as Array<{ name: string; mountPath: string }>)
+          .filter((m) => m.name !== 'shm') // /dev/shm: the pod's memory volume, not below /app
+          .map((m) => {
+            assert.ok(m.name === 'data' || m.name === 'runs', `volume ${m.name}`);
+            return { source: m.name === 'data' ? dataDir : runsDir, target: m.mountPath };
+          });
+        const app = appDir(dir, image.workdir, mounts);
+        const args = launcherArgs(argv, image.workdir);
+        assert.ok(
+          args.includes(`--node-rank=${index}`) && args.includes(`--master-addr=${masterName}`),
+          args.join(' '),
+        );
+        return { args, app, runsDir, env: { ...env, CUDA_VISIBLE_DEVICES: '0' } };
+      });
+
+      const runs = await runHosts(
+        ns,
+        [hosts[0]!.args, hosts[1]!.args],
+        [hosts[0]!.app, hosts[1]!.app],
+        [hosts[0]!.env, hosts[1]!.env],
+      );
+      assertTrained(runs, [hosts[0]!.runsDir, hosts[1]!.runsDir], hosts[0]!.env.RUN_ID!);
+    },
+  );
+});
