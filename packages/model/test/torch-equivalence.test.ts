@@ -95,6 +95,20 @@ for (const tag of ['ir', 'irse'] as const) {
   });
 }
 
+test('the input gradient through the eval-mode (frozen) backbone matches PyTorch, as the FAS generator step uses it', () => {
+  const b = importedBackbone('ir').eval();
+  const x = ref('ir.input') as tf.Tensor4D;
+  const w = tf.linspace(-1, 1, 32);
+  const g = tf.grad((t: tf.Tensor) => {
+    const f = b.forward(t as tf.Tensor4D);
+    return tf.add(tf.sum(tf.mul(f.embedding, w)), tf.mean(tf.square(f.xId))) as tf.Scalar;
+  })(x);
+  const want = ref('ir.eval.input_grad');
+  assertClose(g, want, 'input gradient', 2e-4);
+  tf.dispose([x, w, g, want]);
+  b.dispose();
+});
+
 test('ir backbone in training mode matches PyTorch: outputs, running statistics and gradients', () => {
   const b = importedBackbone('ir').train();
   const x = ref('ir.input') as tf.Tensor4D;

@@ -42,7 +42,11 @@ export class BatchNorm extends Layer {
       );
     }
     if (!this.training) {
-      return tf.batchNorm(x, this.runningMean, this.runningVar, this.bias, this.weight, this.eps);
+      // a per-channel affine map: its gradient is one multiply (FAS backpropagates through the frozen backbone)
+      return tf.tidy(() => {
+        const a = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, this.eps)));
+        return tf.add(tf.mul(x, a), tf.sub(this.bias, tf.mul(this.runningMean, a)));
+      });
     }
     const axes = x.rank === 4 ? [0, 1, 2] : [0];
     const n = x.size / this.numFeatures;
