@@ -1,5 +1,4 @@
 // CPU time (not wall: the machine is shared) of the top kernels of one step: profile.ts with process.cpuUsage.
-import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
 import { Trainer } from '../src/index.js';
 import { loadConfig } from '../src/config.js';
