@@ -1,5 +1,5 @@
 import type { OpContext } from '../group/opContext.js';
-import { divideF32, type WireCodec } from '../wire/codec.js';
+import type { WireCodec } from '../wire/codec.js';
 import type { SendPool } from '../wire/views.js';
 import { chunkStart, mod } from './chunks.js';
 
@@ -51,13 +51,19 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     for (let j = 0; j < segs; j++) {
       const payload = await ctx.recv(left);
       const dst = segment(c, j);
-      codec.reduceInto(payload, dst, elemOp);
       if (!last) {
+        codec.reduceInto(payload, dst, elemOp);
         ctx.send(right, codec.encode(dst, take));
         continue;
       }
-      if (spec.op === 'mean') divideF32(dst, n);
-      if (spec.allGather) ctx.send(right, codec.encodeRound(dst, take));
+      const out = codec.reduceFinal(
+        payload,
+        dst,
+        elemOp,
+        spec.op === 'mean' ? n : 1,
+        spec.allGather ? take : null,
+      );
+      if (out) ctx.send(right, out);
     }
   }
   if (spec.allGather) {

@@ -1,6 +1,7 @@
 import {
   decodeBf16,
   decodeF16,
+  reduceFinalF16,
   encodeBf16,
   encodeBf16RoundTrip,
   encodeF16,
@@ -26,6 +27,45 @@ export interface WireCodec {
   encodeRound(src: Float32Array, take: (bytes: number) => Uint8Array): Uint8Array;
   decodeInto(bytes: Uint8Array, dst: Float32Array): void;
   reduceInto(bytes: Uint8Array, dst: Float32Array, op: ElementwiseOp): void;
+  /**
+   * The owner's last reduction step in one pass: dst = (dst ⊕ decode(bytes)) / divisor, then,
+   * when `take` is given, encode dst (rounding it in place) and return the bytes to send.
+   */
+  reduceFinal(
+    bytes: Uint8Array,
+    dst: Float32Array,
+    op: ElementwiseOp,
+    divisor: number,
+    take: ((bytes: number) => Uint8Array) | null,
+  ): Uint8Array | null;
+}
+
+/** reduceFinal from the separate steps (for wires without a fused kernel). */
+function composedFinal(codec: WireCodec) {
+  return (
+    bytes: Uint8Array,
+    dst: Float32Array,
+    op: ElementwiseOp,
+    divisor: number,
+    take: ((n: number) => Uint8Array) | null,
+  ) => {
+    codec.reduceInto(bytes, dst, op);
+    if (divisor !== 1) divideF32(dst, divisor);
+    return take ? codec.encodeRound(dst, take) : null;
+  };
+}
+
+function reduceFinalF32(dst: Float32Array, src: Float32Array, op: ElementwiseOp, divisor: number): void {
+  const n = dst.length;
+  if (op === 'sum' && divisor !== 1) {
+    for (let i = 0; i < n; i++) {
+      dst[i]! += src[i]!;
+      dst[i]! /= divisor;
+    }
+  } else {
+    reduceF32(dst, src, op);
+    if (divisor !== 1) divideF32(dst, divisor);
+  }
 }
 
 export function reduceF32(dst: Float32Array, src: Float32Array, op: ElementwiseOp): void {
@@ -65,20 +105,31 @@ function checkLength(bytes: Uint8Array, dst: Float32Array, bpe: number): void {
   }
 }
 
-const f32Codec: WireCodec = {
+const f32Codec = {
   wire: 'f32',
   bytesPerElement: 4,
-  encode: (src) => bytesOf(src),
-  encodeRound: (src) => bytesOf(src),
-  decodeInto(bytes, dst) {
+  encode: (src: Float32Array) => bytesOf(src),
+  encodeRound: (src: Float32Array) => bytesOf(src),
+  decodeInto(bytes: Uint8Array, dst: Float32Array) {
     checkLength(bytes, dst, 4);
     bytesOf(dst).set(bytes);
   },
-  reduceInto(bytes, dst, op) {
+  reduceInto(bytes: Uint8Array, dst: Float32Array, op: ElementwiseOp) {
     checkLength(bytes, dst, 4);
     reduceF32(dst, f32View(bytes), op);
   },
-};
+  reduceFinal(
+    bytes: Uint8Array,
+    dst: Float32Array,
+    op: ElementwiseOp,
+    divisor: number,
+    take: ((n: number) => Uint8Array) | null,
+  ) {
+    checkLength(bytes, dst, 4);
+    reduceFinalF32(dst, f32View(bytes), op, divisor);
+    return take ? bytesOf(dst) : null;
+  },
+} satisfies WireCodec;
 
 function u32(src: Float32Array): Uint32Array {
   return new Uint32Array(src.buffer, src.byteOffset, src.length);
@@ -104,6 +155,18 @@ const f16Codec: WireCodec = {
   reduceInto(bytes, dst, op) {
     checkLength(bytes, dst, 2);
     reduceF16(dst, u16View(bytes), op);
+  },
+  reduceFinal(bytes, dst, op, divisor, take) {
+    checkLength(bytes, dst, 2);
+    const out = take ? take(dst.length * 2) : null;
+    reduceFinalF16(
+      dst,
+      u16View(bytes),
+      op === 'max',
+      divisor,
+      out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null,
+    );
+    return out;
   },
 };
 
@@ -133,6 +196,7 @@ const bf16Codec: WireCodec = {
     decodeBf16(u16View(bytes), u32(tmp));
     reduceF32(dst, tmp, op);
   },
+  reduceFinal: (...args) => composedFinal(bf16Codec)(...args),
 };
 
 export const CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };

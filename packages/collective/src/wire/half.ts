@@ -102,3 +102,37 @@ export function decodeBf16(src: Uint16Array, dst: Uint32Array): void {
   const n = src.length;
   for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
 }
+
+/**
+ * The chunk owner's last reduce-scatter step on the f16 wire, fused into one
+ * pass: acc = (acc ⊕ decode(src)) [/ divisor], then (if `out`) encode acc into
+ * out and round acc to exactly the encoded value. ⊕ is + or max (NaN wins).
+ */
+export function reduceFinalF16(
+  acc: Float32Array,
+  src: Uint16Array,
+  max: boolean,
+  divisor: number,
+  out: Uint16Array | null,
+): void {
+  const bits = new Uint32Array(acc.buffer, acc.byteOffset, acc.length);
+  const t = F16_TO_F32;
+  const n = acc.length;
+  for (let i = 0; i < n; i++) {
+    const b = t[src[i]!]!;
+    if (!max) acc[i]! += b;
+    else if (b > acc[i]! || b !== b) acc[i] = b;
+    if (divisor !== 1) acc[i]! /= divisor;
+    if (out === null) continue;
+    const f = bits[i]!;
+    const sign = (f >>> 16) & 0x8000;
+    let u = f & 0x7fffffff;
+    let h: number;
+    if (u >= DENORM_LIMIT && u < F16_MAX_PLUS) {
+      u = (u + EXP_REBIAS + ((u >>> 13) & 1)) | 0;
+      h = (u >>> 13) | sign;
+    } else h = f32BitsToF16(f);
+    out[i] = h;
+    acc[i] = t[h]!;
+  }
+}
