@@ -174,6 +174,64 @@ test('generator imported from .pth reproduces PyTorch (router, residual blocks, 
   g.dispose();
 });
 
+/** Our gradient (our layout) against PyTorch's (saved in its layout). */
+function assertGradClose(g: tf.Tensor, torchName: string, what: string): void {
+  const raw = io.get(torchName);
+  if (!raw) throw new Error(`reference tensor '${torchName}' missing`);
+  const want = tf.tensor(rawToFloat32(raw, torchName), raw.shape);
+  const got = g.rank === 4 ? tf.transpose(g, [3, 2, 0, 1]) : g;
+  assertClose(got, want, what, 2e-4);
+  want.dispose();
+  if (got !== g) got.dispose();
+}
+
+test('generator in training mode matches PyTorch: output and every parameter gradient', () => {
+  const g = new AgingModule({ widths: [16, 32, 48, 64], groups: 7, unitCount: 16, repeat: 2 }).train();
+  importTorchState(g, readTorchWeights(join(dir, 'generator.pth')));
+  const target = tf.tensor1d([...rawToInt32(io.get('gen.target')!)], 'int32');
+  const inputs = {
+    image: ref('ir.input') as tf.Tensor4D,
+    x2: ref('ir.eval.x2') as tf.Tensor4D,
+    x3: ref('ir.eval.x3') as tf.Tensor4D,
+    x4: ref('ir.eval.x4') as tf.Tensor4D,
+    xId: ref('ir.eval.xId') as tf.Tensor4D,
+    targetGroups: target,
+  };
+  const r = ref('gen.train.r');
+  const params = g.namedParameters();
+  const { value, grads } = tf.variableGrads(
+    () =>
+      tf.tidy(() => {
+        const out = g.forward(inputs);
+        assertClose(out, ref('gen.train.out'), 'train output');
+        return tf.sum(tf.mul(out, r)) as tf.Scalar;
+      }),
+    params.map(([, v]) => v),
+  );
+  value.dispose();
+  for (const [name, v] of params) assertGradClose(grads[v.name]!, `gen.train.grad.${name}`, `grad ${name}`);
+  tf.dispose(Object.values(grads));
+  tf.dispose([...Object.values(inputs), r]);
+  g.dispose();
+});
+
+test('spectrally normalised discriminator gradients (through σ(W)) match PyTorch', () => {
+  const d = new PatchDiscriminator({ groups: 7, convDim: 8, repeatNum: 3 }).train();
+  importTorchState(d, readTorchWeights(join(dir, 'discriminator.pth')));
+  const target = tf.tensor1d([...rawToInt32(io.get('gen.target')!)], 'int32');
+  const img = ref('ir.input') as tf.Tensor4D;
+  const params = d.namedParameters();
+  const { value, grads } = tf.variableGrads(
+    () => tf.mean(tf.square(tf.sub(d.forward(img, target), 1))) as tf.Scalar,
+    params.map(([, v]) => v),
+  );
+  value.dispose();
+  for (const [name, v] of params) assertGradClose(grads[v.name]!, `disc.train.grad.${name}`, `grad ${name}`);
+  tf.dispose(Object.values(grads));
+  tf.dispose([target, img]);
+  d.dispose();
+});
+
 test('spectrally normalised discriminator matches PyTorch in training (power iteration, u/v) and eval', () => {
   const d = new PatchDiscriminator({ groups: 7, convDim: 8, repeatNum: 3 });
   importTorchState(d, readTorchWeights(join(dir, 'discriminator.pth')));
