@@ -211,3 +211,21 @@ test('comparisons, Select and Prelu match cpu (the relu/prelu gradient path)', a
     assert.ok(d < TOL, `output ${i}: max relative difference ${d}`);
   }
 });
+
+test('SplitV, Unpack and Square match cpu (concat/stack gradients go through them)', async () => {
+  const x = input([3, 4, 5, 6], 95);
+  const f = (t: tf.Tensor) => [
+    ...tf.split(t, [1, 3, 2], 3),
+    ...tf.split(t, 2, 1),
+    ...tf.unstack(t, 2),
+    ...tf.unstack(t, 0),
+    tf.square(t),
+    tf.grad((p: tf.Tensor) =>
+      tf.sum(tf.square(tf.stack([tf.concat([p, tf.mul(p, 2)], 3), tf.concat([p, p], 3)], 1))),
+    )(t),
+  ];
+  const ref = await runOn('cpu', [x], f);
+  const got = await runOn('native', [x], f);
+  assert.equal(got.length, ref.length);
+  for (let i = 0; i < ref.length; i++) assert.deepEqual(got[i], ref[i], `output ${i}`);
+});

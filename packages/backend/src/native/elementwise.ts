@@ -121,3 +121,18 @@ export function compareKernels(addon: DnnlAddon, fallback: Map<string, KernelCon
   configs.push({ kernelName: 'Select', backendName: 'native', kernelFunc: select });
   return configs;
 }
+
+/** Square as x·x through the binary loop (the cpu kernel writes fresh, unpooled memory). */
+export function unaryKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
+  const squareCpu = fallbackOf(fallback, 'Square');
+  const square: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype !== 'float32') return squareCpu(args);
+    const backend = args.backend as MathBackendCPU;
+    const out = allocOutput(backend, util.sizeFromShape(x.shape));
+    const v = f32(backend, x);
+    if (out.length > 0) addon.binary(2, v, v, out, Int32Array.of(1, out.length, 1, 1));
+    return outputOf(backend, x.shape, out);
+  };
+  return [{ kernelName: 'Square', backendName: 'native', kernelFunc: square }];
+}

@@ -1,4 +1,4 @@
-import { slice_util, util } from '@tensorflow/tfjs-core';
+import { backend_util, slice_util, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
@@ -93,7 +93,53 @@ export function layoutKernels(addon: DnnlAddon, fallback: Map<string, KernelConf
     return outputOf(backend, outShape, out);
   };
 
+  const splitVCpu = cpu('SplitV');
+  const unpackCpu = cpu('Unpack');
+
+  /** Pieces of x along `axis` with the given sizes, each one strided copy. */
+  const pieces = (
+    backend: MathBackendCPU,
+    x: TensorInfo,
+    axis: number,
+    sizes: number[],
+    keepAxis: boolean,
+  ) => {
+    const st = stridesOf(x.shape);
+    const src = f32(backend, x);
+    let start = 0;
+    return sizes.map((len) => {
+      const shape = x.shape.slice();
+      shape[axis] = len;
+      const out = allocOutput(backend, util.sizeFromShape(shape));
+      if (out.length > 0)
+        addon.copy(src, out, copyGeometry(shape, st, stridesOf(shape), start * st[axis]!, 0));
+      start += len;
+      const outShape = keepAxis ? shape : shape.filter((_, d) => d !== axis);
+      return outputOf(backend, outShape, out);
+    });
+  };
+
+  const splitV: KernelFunc = (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype !== 'float32') return splitVCpu(args);
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const $axis = util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = backend_util.prepareSplitSize(x, numOrSizeSplits, $axis);
+    return pieces(args.backend as MathBackendCPU, x, $axis, sizes, true);
+  };
+
+  const unpack: KernelFunc = (args) => {
+    const { value } = args.inputs as { value: TensorInfo };
+    if (value.dtype !== 'float32') return unpackCpu(args);
+    let { axis } = args.attrs as { axis: number };
+    if (axis < 0) axis += value.shape.length;
+    const n = value.shape[axis]!;
+    return pieces(args.backend as MathBackendCPU, value, axis, new Array<number>(n).fill(1), false);
+  };
+
   return [
+    { kernelName: 'SplitV', backendName: 'native', kernelFunc: splitV },
+    { kernelName: 'Unpack', backendName: 'native', kernelFunc: unpack },
     { kernelName: 'Slice', backendName: 'native', kernelFunc: slice },
     { kernelName: 'Transpose', backendName: 'native', kernelFunc: transpose },
     { kernelName: 'Tile', backendName: 'native', kernelFunc: tile },

@@ -4,7 +4,7 @@ import { loadDnnlAddon } from './addon.js';
 import { NativeBackendCPU } from './pool.js';
 import { convKernels } from './conv.js';
 import { matMulKernels } from './matmul.js';
-import { binaryKernels, compareKernels, reduceKernels } from './elementwise.js';
+import { binaryKernels, compareKernels, reduceKernels, unaryKernels } from './elementwise.js';
 import { layoutKernels } from './layout.js';
 
 export const NATIVE_BACKEND = 'native';
@@ -36,6 +36,9 @@ export const NATIVE_KERNELS: readonly string[] = [
   'Transpose',
   'Tile',
   'PadV2',
+  'SplitV',
+  'Unpack',
+  'Square',
   'Sum',
   'Mean',
   'Max',
@@ -67,6 +70,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     ...reduceKernels(load.addon, cpuKernels),
     ...compareKernels(load.addon, cpuKernels),
     ...layoutKernels(load.addon, cpuKernels),
+    ...unaryKernels(load.addon, cpuKernels),
   ]) {
     kernels.set(k.kernelName, k);
   }
