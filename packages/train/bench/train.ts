@@ -1,0 +1,221 @@
+// `npm run bench:train [-- --json] [--iters N] [--only demo|ir50]`: per-worker images/s of the
+// training step and its breakdown (data wait, forward+backward, gradient copy-out, exposed
+// all-reduce, optimizer) for the demo config with 1 and 2 workers, and ir50 at 112 (AIFR step).
+// Workers are child processes joined through the real collective; data comes from the real loader
+// on the synthetic set (data/synth, generated into a temp dir when absent).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
+
+const REPO = new URL('../../../', import.meta.url).pathname;
+const args = process.argv.slice(2);
+
+interface Scenario {
+  name: string;
+  workers: number;
+  overrides: string[];
+  iters: number;
+}
+
+interface WorkerResult {
+  rank: number;
+  backend: string;
+  batch: number;
+  iters: number;
+  stepMs: number;
+  dataWaitMs: number;
+  computeMs: number;
+  copyOutMs: number;
+  exposedCommMs: number;
+  optimizerMs: number;
+  bytes: number;
+}
+
+async function child(spec: { overrides: string[]; iters: number }): Promise<void> {
+  const tf = await import('@tensorflow/tfjs-core');
+  const { initBackend } = await import('@mtlface/backend');
+  const { initProcessGroup } = await import('@mtlface/collective');
+  const { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } = await import('@mtlface/data');
+  const { loadConfig, Trainer } = await import('../src/index.js');
+  const cfg = loadConfig(join(REPO, 'configs/demo.yaml'), spec.overrides);
+  const backend = await initBackend({ backend: cfg.backend, log: () => {} });
+  const worldSize = Number(process.env.WORLD_SIZE);
+  const group = worldSize > 1 ? await initProcessGroup() : null;
+  const rank = group?.rank ?? 0;
+  const dataset = await loadDataset(cfg.data.train_list, {
+    root: cfg.data.root,
+    ageGroups: cfg.model.groups,
+  });
+  const sampler = new DistributedSampler({
+    size: dataset.files.length,
+    batchSize: cfg.data.batch_size,
+    worldSize,
+    rank,
+    seed: 0,
+  });
+  const fas =
+    cfg.mode === 'aifr'
+      ? undefined
+      : new FasTargetSampler(dataset.groups, cfg.model.groups, 0, { skipEmptyGroups: true });
+  const loader = new BatchLoader({
+    dataset,
+    sampler,
+    size: cfg.model.input_size,
+    threads: cfg.data.loader_threads,
+    prefetch: cfg.data.prefetch,
+    ...(fas ? { fas } : {}),
+  });
+  const trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
+  const sum = {
+    stepMs: 0,
+    dataWaitMs: 0,
+    computeMs: 0,
+    copyOutMs: 0,
+    exposedCommMs: 0,
+    optimizerMs: 0,
+    bytes: 0,
+  };
+  const warmup = 1;
+  for (let it = 0; it < warmup + spec.iters; it++) {
+    const t0 = performance.now();
+    const batch = await loader.next();
+    const wait = performance.now() - t0;
+    const r = await trainer.step(batch, it);
+    if (it < warmup) continue;
+    sum.stepMs += performance.now() - t0;
+    sum.dataWaitMs += wait;
+    sum.computeMs += r.timings.computeMs;
+    sum.copyOutMs += r.timings.copyOutMs;
+    sum.exposedCommMs += r.timings.exposedCommMs;
+    sum.optimizerMs += r.timings.optimizerMs;
+    sum.bytes += r.timings.bytes;
+  }
+  await loader.close();
+  trainer.dispose();
+  await group?.close();
+  void tf;
+  const out: WorkerResult = {
+    rank,
+    backend: backend.name,
+    batch: cfg.data.batch_size,
+    iters: spec.iters,
+    ...sum,
+  };
+  process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
+}
+
+async function runScenario(s: Scenario, dataDir: string): Promise<WorkerResult[]> {
+  const { StoreServer } = await import('@mtlface/collective');
+  const token = randomUUID();
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token });
+  const runId = randomUUID();
+  const overrides = [...s.overrides, `data.root=${dataDir}`, `data.train_list=${join(dataDir, 'train.txt')}`];
+  try {
+    return await Promise.all(
+      Array.from({ length: s.workers }, (_, rank) => {
+        const env = {
+          ...process.env,
+          RANK: String(rank),
+          LOCAL_RANK: String(rank),
+          WORLD_SIZE: String(s.workers),
+          LOCAL_WORLD_SIZE: String(s.workers),
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(store.port),
+          MTL_RUN_ID: runId,
+          MTL_RUN_TOKEN: token,
+        };
+        return new Promise<WorkerResult>((resolve, reject) => {
+          const c = spawn(
+            process.execPath,
+            [
+              ...SOURCE_EXEC_ARGV,
+              new URL(import.meta.url).pathname,
+              '--child',
+              JSON.stringify({ overrides, iters: s.iters }),
+            ],
+            { env, stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          let out = '';
+          c.stdout.on('data', (d) => (out += d));
+          c.on('exit', (code) => {
+            const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+            if (code === 0 && line) resolve(JSON.parse(line.slice(7)) as WorkerResult);
+            else reject(new Error(`${s.name} rank ${rank} exited with ${code}`));
+          });
+        });
+      }),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const json = args.includes('--json');
+  const itersArg = args.indexOf('--iters');
+  const iters = itersArg >= 0 ? Number(args[itersArg + 1]) : 10;
+  const onlyArg = args.indexOf('--only');
+  const only = onlyArg >= 0 ? args[onlyArg + 1] : null;
+  let dataDir = join(REPO, 'data/synth');
+  if (!existsSync(join(dataDir, 'train.txt'))) {
+    const { synthesize } = await import('@mtlface/data');
+    dataDir = mkdtempSync(join(tmpdir(), 'mtl-bench-train-'));
+    await synthesize({ out: dataDir, identities: 60, imagesPerIdentity: 10, size: 32, seed: 0, pairs: 100 });
+  }
+  const scenarios: Scenario[] = [
+    { name: 'demo', workers: 1, overrides: [], iters },
+    { name: 'demo', workers: 2, overrides: [], iters },
+    {
+      name: 'ir50-112-aifr',
+      workers: 1,
+      overrides: [
+        'mode=aifr',
+        'model.arch=ir50',
+        'model.input_size=112',
+        'model.embedding_dim=512',
+        'bucket_mb=25',
+      ],
+      iters: Math.max(2, Math.round(iters / 5)),
+    },
+  ].filter((s) => !only || s.name.startsWith(only));
+  if (!json) {
+    console.log(
+      'config          workers backend batch  img/s/worker  step ms  data ms  fwd+bwd ms  copy-out ms  exposed comm ms (%)  optimizer ms',
+    );
+  }
+  for (const s of scenarios) {
+    const results = await runScenario(s, dataDir);
+    const avg = (k: keyof WorkerResult) =>
+      results.reduce((a, r) => a + (r[k] as number), 0) / results.length / s.iters;
+    const stepMs = avg('stepMs');
+    const row = {
+      config: s.name,
+      workers: s.workers,
+      backend: results[0]!.backend,
+      batch: results[0]!.batch,
+      images_per_s_per_worker: (results[0]!.batch * 1000) / stepMs,
+      step_ms: stepMs,
+      data_wait_ms: avg('dataWaitMs'),
+      forward_backward_ms: avg('computeMs'),
+      copy_out_ms: avg('copyOutMs'),
+      exposed_allreduce_ms: avg('exposedCommMs'),
+      exposed_allreduce_pct: (100 * avg('exposedCommMs')) / stepMs,
+      optimizer_ms: avg('optimizerMs'),
+      allreduce_bytes_per_step: avg('bytes'),
+      iters: s.iters,
+    };
+    if (json) console.log(JSON.stringify(row));
+    else {
+      const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
+      console.log(
+        `${row.config.padEnd(15)} ${String(row.workers).padStart(7)} ${row.backend.padStart(7)} ${String(row.batch).padStart(5)} ${f(row.images_per_s_per_worker, 13, 2)} ${f(row.step_ms, 8, 0)} ${f(row.data_wait_ms, 8)} ${f(row.forward_backward_ms, 11, 0)} ${f(row.copy_out_ms, 12)} ${f(row.exposed_allreduce_ms, 12)} (${row.exposed_allreduce_pct.toFixed(1)}%) ${f(row.optimizer_ms, 13)}`,
+      );
+    }
+  }
+}
+
+if (args[0] === '--child') await child(JSON.parse(args[1]!) as { overrides: string[]; iters: number });
+else await main();
