@@ -29,10 +29,36 @@ test('compose: one node by default, all GPUs reserved, launcher on every GPU', (
   assert.ok(trainer.command.includes('--nnodes=1'));
   assert.ok(trainer.command.includes('--node-rank=0'));
   assert.ok(trainer.command.includes('--metrics-port=9400'));
-  assert.ok(trainer.volumes.some((v: string) => v.endsWith(':/app/data:ro')), 'dataset volume read-only');
-  assert.ok(trainer.volumes.some((v: string) => v.endsWith(':/app/runs:rw')), 'checkpoint volume');
+  assert.ok(
+    trainer.volumes.some((v: string) => v.endsWith(':/app/data:ro')),
+    'dataset volume read-only',
+  );
+  assert.ok(
+    trainer.volumes.some((v: string) => v.endsWith(':/app/runs:rw')),
+    'checkpoint volume',
+  );
   assert.ok(cfg.services.prometheus && cfg.services.grafana, 'prometheus and grafana services');
   assert.ok(cfg.services.grafana.volumes.some((v: string) => v.includes('grafana/provisioning')));
+});
+
+test('compose: a CPU trainer (profile cpu) and the synth tool (profile tools), off by default', () => {
+  const cfg = composeConfig({ MTL_UID: '1000', MTL_GID: '1001' });
+  const cpu = cfg.services['trainer-cpu'];
+  assert.deepEqual(cpu.profiles, ['cpu']);
+  assert.equal(cpu.deploy, undefined, 'no GPU reservation on the CPU service');
+  assert.equal(cpu.build.dockerfile, 'docker/Dockerfile.cpu');
+  assert.ok(cpu.command.includes('--nproc-per-node=1'));
+  assert.deepEqual(cpu.volumes, cfg.services.trainer.volumes);
+  assert.equal(cfg.services.trainer.user, '1000:1001', 'MTL_UID/MTL_GID pick the user that owns RUNS_DIR');
+  assert.equal(cpu.user, '1000:1001');
+  const synth = cfg.services.synth;
+  assert.deepEqual(synth.profiles, ['tools']);
+  assert.deepEqual(synth.entrypoint, ['node', '/app/bin/mtl-data.js']);
+  assert.ok(synth.command.includes('--out=data/synth'));
+  assert.ok(
+    synth.volumes.some((v: string) => v.endsWith(':/app/data:rw')),
+    'synth writes the data volume',
+  );
 });
 
 test('compose: the multi-node environment reaches the launcher flags', () => {
@@ -88,6 +114,13 @@ test('kubernetes: an Indexed Job behind a headless Service, rank from the comple
   assert.ok(c.args.includes(`--master-addr=${job.metadata.name}-0.${svc.metadata.name}`));
   assert.ok(c.resources.limits['nvidia.com/gpu'] >= 1);
   assert.ok(c.args.includes('--nproc-per-node=gpu'));
+  assert.equal(c.args.at(-1), '$(CONFIG)');
+  assert.match(env.CONFIG.value, /^configs\/.+\.yaml$/);
+  assert.equal(pod.securityContext.runAsUser, 10001, "the image's user");
+  assert.equal(pod.securityContext.fsGroup, 10001, 'volumes writable to it');
+  const mounts = Object.fromEntries(c.volumeMounts.map((m: any) => [m.name, m.mountPath]));
+  assert.equal(mounts.data, '/app/data');
+  assert.equal(mounts.runs, '/app/runs');
 });
 
 for (const flavour of ['gpu', 'cpu']) {
@@ -113,5 +146,8 @@ test('slurm example runs the launcher once per node and leaves topology to SLURM
   assert.match(text, /#SBATCH --ntasks-per-node=1/);
   assert.match(text, /srun .*mtl-launch/);
   const commands = text.split('\n').filter((l) => !l.startsWith('#'));
-  assert.ok(!commands.some((l) => /--node-rank|--nnodes|--master-addr/.test(l)), 'topology flags left to SLURM_*');
+  assert.ok(
+    !commands.some((l) => /--node-rank|--nnodes|--master-addr/.test(l)),
+    'topology flags left to SLURM_*',
+  );
 });

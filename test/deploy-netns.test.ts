@@ -10,7 +10,8 @@
 // - /app is a directory of links to the repository (the image's `COPY . .`), with `data` and `runs`
 //   linked to the volumes the deployment mounts at /app/data and /app/runs;
 // - Compose: the trainer's command and environment come from `docker-compose config` run with
-//   each host's environment; host networking = the namespace's network;
+//   each host's environment (the `trainer-cpu` service's are checked equal); host networking =
+//   the namespace's network; the data set is rendered by the `synth` service's command;
 // - Kubernetes: the container's command/args with `$(VAR)` expanded from the pod's env as the
 //   kubelet does (NODE_RANK = the completion index, MTL_RUN_TOKEN from the Secret, CONFIG set to
 //   the smoke config: the one value a user edits), pod 0's DNS name `mtlface-0.mtlface` resolved
@@ -131,26 +132,34 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
 
   before(() => {
     if (skip) return;
-    // A tiny synthetic set where configs/demo-smoke.yaml looks for it (data/synth below /app).
+    // A tiny synthetic set where configs/demo-smoke.yaml looks for it (data/synth below /app),
+    // rendered by the Compose `synth` service's command (entry point node /app/bin/mtl-data.js).
+    const synth = parse(
+      execFileSync('docker-compose', ['-f', join(DOCKER, 'compose.yaml'), 'config'], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          DATA_DIR: dataDir,
+          SYNTH_IDENTITIES: '8',
+          SYNTH_IMAGES: '6',
+          SYNTH_PAIRS: '8',
+        },
+        encoding: 'utf8',
+      }),
+    ).services.synth;
+    const mounts = (synth.volumes as string[]).map((v) => {
+      const [source, target] = v.split(':');
+      return { source: source!, target: target! };
+    });
+    mkdirSync(dataDir, { recursive: true });
+    const app = appDir(join(tmp.dir, 'synth'), image.workdir, mounts);
+    const argv = [...(synth.entrypoint as string[]), ...(synth.command as string[])];
+    assert.deepEqual(argv.slice(0, 2), ['node', `${image.workdir}/bin/mtl-data.js`]);
     execFileSync(
       process.execPath,
-      [
-        ...SOURCE_EXEC_ARGV,
-        join(REPO_ROOT, 'workers', 'src', 'mtl-data.ts'),
-        'synth',
-        '--out',
-        join(dataDir, 'synth'),
-        '--identities',
-        '8',
-        '--images-per-identity',
-        '6',
-        '--size',
-        '32',
-        '--pairs',
-        '8',
-      ],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 },
+      [...SOURCE_EXEC_ARGV, join(REPO_ROOT, 'workers', 'src', 'mtl-data.ts'), ...argv.slice(2)],
+      { cwd: app, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 },
     );
+    assert.ok(existsSync(join(dataDir, 'synth', 'train.txt')), 'synth wrote DATA_DIR/synth/train.txt');
   });
   after(() => {
     composeHosts.tearDown();
@@ -184,8 +193,13 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
           env: { PATH: process.env.PATH ?? '', ...hostEnv },
           encoding: 'utf8',
         });
-        const trainer = parse(out).services.trainer;
+        const services = parse(out).services;
+        const trainer = services.trainer;
         assert.equal(trainer.network_mode, 'host');
+        // The CPU image's service runs the same launcher command line (its default differs
+        // only in --nproc-per-node, given here).
+        assert.deepEqual(services['trainer-cpu'].command, trainer.command);
+        assert.deepEqual(services['trainer-cpu'].volumes, trainer.volumes);
         const mounts = (trainer.volumes as string[]).map((v) => {
           const [source, target] = v.split(':');
           return { source: source!, target: target! };
