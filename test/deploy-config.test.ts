@@ -23,6 +23,8 @@ test('compose: one node by default, all GPUs reserved, launcher on every GPU', (
   const cfg = composeConfig({});
   const trainer = cfg.services.trainer;
   assert.equal(trainer.network_mode, 'host');
+  assert.equal(trainer.build.dockerfile, 'docker/Dockerfile.gpu');
+  assert.equal(trainer.user, '10001:10001', "the image's user by default");
   const devices = trainer.deploy.resources.reservations.devices;
   assert.deepEqual(devices, [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }]);
   assert.ok(trainer.command.includes('--nproc-per-node=gpu'));
