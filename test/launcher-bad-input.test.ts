@@ -40,7 +40,7 @@ describe('mtl-launch bad input', { concurrency: 2 }, () => {
     [
       'a metrics port in use',
       () => ['--standalone', '--metrics-port', String(busyPort), '--metrics-host', '127.0.0.1', ok],
-      /cannot serve metrics on 127\.0\.0\.1:\d+/,
+      /metrics: cannot listen on 127\.0\.0\.1:\d+/,
     ],
   ];
 

@@ -29,7 +29,8 @@ export async function startMetrics(
   try {
     await m.listen();
   } catch (e) {
-    throw new LaunchError(`cannot serve metrics on ${host}:${port}: ${(e as Error).message}`);
+    // LauncherMetrics already names host:port and the cause; pass it through as one line.
+    throw new LaunchError((e as Error).message);
   }
   return {
     attach: (rank, child) => m.attachWorker(rank, child),
