@@ -1,7 +1,7 @@
 // The deployment files' own launcher command lines, run for real outside containers: two
 // "hosts" as network namespaces over a veth pair (needs root), each running the command its
 // Compose service / Kubernetes pod would, in a directory laid out like the image's /app with the
-// deployment's volumes at their mount points, training a short run of the demo model
+// deployment's volumes at their mount points (Slurm: one shared checkout), training a short run of the demo model
 // (configs/demo-smoke.yaml).
 //
 // What stands in for the container runtime (and nothing else is changed):
@@ -17,14 +17,18 @@
 //   the smoke config: the one value a user edits), pod 0's DNS name `mtlface-0.mtlface` resolved
 //   to host 0's address through /etc/netns/<ns>/hosts (which `ip netns exec` mounts over
 //   /etc/hosts), and CUDA_VISIBLE_DEVICES=0 standing in for one GPU of the device plugin, so
-//   `--nproc-per-node=gpu` stays as written and means one worker.
+//   `--nproc-per-node=gpu` stays as written and means one worker;
+// - Slurm: docker/slurm/mtlface.sbatch itself runs on each node with the SLURM_* a 2-node job's
+//   task gets (node names resolved as above, CUDA_VISIBLE_DEVICES=0 as Slurm sets for one GPU),
+//   `srun` a stand-in that runs the step's command as that node's task.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import {
+  LAUNCHER_CLI,
   REPO_ROOT,
   SOURCE_EXEC_ARGV,
   collect,
@@ -97,7 +101,12 @@ async function runHosts(
 }
 
 /** A run of the smoke config on 2 nodes x 1 worker completed: both launchers, checkpoint, logs. */
-function assertTrained(runs: LaunchResult[], runsDir: [string, string], runId: string): void {
+function assertTrained(
+  runs: LaunchResult[],
+  runsDir: [string, string],
+  runId: string,
+  logDir = 'logs',
+): void {
   for (const [node, r] of runs.entries())
     assert.equal(
       r.code,
@@ -113,9 +122,9 @@ function assertTrained(runs: LaunchResult[], runsDir: [string, string], runId: s
   assert.equal(sidecar.iteration, 2);
   assert.equal(sidecar.worldSize, 2);
   assert.ok(existsSync(join(runsDir[0], 'demo-smoke', 'ckpt-0000002.safetensors')));
-  // --log-dir=runs/logs: each host's worker logs are in its own runs volume.
+  // --log-dir=runs/<logDir>: each host's worker logs are in its runs volume.
   for (const [node, dir] of runsDir.entries()) {
-    const log = join(dir, 'logs', runId, 'attempt_0', `rank${node}`, 'stdout.log');
+    const log = join(dir, logDir, runId, 'attempt_0', `rank${node}`, 'stdout.log');
     assert.ok(existsSync(log), `${log} exists`);
     assert.match(readFileSync(log, 'utf8'), /backend: /);
   }
@@ -126,7 +135,8 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
   // Each deployment gets its own pair of hosts: both use port 29500 and 9400 as written.
   const composeHosts = netnsHosts('dpc');
   const k8sHosts = netnsHosts('dpk');
-  const skip = composeHosts.skip ?? k8sHosts.skip;
+  const slurmHosts = netnsHosts('dps');
+  const skip = composeHosts.skip ?? k8sHosts.skip ?? slurmHosts.skip;
   const dataDir = join(tmp.dir, 'data'); // the dataset volume (read-only in both deployments)
   const image = imageOf('Dockerfile.gpu');
 
@@ -164,6 +174,7 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
   after(() => {
     composeHosts.tearDown();
     k8sHosts.tearDown();
+    slurmHosts.tearDown();
     tmp.cleanup();
   });
 
@@ -315,6 +326,68 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
         [hosts[0]!.env, hosts[1]!.env],
       );
       assertTrained(runs, [hosts[0]!.runsDir, hosts[1]!.runsDir], hosts[0]!.env.RUN_ID!);
+    },
+  );
+  test(
+    'slurm: the sbatch script on each node of a 2-node allocation trains the demo model across both',
+    { skip },
+    async () => {
+      const { ns, addr } = slurmHosts;
+      // A Slurm job runs in a checkout on a shared filesystem: one directory for both nodes, laid
+      // out like /app (data and runs linked in), the nodes' names resolving to their addresses.
+      const dir = join(tmp.dir, 'slurm');
+      const runsDir = join(dir, 'runs');
+      mkdirSync(runsDir, { recursive: true });
+      const checkout = appDir(dir, image.workdir, [
+        { source: dataDir, target: `${image.workdir}/data` },
+        { source: runsDir, target: `${image.workdir}/runs` },
+      ]);
+      slurmHosts.resolve({ gpu01: addr[0], gpu02: addr[1] });
+      // srun's stand-in: the job step's command as this node's task, the image-less
+      // `node bin/mtl-launch.js` run from the launcher's sources (bin/ imports its build).
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, 'srun'),
+        `#!/bin/bash
+while [[ $# -gt 0 && $1 == -* ]]; do shift; done
+if [[ $1 == node && $2 == bin/mtl-launch.js ]]; then
+  shift 2
+  exec "$MTL_TEST_NODE" ${SOURCE_EXEC_ARGV.slice(0, -1).join(' ')} "$MTL_TEST_TSX" "$MTL_TEST_LAUNCHER" "$@"
+fi
+exec "$@"
+`,
+        { mode: 0o755 },
+      );
+      const jobId = '4242';
+      const runs = await Promise.all(
+        [0, 1].map((node) =>
+          collect(
+            spawn('ip', ['netns', 'exec', ns[node], 'bash', join(DOCKER, 'slurm', 'mtlface.sbatch')], {
+              cwd: checkout,
+              env: {
+                ...process.env,
+                PATH: `${bin}:${process.env.PATH ?? ''}`,
+                MTL_TEST_NODE: process.execPath,
+                MTL_TEST_TSX: import.meta.resolve('tsx'),
+                MTL_TEST_LAUNCHER: LAUNCHER_CLI,
+                // What Slurm sets for a task of `--nodes=2 --gpus-per-node=1` (one GPU here).
+                SLURM_JOB_ID: jobId,
+                SLURM_NNODES: '2',
+                SLURM_NODEID: String(node),
+                SLURM_JOB_NODELIST: 'gpu[01-02]',
+                CUDA_VISIBLE_DEVICES: '0',
+                // Generated once by the batch script and inherited by both tasks in a real job.
+                MTL_RUN_TOKEN: 'slurm-secret',
+                CONFIG: SMOKE_CONFIG,
+              },
+              stdio: ['ignore', 'pipe', 'pipe'],
+            }),
+            RUN_TIMEOUT_MS,
+          ),
+        ),
+      );
+      assertTrained(runs, [runsDir, runsDir], `slurm-${jobId}`, `logs-${jobId}`);
     },
   );
 });
