@@ -12,6 +12,7 @@ const HELLO_MARK = 0xc1;
 const MAX_HEADER_BYTES = 64 * 1024 + 16;
 const MAX_PAYLOAD_BYTES = 2 ** 31;
 const MAX_EARLY_FRAMES = 100_000;
+const CLOSE_FLUSH_MS = 2000;
 
 /** An accepted connection: anonymous until its hello names a member. */
 interface Incoming {
@@ -152,8 +153,22 @@ export class NetTransport extends PeerTransport {
     if (this.closing) return;
     await this.sayBye();
     this.closing = true;
+    // Flush what is queued, but never wait long on a peer that stopped reading.
     await Promise.all(
-      this.out.map((s) => (s && !s.destroyed ? new Promise<void>((resolve) => s.end(resolve)) : undefined)),
+      this.out.map((s) =>
+        s && !s.destroyed
+          ? new Promise<void>((resolve) => {
+              const t = setTimeout(() => {
+                s.destroy();
+                resolve();
+              }, CLOSE_FLUSH_MS);
+              s.end(() => {
+                clearTimeout(t);
+                resolve();
+              });
+            })
+          : undefined,
+      ),
     );
     for (const s of this.incoming) s.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
