@@ -135,6 +135,10 @@ test('eval --pairs --identification --fas: the 10-fold result, leave-one-out ran
   assert.equal(fas.kind, 'fas');
   assert.equal(fas.identity.pairs, 2 * 7);
   assert.equal(fas.ageAccuracy[0].estimator, 'own');
+  assert.equal(
+    fas.ageAccuracy[0].real.confusion.flat().reduce((a: number, b: number) => a + b, 0),
+    2,
+  );
   assert.equal(fas.identity.threshold, ver.bestThreshold);
 });
 

@@ -135,6 +135,8 @@ test('FAS evaluation: every face at every group, judged by each estimator and by
   const before = tf.memory().numTensors;
   const r = evaluateFas(stub, faces, {
     threshold: 0.5,
+    // the real faces have no blue: the stub estimator reads group 0, right for two of the three
+    sourceGroups: [0, 0, 3],
     estimators: [
       { name: 'own', groupLogits: stub.groupLogits! },
       {
@@ -147,6 +149,7 @@ test('FAS evaluation: every face at every group, judged by each estimator and by
   assert.equal(tf.memory().numTensors, before);
   assert.deepEqual(r.targets, [0, 1, 2, 3, 4, 5, 6]);
   assert.equal(r.ageAccuracy[0]!.accuracy, 1);
+  assert.ok(Math.abs(r.ageAccuracy[0]!.real!.accuracy - 2 / 3) < 1e-12);
   assert.ok(Math.abs(r.ageAccuracy[1]!.accuracy - 1 / 7) < 1e-12);
   assert.equal(r.identity.pairs, 21);
   // ageing only touches blue, which the embedding ignores except at the corner pixel's red: identical

@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '@mtlface/backend';
-import { parseAnnotations, type AnnotationEntry } from '@mtlface/data';
+import {
+  ageGroup,
+  isAgeGroupCount,
+  parseAnnotations,
+  type AgeGroupCount,
+  type AnnotationEntry,
+} from '@mtlface/data';
 import { formatTable, identify, leaveOneOut, pct, type IdentificationResult } from '@mtlface/eval';
 import {
   embedImages,
@@ -126,7 +132,10 @@ async function run(o: EvalOptions): Promise<void> {
       if (threshold === undefined || !Number.isFinite(threshold)) {
         throw new Error('--fas needs a verification threshold: give --threshold or a --pairs list');
       }
-      const { paths } = readList(o.fas);
+      const { entries, paths } = readList(o.fas);
+      const sourceGroups = isAgeGroupCount(model.groups)
+        ? entries.map((e) => ageGroup(e.age, model.groups as AgeGroupCount))
+        : undefined;
       const faces = await readFaces(paths, model.inputSize, aligner);
       const estimators: GroupClassifier[] = [];
       if (model.groupLogits) estimators.push({ name: 'own', groupLogits: model.groupLogits });
@@ -136,7 +145,13 @@ async function run(o: EvalOptions): Promise<void> {
           if (!other.groupLogits) throw new Error(`${o.estimator}: no age estimator in this checkpoint`);
           estimators.push({ name: `separate (${o.estimator})`, groupLogits: other.groupLogits });
         }
-        const r = evaluateFas(model, faces, { threshold, estimators, batchSize, mirror: o.flip });
+        const r = evaluateFas(model, faces, {
+          threshold,
+          estimators,
+          batchSize,
+          mirror: o.flip,
+          ...(sourceGroups ? { sourceGroups } : {}),
+        });
         printFas(o.fas, r, o);
       } finally {
         other?.dispose();
@@ -242,12 +257,13 @@ function printFas(file: string, r: FasReport, o: EvalOptions): void {
   console.log('age-group accuracy of the generated faces:');
   console.log(
     formatTable(
-      ['estimator', 'accuracy', 'mean |group error|', ...r.targets.map((g) => `g${g}`)],
+      ['estimator', 'accuracy', 'mean |group error|', ...r.targets.map((g) => `g${g}`), 'on the real faces'],
       r.ageAccuracy.map((a) => [
         a.estimator,
         pct(a.accuracy),
         a.meanGroupError,
         ...a.perGroup.filter((p) => p.n > 0).map((p) => pct(p.accuracy)),
+        a.real ? pct(a.real.accuracy) : '-',
       ]),
     ),
   );

@@ -28,12 +28,15 @@ export interface FasOptions {
   batchSize?: number;
   /** mirror-sum embeddings for identity preservation (default true) */
   mirror?: boolean;
+  /** true age group of each source face: each estimator is then also scored on the real faces, for scale */
+  sourceGroups?: ArrayLike<number>;
 }
 
 export interface FasReport {
   readonly faces: number;
   readonly targets: number[];
-  readonly ageAccuracy: Array<{ estimator: string } & GroupAccuracy>;
+  /** `real`: the same estimator on the untouched source faces (when their groups were given) */
+  readonly ageAccuracy: Array<{ estimator: string; real?: GroupAccuracy } & GroupAccuracy>;
   readonly identity: IdentityPreservation;
 }
 
@@ -95,9 +98,13 @@ export function evaluateFas(model: FaceModel, faces: FaceImages, opts: FasOption
   const aged = ageSeries(model, faces, targets, batchSize);
   const targetOf = Int32Array.from({ length: aged.n }, (_, i) => targets[i % targets.length]!);
   const sourceOf = Int32Array.from({ length: aged.n }, (_, i) => Math.floor(i / targets.length));
+  const real = opts.sourceGroups;
+  if (real && real.length !== faces.n)
+    throw new Error(`FAS: ${faces.n} faces but ${real.length} source groups`);
   const ageAccuracy = estimators.map((est) => ({
     estimator: est.name,
     ...ageGroupAccuracy(targetOf, classify(est, aged, batchSize), model.groups),
+    ...(real ? { real: ageGroupAccuracy(real, classify(est, faces, batchSize), model.groups) } : {}),
   }));
   const embedOpts = { batchSize, mirror: opts.mirror ?? true };
   const src: EmbeddingSet = embedImages(model, faces, embedOpts);
