@@ -131,7 +131,27 @@ try {
     console.log(
       `ageing grid:  ${grid} (${testFaces.length} held-out faces × ${sidecar.config.model.groups} age groups)`,
     );
-  for (const r of evalLines) console.log(`evaluation:   ${JSON.stringify(r)}`);
+  const pct = (x) => `${(100 * x).toFixed(1)}%`;
+  for (const r of evalLines) {
+    if (r.kind === 'verification') {
+      console.log(
+        `verification: cross-age accuracy ${pct(r.accuracyMean)} ± ${pct(r.accuracyStd)} on ${r.pairs} held-out pairs (${r.folds} folds), AUC ${r.auc.toFixed(3)}`,
+      );
+    } else if (r.kind === 'fas') {
+      for (const a of r.ageAccuracy ?? []) {
+        const real = a.real ? ` (the same estimator on the real faces: ${pct(a.real.accuracy)})` : '';
+        console.log(
+          `FAS:          age-group accuracy of generated faces ${pct(a.accuracy)} [${a.estimator} estimator]${real}`,
+        );
+      }
+      if (r.identity)
+        console.log(
+          `FAS:          identity kept (verification rate source vs aged) ${pct(r.identity.verificationRate)}`,
+        );
+    } else console.log(`evaluation:   ${JSON.stringify(r)}`);
+  }
+  if (evalLines.length === 0)
+    console.log('evaluation:   unavailable (see the error above); the training losses follow');
   if (sidecar.losses) {
     const l = Object.entries(sidecar.losses)
       .map(([k, v]) => `${k} ${Number(v).toPrecision(4)}`)
