@@ -62,3 +62,21 @@ test('joint run stopped at iteration 3 and resumed reaches iteration 6 with the 
     ta.get('backbone.input_layer.0.weight')!.bytes,
   );
 });
+
+test('FAS recipe starts from an AIFR checkpoint (init_checkpoint) and keeps that backbone and estimator frozen', async () => {
+  const aifrDir = mkdtempSync(join(tmpdir(), 'mtl-init-aifr-'));
+  const fasDir = mkdtempSync(join(tmpdir(), 'mtl-init-fas-'));
+  await runTraining(cfg(aifrDir, ['mode=aifr', 'iterations=2', 'checkpoint_interval=2']), quiet);
+  await runTraining(
+    cfg(fasDir, ['mode=fas', 'iterations=2', 'checkpoint_interval=2', `init_checkpoint=${aifrDir}`]),
+    quiet,
+  );
+  const aifr = readCheckpointTensors(findLatestCheckpoint(aifrDir)!);
+  const fas = readCheckpointTensors(findLatestCheckpoint(fasDir)!);
+  for (const [k, v] of aifr) {
+    if (!k.startsWith('backbone.') && !k.startsWith('estimation.')) continue;
+    assert.deepEqual(fas.get(k)?.bytes, v.bytes, `${k} is not the AIFR checkpoint's (or was updated by FAS)`);
+  }
+  assert.ok([...fas.keys()].some((k) => k.startsWith('generator.')));
+  assert.ok([...fas.keys()].some((k) => k.startsWith('optim.discriminator.')));
+});
