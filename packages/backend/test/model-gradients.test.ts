@@ -2,17 +2,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildBackbone } from '@mtlface/model';
-import { input, setup } from './helpers.js';
+import { input, randomValues, setup } from './helpers.js';
+
+const SEED = Number(process.env.MTL_GRAD_SEED ?? 1000);
 
 setup();
 
 // The model engineer's backbone (same design as ir50, narrow and small) through a whole
 // training-mode forward and backward: every parameter's gradient on native and wasm must
 // match the pure-JS cpu backend up to float rounding accumulated over the network.
-test('whole-model gradients of the demo backbone match cpu on native and wasm', async () => {
+test('whole-model gradients of the demo backbone match cpu on native and wasm', async (t) => {
   await tf.setBackend('cpu');
   const model = buildBackbone({ arch: 'demo', inputSize: 32, dropout: 0 });
   model.train();
+  // Fixed weights: the model's init draws from tf.random (unseeded), so every run tested another
+  // network. Usually wasm's worst ratio is 2–6e-4 (cpu itself moves 1–2e-4 under a 1-ulp input
+  // perturbation), but one draw on a fresh clone reached 1.08e-2 with every op the backbone uses
+  // agreeing with cpu to rounding (wasm-model-ops.test.ts): an ill-conditioned draw, not a kernel.
+  // Seeded Xavier-uniform, as the model's init: the same network, and the same margin, every run.
+  model.namedParameters().forEach(([, v], i) => {
+    if (v.rank !== 4 && v.rank !== 2) return; // BN and PReLU start from constants already
+    const [fanIn, fanOut] =
+      v.rank === 4
+        ? [v.shape[0]! * v.shape[1]! * v.shape[2]!, v.shape[0]! * v.shape[1]! * v.shape[3]!]
+        : [v.shape[1]!, v.shape[0]!];
+    const bound = Math.sqrt(6 / (fanIn + fanOut));
+    tf.tidy(() => v.assign(tf.mul(tf.tensor(randomValues(v.size, SEED + i), v.shape), bound)));
+  });
   // The embedding head ends in a BatchNorm1d over the batch, whose output for 2 samples is ±1
   // whatever the input: its gradients are rounding noise. Check everything up to the fsm split.
   const params = model.namedParameters().filter(([name]) => !name.startsWith('output_layer.'));
@@ -49,6 +65,8 @@ test('whole-model gradients of the demo backbone match cpu on native and wasm', 
       Math.abs(got.loss - ref.loss) <= 1e-4 * (1 + Math.abs(ref.loss)),
       `${backend} loss ${got.loss} vs ${ref.loss}`,
     );
+    let worst = 0;
+    let worstName = '';
     for (const [name, g] of ref.out) {
       const h = got.out.get(name)!;
       let scale = 1e-4 * globalScale;
@@ -61,7 +79,9 @@ test('whole-model gradients of the demo backbone match cpu on native and wasm', 
       // channel), which amplifies the convolutions' summation-order rounding; a wrong
       // kernel is off by O(1).
       assert.ok(diff <= 1e-2 * scale, `${backend} ${name}: max |Δ| ${diff} vs max |g| ${scale}`);
+      if (diff / scale > worst) [worst, worstName] = [diff / scale, name];
     }
+    t.diagnostic(`${backend}: worst relative gradient difference ${worst.toExponential(2)} (${worstName})`);
   }
   model.dispose();
 });
