@@ -6,10 +6,11 @@ export interface TrainProgress {
   stop(): void;
 }
 
-function fmtEta(seconds: number): string {
+export function fmtEta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
+  const total = Math.round(seconds); // round once, so 179.6 s reads 3m00s, not 2m60s
+  const m = Math.floor(total / 60);
+  const s = total % 60;
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
