@@ -73,7 +73,10 @@ async function embedSharded(model: FaceModel, set: PairsSet, opts: ValidateOptio
   let offset = 0;
   parts.forEach((p, r) => {
     const [a, b] = shardRange(set.images.n, r, shard.worldSize);
-    const values = new Float32Array(p.slice(4).buffer);
+    // copy out: a Node Buffer's slice() is a view of a larger (pooled) ArrayBuffer, not a copy
+    const body = new Uint8Array(p.byteLength - 4);
+    body.set(p.subarray(4));
+    const values = new Float32Array(body.buffer);
     if (values.length !== (b - a) * dim) {
       throw new Error(
         `validate: rank ${r} sent ${values.length} values for ${b - a} images of ${dim}-d (set ${set.name})`,
