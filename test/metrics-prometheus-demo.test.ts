@@ -66,6 +66,7 @@ test('Prometheus over a 2-worker demo run: each rank’s loss moves, images/s > 
       'model.embedding_dim=16',
       'model.generator_units=4',
       'model.discriminator_dim=8',
+      'val_interval=0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   ));

@@ -17,6 +17,7 @@ export const TINY = [
   'data.batch_size=4',
   'data.loader_threads=1',
   'backend=auto',
+  'val_interval=0',
 ];
 
 let cached: string | null = null;

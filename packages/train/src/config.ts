@@ -103,8 +103,23 @@ export const configSchema = z
     log_interval: positiveInt.default(50),
     /** Stop after this iteration (for tests and benchmarks); the schedule still follows `iterations`. */
     stop_at: positiveInt.nullable().default(null),
+    /** Evaluate `val_pairs` every this many iterations and at the end (0 = never). */
+    val_interval: z.number().int().nonnegative().default(0),
+    /** Pairs lists (`mtl-data synth` / `from-bin` format) to evaluate; the set is named after the file. */
+    val_pairs: z.array(z.string().min(1)).default([]),
+    /** Images per embedding batch during validation. */
+    val_batch_size: positiveInt.default(64),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.val_interval > 0 && c.val_pairs.length === 0) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['val_pairs'],
+        message: `val_interval is ${c.val_interval} but no pairs file is listed (set val_interval=0 to turn validation off)`,
+      });
+    }
+  });
 
 export type TrainConfig = z.infer<typeof configSchema>;
 export type TrainMode = TrainConfig['mode'];

@@ -17,6 +17,13 @@ import {
   type TrainConfig,
 } from '@mtlface/train';
 import { rawToTensor } from '@mtlface/model';
+import {
+  faceModelFromModules,
+  loadPairsSet,
+  validate,
+  type PairsSet,
+  type ValidationReport,
+} from '@mtlface/eval/model';
 import { createTrainProgress } from './progress.js';
 
 export interface RunOptions {
@@ -24,8 +31,10 @@ export interface RunOptions {
   resume?: boolean;
   env?: NodeJS.ProcessEnv;
   log?: (line: string) => void;
-  /** Called after every iteration (tests). */
-  onIteration?: (report: IterationReport, trainer: Trainer) => void;
+  /** Called after every iteration, before its validation and checkpoint (tests); awaited. */
+  onIteration?: (report: IterationReport, trainer: Trainer) => void | Promise<void>;
+  /** Called with this worker's metrics once they exist (tests). */
+  onMetrics?: (metrics: WorkerMetrics) => void;
   /** Use this group instead of one from the environment (tests); null = single process. */
   group?: ProcessGroup | null;
   /** Skip backend initialisation (the caller set one). */
@@ -34,9 +43,64 @@ export interface RunOptions {
 
 export interface RunResult {
   iterations: number;
+  /** The validation reports of this run, in order (every rank holds the full reports). */
+  validations: Array<{ iteration: number; report: ValidationReport }>;
   lastReport: IterationReport | null;
   checkpoint: string | null;
   rank: number;
+}
+
+/** One log line per set: `[val] synth-pairs it 200: acc 61.2% ± 6.1 (thr 0.310), TAR@1e-3 4.0%, AUC 0.655`. */
+export function formatValidation(iteration: number, report: ValidationReport): string[] {
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  return report.sets.map((s) => {
+    const tars = s.tarAtFar.map((t) => `, TAR@${t.far.toExponential(0)} ${pct(t.tar)}`);
+    const auc = Number.isFinite(s.auc) ? `, AUC ${s.auc.toFixed(3)}` : '';
+    return (
+      `[val] ${s.name} it ${iteration}: acc ${pct(s.accuracy)} ± ${(100 * s.accuracyStd).toFixed(1)} ` +
+      `(thr ${s.threshold.toFixed(3)})${tars.join('')}${auc} [${s.pairs} pairs, ${report.seconds.toFixed(1)} s]`
+    );
+  });
+}
+
+/** The labels of `mtl_validation_score{set,metric}` for one report (finite values only). */
+export function validationScores(
+  report: ValidationReport,
+): Array<[set: string, metric: string, value: number]> {
+  const out: Array<[string, string, number]> = [];
+  for (const s of report.sets) {
+    out.push([s.name, 'accuracy', s.accuracy], [s.name, 'accuracy_std', s.accuracyStd]);
+    out.push([s.name, 'threshold', s.threshold], [s.name, 'auc', s.auc]);
+    for (const t of s.tarAtFar) out.push([s.name, `tar@far=${t.far}`, t.tar]);
+    for (const b of s.byAgeGap ?? [])
+      if (b.pairs > 0) out.push([s.name, `accuracy_gap_${b.label}`, b.accuracy]);
+  }
+  return out.filter(([, , v]) => Number.isFinite(v));
+}
+
+/**
+ * Copies rank 0's buffers (batch-norm running statistics) of these modules to every rank. Ranks train
+ * their running statistics on their own batches (per-rank BN, as DDP), so without this a sharded
+ * evaluation would embed each share with a different model; rank 0's is the one checkpoints keep.
+ */
+async function broadcastBuffers(
+  group: ProcessGroup,
+  modules: Array<{ namedBuffers(): Array<[string, tf.Variable]> }>,
+): Promise<void> {
+  const vars = modules.flatMap((m) => m.namedBuffers().map(([, v]) => v));
+  const buf = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+  let off = 0;
+  for (const v of vars) {
+    buf.set(v.dataSync(), off);
+    off += v.size;
+  }
+  await group.broadcast(buf, 0);
+  off = 0;
+  for (const v of vars) {
+    const part = buf.subarray(off, off + v.size);
+    off += v.size;
+    tf.tidy(() => v.assign(tf.tensor(part, v.shape, v.dtype)));
+  }
 }
 
 function faultAt(env: NodeJS.ProcessEnv, rank: number): number | null {
@@ -87,6 +151,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   try {
     metrics = createWorkerMetrics({ rank, defaultMetrics: typeof process.send === 'function' });
     if (typeof process.send === 'function') stopIpc = metrics.serveOverIpc();
+    opts.onMetrics?.(metrics);
 
     const dataset = await loadDataset(cfg.data.train_list, {
       root: cfg.data.root,
@@ -144,6 +209,42 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
             log,
           })
         : null;
+    // Validation sets: every rank loads them and embeds its share (all-gathered), rank 0 logs and exports.
+    const valSets: PairsSet[] = [];
+    if (cfg.val_interval > 0) {
+      for (const file of cfg.val_pairs) {
+        try {
+          valSets.push(await loadPairsSet(file, { size: cfg.model.input_size }));
+        } catch (err) {
+          throw new Error(`val_pairs: cannot load ${file}: ${(err as Error).message}`);
+        }
+      }
+    }
+    const validations: RunResult['validations'] = [];
+    const runValidation = async (iteration: number): Promise<void> => {
+      const nets = trainer!.nets;
+      const before = tf.memory().numTensors;
+      if (group && worldSize > 1) await broadcastBuffers(group, [nets.backbone, nets.estimation]);
+      const report = await validate(
+        faceModelFromModules({ backbone: nets.backbone, estimation: nets.estimation }),
+        valSets,
+        {
+          mirror: true,
+          batchSize: cfg.val_batch_size,
+          ...(group && worldSize > 1
+            ? { shard: { rank, worldSize, allGather: (b: Uint8Array) => group.allGather(b) } }
+            : {}),
+        },
+      );
+      const after = tf.memory().numTensors;
+      if (after !== before) log(`warning: tensor count went from ${before} to ${after} in validation (leak)`);
+      validations.push({ iteration, report });
+      if (rank !== 0) return;
+      for (const line of formatValidation(iteration, report)) log(line);
+      if (metrics)
+        for (const [set, metric, value] of validationScores(report)) metrics.validation(set, metric, value);
+    };
+
     const fault = faultAt(env, rank);
     let last: IterationReport | null = null;
     let lastCheckpoint: string | null = null;
@@ -215,16 +316,18 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
           `iteration ${it + 1}: overflow in ${report.skipped.join(', ')}: step skipped, loss scale now ${JSON.stringify(report.scale)}`,
         );
       }
-      opts.onIteration?.(report, trainer);
+      await opts.onIteration?.(report, trainer);
       progress?.update(it + 1, {
         losses: report.losses,
         imagesPerSec: images / ((performance.now() - tStart) / 1000),
       });
+      if (valSets.length > 0 && ((it + 1) % cfg.val_interval === 0 || it + 1 === end))
+        await runValidation(it + 1);
       if ((it + 1) % cfg.checkpoint_interval === 0 || it + 1 === end) await save(it + 1);
     }
     progress?.stop();
     if (rank === 0 && lastCheckpoint) log(`checkpoint: ${lastCheckpoint}`);
-    return { iterations: end - start, lastReport: last, checkpoint: lastCheckpoint, rank };
+    return { iterations: end - start, lastReport: last, checkpoint: lastCheckpoint, rank, validations };
   } finally {
     await loader?.close();
     trainer?.dispose();
