@@ -8,6 +8,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import cliProgress from 'cli-progress';
 import { SOURCE_EXEC_ARGV } from './source-argv.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -26,18 +28,44 @@ const MTL_FACE = command('workers/dist/mtl-face.js', 'workers/src/mtl-face.ts');
 
 function run(args, opts = {}) {
   return new Promise((resolve, reject) => {
+    const piped = opts.capture || opts.onLine;
     const child = spawn(process.execPath, args, {
       cwd: root,
-      stdio: opts.capture ? ['ignore', 'pipe', 'inherit'] : 'inherit',
+      stdio: piped ? ['ignore', 'pipe', opts.onLine ? 'pipe' : 'inherit'] : 'inherit',
     });
     let out = '';
-    child.stdout?.on('data', (d) => (out += d));
+    if (opts.onLine)
+      for (const s of [child.stdout, child.stderr]) createInterface({ input: s }).on('line', opts.onLine);
+    else child.stdout?.on('data', (d) => (out += d));
     for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => child.kill(sig));
     child.on('error', reject);
-    child.on('exit', (code, signal) =>
+    child.on('close', (code, signal) =>
       code === 0 ? resolve(out) : reject(new Error(`${args.at(-1)} … exited with ${signal ?? code}`)),
     );
   });
+}
+
+/**
+ * On a terminal, the workers' periodic `it N/M | losses | img/s | eta` lines drive one progress
+ * bar with ETA and every other line is printed above it; piped, lines pass through unchanged.
+ */
+function trainingProgress() {
+  if (!process.stdout.isTTY) return { onLine: (line) => console.log(line), stop() {} };
+  const bars = new cliProgress.MultiBar(
+    { format: 'training [{bar}] {value}/{total} it | {status} | ETA {eta_formatted}', hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let bar;
+  return {
+    onLine(line) {
+      const m = / it (\d+)\/(\d+) \(\d+%\) \| (.*?) \| ([\d.]+ img\/s)/.exec(line);
+      if (!m) return bar ? bars.log(`${line}\n`) : console.log(line); // log() only prints once a bar renders
+      const status = `${m[3].split(' ').slice(0, 2).join(' ')} | ${m[4]}`;
+      bar ??= bars.create(Number(m[2]), 0, { status });
+      bar.update(Number(m[1]), { status });
+    },
+    stop: () => bars.stop(), // also flushes lines logged since the last render
+  };
 }
 
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
@@ -64,14 +92,15 @@ try {
 
   step('training: mtl-launch --nproc-per-node 2 configs/demo.yaml');
   rmSync(runDir, { recursive: true, force: true });
-  await run([
-    ...MTL_LAUNCH,
-    '--standalone',
-    '--nproc-per-node',
-    '2',
-    join(root, 'configs/demo.yaml'),
-    ...overrides,
-  ]);
+  const progress = trainingProgress();
+  try {
+    await run(
+      [...MTL_LAUNCH, '--standalone', '--nproc-per-node', '2', join(root, 'configs/demo.yaml'), ...overrides],
+      { onLine: progress.onLine },
+    );
+  } finally {
+    progress.stop();
+  }
 
   const sidecars = existsSync(runDir)
     ? spawnSync('ls', [runDir])
