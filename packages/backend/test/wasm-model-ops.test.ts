@@ -8,9 +8,9 @@ import type { Input } from './helpers.js';
 setup();
 
 // Op by op, the training paths the backbone uses now (reshape+slice stride subsampling, the
-// batch norm's customGrad backward, strided and 1×1 convolutions, PReLU, channel max), each
-// forward and gradient on wasm against cpu. Every one agrees to float rounding, which is how
-// the whole-model test's rare O(1%) differences were traced to conditioning, not a kernel.
+// batch norm's customGrad backward, strided and 1×1 convolutions, PReLU, channel max, and the
+// Sum/Mean reductions under the BN statistics), each forward and gradient on wasm against cpu.
+// The last is what the whole-model test's rare 1% differences were traced to.
 const TOL = 2e-5;
 
 /** max |a−b| over max |b|: summation-order rounding is relative to the largest value. */
@@ -119,4 +119,31 @@ test('wasm: PReLU and channel-max gradients match cpu', async () => {
   await compare('max over channels', [input([4, 2, 2, 64], 73), input([4, 2, 2, 1], 74)], (x, dy) => [
     tf.grad((p: tf.Tensor) => tf.sum(tf.mul(tf.max(p, 3, true), dy!)))(x!),
   ]);
+});
+
+test('wasm Sum and Mean of float32 are accurate over a batch norm’s N·H·W values (float64 accumulation), all axis sets', async () => {
+  // mean 10, spread 0.006: float32 running sums (wasm’s own kernels) were 1.7e-6 off, 0.3% of the
+  // spread; 5e-7 is half an ulp at 10
+  const x = input([4, 32, 32, 16], 80);
+  const shifted = { shape: x.shape, values: x.values.map((v) => 10 + 0.01 * v) };
+  let exact = 0;
+  for (let i = 0; i < shifted.values.length; i += 16) exact += shifted.values[i]!;
+  const [m] = await runOn('wasm', [shifted], (t) => [tf.mean(t, [0, 1, 2])]);
+  assert.ok(Math.abs(m![0]! - exact / 4096) < 5e-7, `mean ${m![0]} vs ${exact / 4096}`);
+  for (const [axis, keepDims] of [
+    [[0, 1, 2], false],
+    [[0, 1, 2], true],
+    [3, false],
+    [[1, 2], true],
+    [[0, 3], false],
+    [null, false],
+  ] as const) {
+    await compare(`sum/mean axis ${String(axis)} keepDims ${keepDims}`, [shifted], (t) => {
+      const ax = axis === null ? undefined : [axis].flat();
+      return [tf.sum(t, ax, keepDims), tf.mean(t, ax, keepDims)];
+    });
+  }
+  const ints = { shape: [2, 3], values: Float32Array.of(1, 2, 3, 4, 5, 6) };
+  const [s] = await runOn('wasm', [ints], (t) => [tf.sum(tf.cast(t, 'int32'), 1)]);
+  assert.deepEqual(Array.from(s!), [6, 15]);
 });

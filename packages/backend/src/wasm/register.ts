@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { backend_util } from '@tensorflow/tfjs-core';
+import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { applyActivation } from '../native/tensors.js';
@@ -10,6 +10,8 @@ export const WASM_FIXED_KERNELS: readonly string[] = [
   'BatchMatMul',
   '_FusedMatMul',
   'MaxPoolGrad',
+  'Sum',
+  'Mean',
 ];
 
 let done = false;
@@ -19,7 +21,8 @@ let done = false;
  * Conv2DBackpropFilter, transposes explicitly instead of using matMul's slow
  * transposeA path, composes _FusedMatMul (wrong with transposeB + bias), and
  * computes MaxPoolGrad directly (wrong for non-overlapping windows such as the
- * 1×1 stride-2 shortcut). Call after importing
+ * 1×1 stride-2 shortcut), and sums/means with a float64 accumulator (float32
+ * running sums lose batch-norm statistics). Call after importing
  * '@tensorflow/tfjs-backend-wasm'; idempotent.
  */
 export function registerWasmFixes(): void {
@@ -224,6 +227,45 @@ export function registerWasmFixes(): void {
     return out;
   };
 
+  // wasm's Sum and Mean accumulate in float32 one element after another: over a batch norm's
+  // N·H·W values (4096 in the demo) a channel mean of 10 comes out 1.7e-6 off, which is 0.3% of a
+  // 0.006 spread around it, and the BN statistics and backward means amplify that (a whole-model
+  // gradient 1% off cpu). Reduce float32 with a float64 accumulator, as cpu effectively does.
+  const reduceF64 =
+    (name: 'Sum' | 'Mean'): KernelFunc =>
+    (args) => {
+      const backend = args.backend as BackendWasm;
+      const { x } = args.inputs as { x: TensorInfo };
+      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      if (x.dtype !== 'float32') return call(backend, name, args.inputs, args.attrs);
+      const axes = util.parseAxisParam(axis, x.shape);
+      const perm = backend_util.getAxesPermutation(axes, x.shape.length);
+      const xT = perm ? call(backend, 'Transpose', { x }, { perm }) : x;
+      const inner = backend_util.getInnerMostAxes(axes.length, x.shape.length);
+      const [outShape, reduceShape] = backend_util.computeOutAndReduceShapes(xT.shape, inner);
+      const r = util.sizeFromShape(reduceShape);
+      const out = backend.makeOutput(outShape, 'float32');
+      // views after every allocation (the heap may grow)
+      const src = backend.typedArrayFromHeap(xT) as Float32Array;
+      const dst = backend.typedArrayFromHeap(out) as Float32Array;
+      for (let o = 0; o < dst.length; o++) {
+        let acc = 0;
+        const base = o * r;
+        for (let i = 0; i < r; i++) acc += src[base + i]!;
+        dst[o] = name === 'Mean' ? acc / r : acc;
+      }
+      if (perm) free(backend, xT);
+      if (!keepDims) return out;
+      const shaped = call(
+        backend,
+        'Reshape',
+        { x: out },
+        { shape: backend_util.expandShapeToKeepDim(outShape, axes) },
+      );
+      free(backend, out);
+      return shaped;
+    };
+
   const replace = (name: string, kernelFunc: KernelFunc) => {
     const prev = orig.get(name);
     if (prev) tf.unregisterKernel(name, 'wasm');
@@ -233,4 +275,6 @@ export function registerWasmFixes(): void {
   replace('BatchMatMul', batchMatMul);
   replace('_FusedMatMul', fusedMatMul);
   replace('MaxPoolGrad', maxPoolGrad);
+  replace('Sum', reduceF64('Sum'));
+  replace('Mean', reduceF64('Mean'));
 }
