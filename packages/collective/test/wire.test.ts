@@ -149,3 +149,30 @@ test('array codecs match the scalar ones and preserve inf and NaN', () => {
   assert.deepEqual(Array.from(back.subarray(6, 9)), [-Infinity, Infinity, NaN]);
   assert.equal(back[2], 1);
 });
+
+test('the f32 mean step rounds exactly as "acc += x; acc /= N" for every divisor', async () => {
+  const { CODECS } = await import('../src/wire/codec.js');
+  const n = 4096;
+  const rnd = () => fromBits((Math.random() * 2 ** 32) >>> 0);
+  for (const divisor of [2, 3, 4, 5, 8, 6, 1024]) {
+    const acc = new Float32Array(n);
+    const src = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      // Mostly ordinary magnitudes, some arbitrary bit patterns (subnormals, huge, inf, NaN).
+      acc[i] = i % 8 === 0 ? rnd() : (Math.random() - 0.5) * 2 ** ((i % 60) - 30);
+      src[i] = i % 16 === 1 ? rnd() : (Math.random() - 0.5) * 2 ** ((i % 50) - 25);
+    }
+    const want = acc.slice();
+    for (let i = 0; i < n; i++) {
+      want[i]! += src[i]!;
+      want[i]! /= divisor;
+    }
+    CODECS.f32.reduceFinal(new Uint8Array(src.buffer), acc, 'sum', divisor, null);
+    const got = new Uint32Array(acc.buffer);
+    const ref = new Uint32Array(want.buffer);
+    for (let i = 0; i < n; i++) {
+      if (got[i] !== ref[i] && !(Number.isNaN(acc[i]) && Number.isNaN(want[i])))
+        assert.fail(`divisor ${divisor}, element ${i}: got ${acc[i]}, want ${want[i]}`);
+    }
+  }
+});
