@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { cpuThreads, gpuPinning, initBackend, parseBackendChoice, probeBackends } from '../src/index.js';
+import {
+  cpuThreads,
+  gpuPinning,
+  initBackend,
+  nativeKernelNames,
+  parseBackendChoice,
+  probeBackends,
+} from '../src/index.js';
 
 test('parseBackendChoice accepts the five choices and names the field on anything else', () => {
   for (const c of ['auto', 'tensorflow', 'native', 'wasm', 'cpu']) assert.equal(parseBackendChoice(c), c);
@@ -75,4 +82,16 @@ test('initBackend registers op gradients (tfjs-core’s Node bundle has none)', 
   );
   const x = tf.tensor4d([1, -2, 3, 4], [1, 2, 2, 1]);
   assert.deepEqual(Array.from(g(x).dataSync()), [2, -4, 6, 8]);
+});
+
+test('nativeKernelNames lists exactly the kernels whose native implementation is not the cpu one', async () => {
+  await initBackend({ backend: 'native' });
+  const names = nativeKernelNames();
+  for (const k of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', 'Sum']) {
+    assert.ok(names.includes(k), `${k} in ${names.join(',')}`);
+  }
+  for (const k of tf.getKernelsForBackend('native')) {
+    const cpu = tf.getKernel(k.kernelName, 'cpu');
+    assert.equal(names.includes(k.kernelName), cpu?.kernelFunc !== k.kernelFunc, k.kernelName);
+  }
 });

@@ -9,41 +9,13 @@ import { layoutKernels } from './layout.js';
 
 export const NATIVE_BACKEND = 'native';
 
-/** Kernel names the native backend runs in oneDNN instead of JavaScript. */
-export const NATIVE_KERNELS: readonly string[] = [
-  'Conv2D',
-  'Conv2DBackpropInput',
-  'Conv2DBackpropFilter',
-  'FusedConv2D',
-  'BatchMatMul',
-  '_FusedMatMul',
-  'Add',
-  'Sub',
-  'Multiply',
-  'RealDiv',
-  'SquaredDifference',
-  'Maximum',
-  'Minimum',
-  'Prelu',
-  'Greater',
-  'GreaterEqual',
-  'Less',
-  'LessEqual',
-  'Equal',
-  'NotEqual',
-  'Select',
-  'Slice',
-  'Transpose',
-  'Tile',
-  'PadV2',
-  'SplitV',
-  'Unpack',
-  'Square',
-  'Sum',
-  'Mean',
-  'Max',
-  'Min',
-];
+/** Kernel names the native backend runs in oneDNN (filled by registration; the rest are cpu's). */
+const nativeKernels: string[] = [];
+
+/** The kernels registration replaced with the addon's (empty until `registerNativeBackend` succeeds). */
+export function nativeKernelNames(): readonly string[] {
+  return nativeKernels;
+}
 
 let registered: { ok: true } | { ok: false; reason: string } | undefined;
 
@@ -73,6 +45,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     ...unaryKernels(load.addon, cpuKernels),
   ]) {
     kernels.set(k.kernelName, k);
+    nativeKernels.push(k.kernelName);
   }
   for (const k of kernels.values()) tf.registerKernel(k);
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackendCPU(), 0);
