@@ -13,13 +13,29 @@ export interface GradientGroup {
   readonly rank: number;
   readonly worldSize: number;
   allReduce(buf: Float32Array, opts?: { op?: 'sum' | 'mean' | 'max'; wire?: Wire }): Promise<unknown>;
+  /** Needed only to measure peer wait ({@link SyncOptions.measurePeerWait}). */
+  barrier?(): Promise<unknown>;
+}
+
+export interface SyncOptions {
+  /**
+   * Profiling: a barrier before the first bucket, so that the time spent waiting for the slowest
+   * rank to arrive (load imbalance: Horovod's timeline calls it NEGOTIATE_ALLREDUCE) is reported
+   * as `peerWaitMs` apart from `exposedCommMs`. Costs one small collective per sync.
+   */
+  measurePeerWait?: boolean;
 }
 
 export interface SyncTimings {
   /** Downloading gradients into the buckets (and scaling them). */
   copyOutMs: number;
-  /** Time spent waiting on all-reduces, i.e. not hidden behind copy-out. */
+  /**
+   * Time spent waiting on all-reduces, i.e. not hidden behind copy-out. Includes waiting for a
+   * slower rank to arrive, unless that was measured apart (`peerWaitMs`).
+   */
   exposedCommMs: number;
+  /** Waiting for every rank to arrive at the sync (only with `measurePeerWait`; else 0). */
+  peerWaitMs: number;
   /** Unscale + inf/NaN check + building the gradient tensors. */
   unscaleMs: number;
   bytes: number;
@@ -86,6 +102,7 @@ export class GradientBucketer {
     grads: readonly (tf.Tensor | null)[],
     group: GradientGroup | null,
     scale = 1,
+    opts: SyncOptions = {},
   ): Promise<SyncResult> {
     if (grads.length !== this.shapes.length) {
       throw new Error(
@@ -95,11 +112,19 @@ export class GradientBucketer {
     const timings: SyncTimings = {
       copyOutMs: 0,
       exposedCommMs: 0,
+      peerWaitMs: 0,
       unscaleMs: 0,
       bytes: 0,
       buckets: this.buckets.length,
     };
     const communicate = group !== null && group.worldSize > 1;
+    if (communicate && opts.measurePeerWait) {
+      if (!group.barrier)
+        throw new Error('GradientBucketer.sync: measurePeerWait needs a group with barrier()');
+      const t = performance.now();
+      await group.barrier();
+      timings.peerWaitMs = performance.now() - t;
+    }
     let inflight: Promise<unknown> | null = null;
     for (const bucket of this.buckets) {
       let t = performance.now();

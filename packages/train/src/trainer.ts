@@ -17,12 +17,18 @@ import {
   type Gradients,
 } from './steps.js';
 
+export type SyncName = 'fr' | 'fas_d' | 'fas_g';
+
 export interface StepTimings {
   computeMs: number;
   copyOutMs: number;
   exposedCommMs: number;
+  /** Waiting for the slowest rank before the syncs (only with `measurePeerWait`). */
+  peerWaitMs: number;
   optimizerMs: number;
   bytes: number;
+  /** Each gradient sync of the iteration on its own. */
+  syncs: Partial<Record<SyncName, SyncTimings>>;
 }
 
 export interface IterationReport {
@@ -41,6 +47,8 @@ export interface TrainerOptions {
   beforeSync?: (task: 'fr' | 'fas_d' | 'fas_g', iteration: number, grads: (tf.Tensor | null)[]) => void;
   /** Run the networks in eval mode (batch norm on running statistics, no dropout): for equivalence tests. */
   frozenStatistics?: boolean;
+  /** Profiling: report the wait for the slowest rank apart from communication (see SyncOptions). */
+  measurePeerWait?: boolean;
 }
 
 interface SyncedTask {
@@ -134,7 +142,7 @@ export class Trainer {
   /** Sync, unscale, skip-or-step one task. Disposes `g`'s tensors. */
   private async syncAndStep(
     task: SyncedTask,
-    name: 'fr' | 'fas_d' | 'fas_g',
+    name: SyncName,
     scaler: LossScaler,
     g: Gradients,
     iteration: number,
@@ -143,8 +151,11 @@ export class Trainer {
   ): Promise<boolean> {
     try {
       this.opts.beforeSync?.(name, iteration, g.grads);
-      const res = await task.bucketer.sync(g.grads, this.group, scaler.scale);
+      const res = await task.bucketer.sync(g.grads, this.group, scaler.scale, {
+        measurePeerWait: this.opts.measurePeerWait ?? false,
+      });
       addSync(t, res.timings);
+      t.syncs[name] = res.timings;
       if (!res.grads) return false;
       const o = performance.now();
       task.optimizer.step(res.grads, lr);
@@ -158,7 +169,15 @@ export class Trainer {
 
   /** One training iteration (0-based global index) on a batch (a FasBatch for fas/joint). */
   async step(batch: Batch | FasBatch, iteration: number): Promise<IterationReport> {
-    const t: StepTimings = { computeMs: 0, copyOutMs: 0, exposedCommMs: 0, optimizerMs: 0, bytes: 0 };
+    const t: StepTimings = {
+      computeMs: 0,
+      copyOutMs: 0,
+      exposedCommMs: 0,
+      peerWaitMs: 0,
+      optimizerMs: 0,
+      bytes: 0,
+      syncs: {},
+    };
     const losses: Record<string, tf.Scalar> = {};
     const report: IterationReport = { iteration, losses: {}, lr: {}, skipped: [], scale: {}, timings: t };
     const train = !this.opts.frozenStatistics;
@@ -264,6 +283,7 @@ export class Trainer {
 function addSync(t: StepTimings, s: SyncTimings): void {
   t.copyOutMs += s.copyOutMs;
   t.exposedCommMs += s.exposedCommMs;
+  t.peerWaitMs += s.peerWaitMs;
   t.optimizerMs += s.unscaleMs;
   t.bytes += s.bytes;
 }

@@ -104,3 +104,39 @@ test('a missing gradient counts as zeros; world size 1 communicates nothing', as
   assert.equal(res.timings.bytes, 0);
   await assert.rejects(b.sync([g], null), /1 gradients for 2 parameters/);
 });
+
+test('measurePeerWait reports the wait for a late rank apart from communication', async () => {
+  const shapes = [[4]];
+  const groups = fakeGroups(2);
+  // Rank 1 arrives 60 ms after rank 0: rank 0's barrier wait is that lateness.
+  let arrived = 0;
+  let release: () => void = () => {};
+  const all = new Promise<void>((r) => (release = r));
+  const withBarrier = groups.map((g) => ({
+    ...g,
+    barrier: async () => {
+      if (++arrived === 2) release();
+      await all;
+    },
+  }));
+  const grads = [tf.tensor([1, 2, 3, 4]), tf.tensor([3, 4, 5, 6])];
+  const sync = (r: number) =>
+    new GradientBucketer(shapes, { bucketBytes: 16, wire: 'f32' }).sync([grads[r]!], withBarrier[r]!, 1, {
+      measurePeerWait: true,
+    });
+  const early = sync(0);
+  await new Promise((r) => setTimeout(r, 60));
+  const late = sync(1);
+  const [r0, r1] = await Promise.all([early, late]);
+  assert.ok(r0.timings.peerWaitMs >= 50, `rank 0 waited ${r0.timings.peerWaitMs} ms for rank 1`);
+  assert.ok(r1.timings.peerWaitMs < 30, `rank 1 found rank 0 waiting (${r1.timings.peerWaitMs} ms)`);
+  assert.ok(r0.timings.exposedCommMs < 30, 'the lateness is not counted as communication');
+  assert.deepEqual(Array.from(r0.grads![0]!.dataSync()), [2, 3, 4, 5]);
+  [...r0.grads!, ...r1.grads!, ...grads].forEach((t) => t.dispose());
+  await assert.rejects(
+    new GradientBucketer(shapes, { bucketBytes: 16, wire: 'f32' }).sync([null], groups[0]!, 1, {
+      measurePeerWait: true,
+    }),
+    /measurePeerWait needs a group with barrier/,
+  );
+});
