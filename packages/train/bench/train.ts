@@ -1,6 +1,10 @@
-// `npm run bench:train [-- --json] [--iters N] [--only demo|ir50]`: per-worker images/s of the
-// training step and its breakdown (data wait, forward+backward, gradient copy-out, exposed
-// all-reduce, optimizer) for the demo config with 1 and 2 workers, and ir50 at 112 (AIFR step).
+// `npm run bench:train [-- --json] [--iters N] [--only demo|ir50] [--set "key=value ..."] [--no-peer-wait]`:
+// per-worker images/s of the training step and its breakdown (data wait, forward+backward, gradient
+// copy-out, peer wait, exposed all-reduce, optimizer) for the demo config with 1 and 2 workers, and
+// ir50 at 112 (AIFR step). With more than one worker a barrier before each gradient sync separates
+// the wait for the slowest rank (load imbalance; Horovod's NEGOTIATE) from the communication that
+// copy-out does not hide; --no-peer-wait leaves the barrier out (then the wait is inside the
+// exposed all-reduce). --set applies config overrides to every scenario.
 // Workers are child processes joined through the real collective; data comes from the real loader
 // on the synthetic set (data/synth, generated into a temp dir when absent).
 import { spawn } from 'node:child_process';
@@ -30,11 +34,19 @@ interface WorkerResult {
   computeMs: number;
   copyOutMs: number;
   exposedCommMs: number;
+  peerWaitMs: number;
   optimizerMs: number;
   bytes: number;
+  syncs: Record<string, { bytes: number; peerWaitMs: number; exposedCommMs: number; copyOutMs: number }>;
 }
 
-async function child(spec: { overrides: string[]; iters: number }): Promise<void> {
+interface ChildSpec {
+  overrides: string[];
+  iters: number;
+  peerWait: boolean;
+}
+
+async function child(spec: ChildSpec): Promise<void> {
   const tf = await import('@tensorflow/tfjs-core');
   const { initBackend } = await import('@mtlface/backend');
   const { initProcessGroup } = await import('@mtlface/collective');
@@ -68,13 +80,19 @@ async function child(spec: { overrides: string[]; iters: number }): Promise<void
     prefetch: cfg.data.prefetch,
     ...(fas ? { fas } : {}),
   });
-  const trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
+  const trainer = new Trainer(cfg, {
+    numClasses: dataset.numClasses,
+    group,
+    measurePeerWait: spec.peerWait && worldSize > 1,
+  });
+  const syncs: WorkerResult['syncs'] = {};
   const sum = {
     stepMs: 0,
     dataWaitMs: 0,
     computeMs: 0,
     copyOutMs: 0,
     exposedCommMs: 0,
+    peerWaitMs: 0,
     optimizerMs: 0,
     bytes: 0,
   };
@@ -90,8 +108,16 @@ async function child(spec: { overrides: string[]; iters: number }): Promise<void
     sum.computeMs += r.timings.computeMs;
     sum.copyOutMs += r.timings.copyOutMs;
     sum.exposedCommMs += r.timings.exposedCommMs;
+    sum.peerWaitMs += r.timings.peerWaitMs;
     sum.optimizerMs += r.timings.optimizerMs;
     sum.bytes += r.timings.bytes;
+    for (const [name, t] of Object.entries(r.timings.syncs)) {
+      const acc = (syncs[name] ??= { bytes: 0, peerWaitMs: 0, exposedCommMs: 0, copyOutMs: 0 });
+      acc.bytes += t.bytes;
+      acc.peerWaitMs += t.peerWaitMs;
+      acc.exposedCommMs += t.exposedCommMs;
+      acc.copyOutMs += t.copyOutMs;
+    }
   }
   await loader.close();
   trainer.dispose();
@@ -103,11 +129,12 @@ async function child(spec: { overrides: string[]; iters: number }): Promise<void
     batch: cfg.data.batch_size,
     iters: spec.iters,
     ...sum,
+    syncs,
   };
   process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
 }
 
-async function runScenario(s: Scenario, dataDir: string): Promise<WorkerResult[]> {
+async function runScenario(s: Scenario, dataDir: string, peerWait: boolean): Promise<WorkerResult[]> {
   const { StoreServer } = await import('@mtlface/collective');
   const token = randomUUID();
   const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token });
@@ -134,7 +161,7 @@ async function runScenario(s: Scenario, dataDir: string): Promise<WorkerResult[]
               ...SOURCE_EXEC_ARGV,
               new URL(import.meta.url).pathname,
               '--child',
-              JSON.stringify({ overrides, iters: s.iters }),
+              JSON.stringify({ overrides, iters: s.iters, peerWait } satisfies ChildSpec),
             ],
             { env, stdio: ['ignore', 'pipe', 'inherit'] },
           );
@@ -159,6 +186,9 @@ async function main(): Promise<void> {
   const iters = itersArg >= 0 ? Number(args[itersArg + 1]) : 10;
   const onlyArg = args.indexOf('--only');
   const only = onlyArg >= 0 ? args[onlyArg + 1] : null;
+  const setArg = args.indexOf('--set');
+  const extra = setArg >= 0 ? (args[setArg + 1] ?? '').split(/\s+/).filter(Boolean) : [];
+  const peerWait = !args.includes('--no-peer-wait');
   let dataDir = join(REPO, 'data/synth');
   if (!existsSync(join(dataDir, 'train.txt'))) {
     const { synthesize } = await import('@mtlface/data');
@@ -166,8 +196,8 @@ async function main(): Promise<void> {
     await synthesize({ out: dataDir, identities: 60, imagesPerIdentity: 10, size: 32, seed: 0, pairs: 100 });
   }
   const scenarios: Scenario[] = [
-    { name: 'demo', workers: 1, overrides: [], iters },
-    { name: 'demo', workers: 2, overrides: [], iters },
+    { name: 'demo', workers: 1, overrides: [...extra], iters },
+    { name: 'demo', workers: 2, overrides: [...extra], iters },
     {
       name: 'ir50-112-aifr',
       workers: 1,
@@ -177,17 +207,18 @@ async function main(): Promise<void> {
         'model.input_size=112',
         'model.embedding_dim=512',
         'bucket_mb=25',
+        ...extra,
       ],
       iters: Math.max(2, Math.round(iters / 5)),
     },
   ].filter((s) => !only || s.name.startsWith(only));
   if (!json) {
     console.log(
-      'config          workers backend batch  img/s/worker  step ms  data ms  fwd+bwd ms  copy-out ms  exposed comm ms (%)  optimizer ms',
+      'config          workers backend batch  img/s/worker  step ms  data ms  fwd+bwd ms  copy-out ms  peer wait ms (%)  exposed comm ms (%)  optimizer ms',
     );
   }
   for (const s of scenarios) {
-    const results = await runScenario(s, dataDir);
+    const results = await runScenario(s, dataDir, peerWait);
     const avg = (k: keyof WorkerResult) =>
       results.reduce((a, r) => a + (r[k] as number), 0) / results.length / s.iters;
     const stepMs = avg('stepMs');
@@ -201,21 +232,50 @@ async function main(): Promise<void> {
       data_wait_ms: avg('dataWaitMs'),
       forward_backward_ms: avg('computeMs'),
       copy_out_ms: avg('copyOutMs'),
-      exposed_allreduce_ms: avg('exposedCommMs'),
-      exposed_allreduce_pct: (100 * avg('exposedCommMs')) / stepMs,
+      // Everything spent inside the gradient syncs' waits: peer wait + exposed communication.
+      exposed_allreduce_ms: avg('exposedCommMs') + avg('peerWaitMs'),
+      exposed_allreduce_pct: (100 * (avg('exposedCommMs') + avg('peerWaitMs'))) / stepMs,
+      peer_wait_ms: avg('peerWaitMs'),
+      peer_wait_pct: (100 * avg('peerWaitMs')) / stepMs,
+      exposed_comm_ms: avg('exposedCommMs'),
+      exposed_comm_pct: (100 * avg('exposedCommMs')) / stepMs,
       optimizer_ms: avg('optimizerMs'),
       allreduce_bytes_per_step: avg('bytes'),
+      syncs: perSync(results, s.iters),
+      overrides: s.overrides,
       iters: s.iters,
     };
     if (json) console.log(JSON.stringify(row));
     else {
       const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
       console.log(
-        `${row.config.padEnd(15)} ${String(row.workers).padStart(7)} ${row.backend.padStart(7)} ${String(row.batch).padStart(5)} ${f(row.images_per_s_per_worker, 13, 2)} ${f(row.step_ms, 8, 0)} ${f(row.data_wait_ms, 8)} ${f(row.forward_backward_ms, 11, 0)} ${f(row.copy_out_ms, 12)} ${f(row.exposed_allreduce_ms, 12)} (${row.exposed_allreduce_pct.toFixed(1)}%) ${f(row.optimizer_ms, 13)}`,
+        `${row.config.padEnd(15)} ${String(row.workers).padStart(7)} ${row.backend.padStart(7)} ${String(row.batch).padStart(5)} ${f(row.images_per_s_per_worker, 13, 2)} ${f(row.step_ms, 8, 0)} ${f(row.data_wait_ms, 8)} ${f(row.forward_backward_ms, 11, 0)} ${f(row.copy_out_ms, 12)} ${f(row.peer_wait_ms, 9)} (${row.peer_wait_pct.toFixed(1).padStart(4)}%) ${f(row.exposed_comm_ms, 12)} (${row.exposed_comm_pct.toFixed(1).padStart(4)}%) ${f(row.optimizer_ms, 13)}`,
       );
+      for (const [name, t] of Object.entries(row.syncs))
+        console.log(
+          `  sync ${name.padEnd(6)} ${(t.bytes / 2 ** 20).toFixed(2).padStart(6)} MiB f32   copy-out ${f(t.copy_out_ms, 6)} ms   peer wait ${f(t.peer_wait_ms, 6)} ms   exposed comm ${f(t.exposed_comm_ms, 6)} ms`,
+        );
     }
   }
 }
 
-if (args[0] === '--child') await child(JSON.parse(args[1]!) as { overrides: string[]; iters: number });
+/** Per-sync averages over ranks and iterations (the JSON's `syncs`). */
+function perSync(results: WorkerResult[], iters: number) {
+  const out: Record<
+    string,
+    { bytes: number; copy_out_ms: number; peer_wait_ms: number; exposed_comm_ms: number }
+  > = {};
+  const n = results.length * iters;
+  for (const r of results)
+    for (const [name, t] of Object.entries(r.syncs)) {
+      const o = (out[name] ??= { bytes: 0, copy_out_ms: 0, peer_wait_ms: 0, exposed_comm_ms: 0 });
+      o.bytes += t.bytes / n;
+      o.copy_out_ms += t.copyOutMs / n;
+      o.peer_wait_ms += t.peerWaitMs / n;
+      o.exposed_comm_ms += t.exposedCommMs / n;
+    }
+  return out;
+}
+
+if (args[0] === '--child') await child(JSON.parse(args[1]!) as ChildSpec);
 else await main();
