@@ -79,6 +79,8 @@ for (const n of [1, 2, 3, 4, 5]) {
       {},
       { smallBytes: 0, segmentBytes: 256 },
       { engine: 'zmq' as const, smallBytes: 4096, segmentBytes: 1024 },
+      // Shared memory with 2 slots per pair: most segments wait for a credit.
+      { transport: 'shm' as const, smallBytes: 64, segmentBytes: 512, shm: { slots: 2, minBytes: 1 } },
     ];
     for (const tuning of variants) {
       await withGroups(

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Dealer } from 'zeromq';
 import { initProcessGroup, StoreServer, type ProcessGroup } from '../src/index.js';
@@ -162,12 +164,19 @@ test('a stranger without the run token can neither join nor inject into the ring
           );
         }
       },
-      { onDrop: (d) => drops.push(d), timeoutMs: 3000, engine },
+      // ipc: the endpoint string names the socket a stranger would attack (shm rides on the same socket)
+      { onDrop: (d) => drops.push(d), timeoutMs: 3000, engine, transport: 'ipc' },
     );
   }
 });
 
-function spawnRank(rank: number, n: number, port: number, runId: string): ChildProcess {
+function spawnRank(
+  rank: number,
+  n: number,
+  port: number,
+  runId: string,
+  extraEnv: Record<string, string> = {},
+): ChildProcess {
   const script = fileURLToPath(new URL('./fixtures/ringWorker.ts', import.meta.url));
   return spawn(process.execPath, [...SOURCE_EXEC_ARGV, script], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -180,56 +189,81 @@ function spawnRank(rank: number, n: number, port: number, runId: string): ChildP
       MTL_RUN_ID: runId,
       MTL_RUN_TOKEN: TOKEN,
       MTL_PG_TIMEOUT_MS: '60000',
+      ...extraEnv,
     },
   });
 }
 
-test('a killed peer makes every survivor fail fast, naming it', { timeout: 60_000 }, async () => {
-  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
-  const n = 4;
-  const procs = Array.from({ length: n }, (_, r) => spawnRank(r, n, store.port, `kill-${process.pid}`));
-  try {
-    const out = procs.map(() => '');
-    const ready = procs.map(
-      (p, r) =>
-        new Promise<void>((resolve, reject) => {
-          p.stdout!.on('data', (d: Buffer) => {
-            out[r] += d.toString();
-            if (out[r]!.includes('ready')) resolve();
-          });
-          p.once('exit', (code) =>
-            reject(new Error(`rank ${r} exited with ${code} before it was ready: ${out[r]}`)),
-          );
+for (const transport of ['shm', 'ipc'] as const) {
+  test(
+    `a killed peer makes every survivor fail fast, naming it (${transport})`,
+    { timeout: 60_000 },
+    async () => {
+      const dir = mkdtempSync(join('/dev/shm', 'mtl-test-'));
+      const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
+      const n = 4;
+      const procs = Array.from({ length: n }, (_, r) =>
+        spawnRank(r, n, store.port, `kill-${transport}-${process.pid}`, {
+          MTL_PG_TRANSPORT: transport,
+          MTL_PG_SHM_DIR: dir,
         }),
-    );
-    await Promise.all(ready);
-    const exits = procs.map(
-      (p) => new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code))),
-    );
-    const t0 = Date.now();
-    procs[1]!.kill('SIGKILL');
-    const codes = await Promise.all(exits);
-    const elapsed = Date.now() - t0;
-    for (const r of [0, 2, 3]) {
-      assert.equal(codes[r], 3, `rank ${r} exits through its error path`);
-      assert.match(
-        out[r]!,
-        /FAIL allReduce seq \d+ .*failed on rank \d: .*rank 1 (connection lost|disconnected)/,
-        `rank ${r}: ${out[r]}`,
       );
-    }
-    assert.ok(elapsed < 10_000, `survivors failed after ${elapsed} ms, far below the 60 s timeout`);
-  } finally {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    await store.close();
-  }
-});
+      try {
+        const out = procs.map(() => '');
+        const ready = procs.map(
+          (p, r) =>
+            new Promise<void>((resolve, reject) => {
+              p.stdout!.on('data', (d: Buffer) => {
+                out[r] += d.toString();
+                if (out[r]!.includes('ready')) resolve();
+              });
+              p.once('exit', (code) =>
+                reject(new Error(`rank ${r} exited with ${code} before it was ready: ${out[r]}`)),
+              );
+            }),
+        );
+        await Promise.all(ready);
+        const exits = procs.map(
+          (p) => new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code))),
+        );
+        const t0 = Date.now();
+        procs[1]!.kill('SIGKILL');
+        const codes = await Promise.all(exits);
+        const elapsed = Date.now() - t0;
+        for (const r of [0, 2, 3]) {
+          assert.equal(codes[r], 3, `rank ${r} exits through its error path`);
+          assert.match(
+            out[r]!,
+            /FAIL allReduce seq \d+ .*failed on rank \d: .*rank 1 (connection lost|disconnected)/,
+            `rank ${r}: ${out[r]}`,
+          );
+        }
+        assert.ok(elapsed < 10_000, `survivors failed after ${elapsed} ms, far below the 60 s timeout`);
+        assert.deepEqual(readdirSync(dir), [], 'no shared-memory file outlives the killed group');
+      } finally {
+        for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+}
 
-test('ring transport: ipc between same-host peers by default, tcp when asked', async () => {
+test('ring transport: shared memory between same-host peers by default, ipc or tcp when asked', async () => {
   await withGroups(2, async (groups) => {
-    assert.match(groups[0]!.peerEndpoints[1]!, /^ipc:\/\//);
+    assert.match(groups[0]!.peerEndpoints[1]!, /^shm:\/\/\/dev\/shm\/mtl-/);
     assert.equal(groups[0]!.peerEndpoints[0], 'self');
   });
+  await withGroups(
+    2,
+    async (groups) => {
+      assert.match(groups[0]!.peerEndpoints[1]!, /^ipc:\/\//);
+      const bufs = groups.map((g) => new Float32Array(100000).fill(g.rank));
+      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!)));
+      assert.ok(bufs[0]!.every((v) => v === 1));
+    },
+    { transport: 'ipc' },
+  );
   await withGroups(
     2,
     async (groups) => {

@@ -1,6 +1,7 @@
 import type { OpContext } from '../group/opContext.js';
+import type { Message } from '../transport/types.js';
 import type { WireCodec } from '../wire/codec.js';
-import type { SendPool } from '../wire/views.js';
+import { bytesOf, type SendPool } from '../wire/views.js';
 import { chunkStart, mod } from './chunks.js';
 
 export interface RingSpec {
@@ -11,6 +12,21 @@ export interface RingSpec {
   pool: SendPool;
   /** false: stop after the reduce-scatter (each rank holds its reduced chunk). */
   allGather: boolean;
+  /** Reused receive memory (aligned) for payloads that are read out of shared memory before reducing. */
+  scratch: (bytes: number) => Uint8Array;
+}
+
+/** The payload's bytes: in place for a socket message, read into `scratch` for a shared-memory one. */
+function payloadOf(m: Message, scratch: (bytes: number) => Uint8Array): Uint8Array {
+  if (!m.readInto) return m.payload;
+  const b = scratch(m.byteLength ?? 0);
+  m.readInto(b);
+  return b;
+}
+
+function checkSize(m: Message, want: number): void {
+  const got = m.byteLength ?? m.payload.byteLength;
+  if (got !== want) throw new Error(`payload of ${got} bytes where ${want} bytes were expected`);
 }
 
 /**
@@ -35,7 +51,10 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
   const count = buf.length;
   const maxChunk = Math.ceil(count / n);
   const segs = Math.max(1, Math.ceil(maxChunk / segLen));
-  spec.pool.reserve(codec.bytesPerElement === 4 ? 0 : n * segs * (segLen * codec.bytesPerElement + 8));
+  // Sends: n·segs encodes; all-gather forwards of shared-memory payloads: (n−2)·segs more.
+  spec.pool.reserve(
+    codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
+  );
   const take = (bytes: number) => spec.pool.take(bytes);
   const segment = (c: number, j: number): Float32Array => {
     const start = chunkStart(count, n, c);
@@ -49,7 +68,7 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     const c = mod(r - 2 - k, n);
     const last = k === n - 2;
     for (let j = 0; j < segs; j++) {
-      const payload = await ctx.recv(left);
+      const payload = payloadOf(await ctx.recvMessage(left), spec.scratch);
       const dst = segment(c, j);
       if (!last) {
         codec.reduceInto(payload, dst, elemOp);
@@ -70,10 +89,21 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     for (let k = 0; k < n - 1; k++) {
       const c = mod(r - 1 - k, n);
       for (let j = 0; j < segs; j++) {
-        const payload = await ctx.recv(left);
-        codec.decodeInto(payload, segment(c, j));
+        const m = await ctx.recvMessage(left);
+        const dst = segment(c, j);
+        const forward = k < n - 2;
+        let payload: Uint8Array;
+        if (m.readInto && codec.bytesPerElement === 4) {
+          // f32 from shared memory: straight into place, forwarded from there (final for this op).
+          checkSize(m, dst.byteLength);
+          payload = bytesOf(dst);
+          m.readInto(payload);
+        } else {
+          payload = m.readInto ? payloadOf(m, forward ? take : spec.scratch) : m.payload;
+          codec.decodeInto(payload, dst);
+        }
         // Forward the bytes we received (never re-encode): every rank ends bit-identical.
-        if (k < n - 2) ctx.send(right, payload);
+        if (forward) ctx.send(right, payload);
       }
     }
   }

@@ -2,11 +2,14 @@ import { Packr } from 'msgpackr';
 import { StoreClient } from '../store/client.js';
 import type { PeerAddress, TransportKind } from '../transport/base.js';
 import { NetTransport } from '../transport/netTransport.js';
+import type { ShmOptions } from '../transport/shm.js';
 import { ZmqTransport } from '../transport/zmqTransport.js';
 import { routeAddressTo } from './nodeAddress.js';
 import { ProcessGroup } from './processGroup.js';
 
 const packr = new Packr({ useRecords: false });
+const DEFAULT_SEGMENT_BYTES = 1 << 20;
+const DEFAULT_SMALL_BYTES = 32 * 1024;
 
 export interface ProcessGroupOptions {
   rank: number;
@@ -18,8 +21,16 @@ export interface ProcessGroupOptions {
   restartCount?: number;
   /** Every wait on a peer, and the rendezvous, time out after this (default 120 s). */
   timeoutMs?: number;
-  /** 'auto' (default): ipc for same-host peers, tcp otherwise. */
+  /**
+   * 'auto' (default): shared memory for same-host peers (engine net; unix sockets when the shm
+   * directory is unusable, logged once), tcp otherwise. 'ipc': unix sockets only; 'shm' insists on
+   * shared memory; 'tcp': tcp everywhere.
+   */
   transport?: TransportKind;
+  /** Shared-memory rings: directory (default /dev/shm), slots per pair, bytes per slot, smallest payload sent through them. */
+  shm?: Partial<ShmOptions>;
+  /** Diagnostics such as the shared-memory fallback (default: console.warn). */
+  log?: (line: string) => void;
   /** Interface to bind ring sockets on; default: the one that routes to the store. */
   bindHost?: string;
   /** Encrypt ring traffic with ZeroMQ CURVE (keys exchanged through the token-protected store); implies engine 'zmq'. */
@@ -67,9 +78,15 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
   if (engine !== undefined && engine !== 'net' && engine !== 'zmq') {
     throw new Error(`initProcessGroup: MTL_PG_ENGINE must be net or zmq, got ${JSON.stringify(engine)}`);
   }
-  if (transport !== undefined && transport !== 'auto' && transport !== 'tcp' && transport !== 'ipc') {
+  if (
+    transport !== undefined &&
+    transport !== 'auto' &&
+    transport !== 'tcp' &&
+    transport !== 'ipc' &&
+    transport !== 'shm'
+  ) {
     throw new Error(
-      `initProcessGroup: MTL_PG_TRANSPORT must be auto, tcp or ipc, got ${JSON.stringify(transport)}`,
+      `initProcessGroup: MTL_PG_TRANSPORT must be auto, shm, ipc or tcp, got ${JSON.stringify(transport)}`,
     );
   }
   return {
@@ -89,6 +106,28 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
     ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
     ...(env.MTL_PG_SMALL_BYTES ? { smallBytes: envInt(env, 'MTL_PG_SMALL_BYTES') } : {}),
+    ...(env.MTL_PG_SHM_DIR ? { shm: { dir: env.MTL_PG_SHM_DIR } } : {}),
+  };
+}
+
+/** Per directed same-host pair at most this much shared memory (Docker's default /dev/shm is 64 MiB). */
+const SHM_PAIR_BYTES = 8 << 20;
+
+/**
+ * Ring geometry: a slot holds one ring segment (f32 bytes; f16/bf16 segments are half), as many
+ * slots as fit in 8 MiB (at least 2); payloads up to the direct path's size stay on the socket.
+ */
+function shmOptions(
+  o: Partial<ShmOptions> | undefined,
+  segmentBytes: number,
+  smallBytes: number,
+): ShmOptions {
+  const slotBytes = o?.slotBytes ?? Math.max(64, Math.max(16, segmentBytes >> 2) * 4);
+  return {
+    dir: o?.dir ?? '/dev/shm',
+    slotBytes,
+    slots: o?.slots ?? Math.max(2, Math.min(64, Math.floor(SHM_PAIR_BYTES / slotBytes))),
+    minBytes: o?.minBytes ?? Math.min(smallBytes + 1, slotBytes),
   };
 }
 
@@ -121,6 +160,8 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
   };
   if (o.curve && o.engine === 'net') throw new Error("initProcessGroup: CURVE encryption needs engine 'zmq'");
   const engine = o.engine ?? (o.curve ? 'zmq' : 'net');
+  if (engine === 'zmq' && o.transport === 'shm')
+    throw new Error("initProcessGroup: transport 'shm' needs engine 'net'");
   let transport: ZmqTransport | NetTransport | null = null;
   try {
     const bindHost = o.bindHost ?? (await routeAddressTo(store.host));
@@ -134,7 +175,15 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
     transport =
       engine === 'zmq'
         ? await ZmqTransport.open({ ...common, ...(o.curve ? { curve: true } : {}) })
-        : await NetTransport.open(common);
+        : await NetTransport.open({
+            ...common,
+            shm: shmOptions(
+              o.shm,
+              o.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+              o.smallBytes ?? DEFAULT_SMALL_BYTES,
+            ),
+            ...(o.log ? { log: o.log } : {}),
+          });
     const ns = `pg/${o.runId}/${o.restartCount ?? 0}/`;
     const me: Announcement = { ...transport.self, engine, runId: o.runId, configHash: o.configHash ?? null };
     await store.set(`${ns}addr/${rank}`, packr.pack(me));
@@ -161,6 +210,7 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
       }),
     );
     transport.connect(peers);
+    if (transport instanceof NetTransport) await transport.shmSettled(Math.min(timeoutMs, 10_000));
     const group = new ProcessGroup(transport, {
       timeoutMs,
       ...(o.smallBytes !== undefined ? { smallBytes: o.smallBytes } : {}),

@@ -1,4 +1,4 @@
-import { PeerError, type Transport } from '../transport/types.js';
+import { PeerError, type Message, type Transport } from '../transport/types.js';
 import { CollectiveError } from './errors.js';
 import { describeOp, Kind, readHeader, sameOp, writeHeader, type OpDesc } from './header.js';
 
@@ -36,10 +36,15 @@ export class OpContext {
 
   /** Next data payload from `peer`; throws a CollectiveError on timeout, failure or any header mismatch. */
   async recv(peer: number): Promise<Buffer> {
+    return (await this.recvMessage(peer)).payload;
+  }
+
+  /** As {@link recv}, but hands back the message: its payload may be read straight into place (`readInto`). */
+  async recvMessage(peer: number): Promise<Message> {
     const m = await this.wait(peer);
     const index = this.received[peer]!++;
     if (m.header[0] === Kind.Data && sameOp(m.header, this.expected) && m.header.readUInt32LE(8) === index)
-      return m.payload;
+      return m;
     throw this.mismatch(peer, m.header, Kind.Data, index);
   }
 

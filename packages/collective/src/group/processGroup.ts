@@ -46,6 +46,11 @@ export class ProcessGroup {
   private broken: Error | null = null;
   private closed = false;
   private readonly pool = new SendPool();
+  private scratchBuf = new Uint8Array(0);
+  private readonly scratch = (bytes: number): Uint8Array => {
+    if (this.scratchBuf.byteLength < bytes) this.scratchBuf = new Uint8Array(bytes);
+    return this.scratchBuf.subarray(0, bytes);
+  };
   private readonly timeoutMs: number;
   private readonly smallBytes: number;
   private readonly segmentBytes: number;
@@ -142,6 +147,7 @@ export class ProcessGroup {
       segmentElements: Math.max(16, this.segmentBytes >> 2),
       pool: this.pool,
       allGather,
+      scratch: this.scratch,
     };
   }
 

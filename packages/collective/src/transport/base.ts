@@ -8,7 +8,8 @@ const MAX_CONTROL_BYTES = 64 * 1024;
 const PROBE_MS = 500;
 const controlPackr = new Packr({ useRecords: false });
 
-export type TransportKind = 'auto' | 'tcp' | 'ipc';
+/** 'auto': shared memory (engine net) or ipc for same-host peers, tcp otherwise. */
+export type TransportKind = 'auto' | 'tcp' | 'ipc' | 'shm';
 
 /** What a rank publishes about itself through the store. */
 export interface PeerAddress {
@@ -230,6 +231,11 @@ export abstract class PeerTransport implements Transport {
   protected deliver(from: number, header: Buffer, payload: Buffer): void {
     if (header[0] === CONTROL_MARK) this.handleControl(from, header);
     else this.queues[from]!.push({ header, payload });
+  }
+
+  /** Queues a data message built by a subclass (e.g. one whose payload is still in shared memory). */
+  protected deliverMessage(from: number, m: Message): void {
+    this.queues[from]!.push(m);
   }
 
   private handleControl(from: number, frame: Buffer): void {

@@ -5,11 +5,24 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeerTransport, type PeerAddress, type TransportKind } from './base.js';
 import { FrameReader, framePrefix } from './frameReader.js';
+import {
+  SHM_CREDIT_MARK,
+  SHM_DATA_MARK,
+  SHM_REPLY_MARK,
+  ShmReceiver,
+  ShmSender,
+  shmDirUsable,
+  type ShmOffer,
+  type ShmOptions,
+} from './shm.js';
+import { CONTROL_MARK } from './base.js';
 import { chooseEndpoint } from './zmqTransport.js';
 
 /** First byte of the hello frame a connecting rank sends: its secret id follows. */
 const HELLO_MARK = 0xc1;
 const MAX_HEADER_BYTES = 64 * 1024 + 16;
+/** The hello: mark, secret id, optional shared-memory offer (JSON). */
+const MAX_HELLO_BYTES = 1024;
 const MAX_PAYLOAD_BYTES = 2 ** 31;
 const MAX_EARLY_FRAMES = 100_000;
 const CLOSE_FLUSH_MS = 2000;
@@ -19,6 +32,8 @@ interface Incoming {
   socket: Socket;
   from: number | null;
   id: string | null;
+  /** The shared-memory ring the sender offered in its hello. */
+  offer: ShmOffer | null;
   pending: [Buffer, Buffer][];
   reader: FrameReader;
 }
@@ -29,7 +44,14 @@ export interface NetTransportOptions {
   /** Interface address to bind (never all interfaces unless you pass 0.0.0.0). */
   bindHost: string;
   transport?: TransportKind;
+  /**
+   * Shared-memory rings for same-host peers (transport 'auto' or 'shm'); omit to use sockets only.
+   * An unusable directory falls back to sockets with one log line ('shm' then fails instead).
+   */
+  shm?: ShmOptions;
   onDrop?: (reason: string) => void;
+  /** Diagnostics such as the shared-memory fallback (default: console.warn). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -46,6 +68,14 @@ export class NetTransport extends PeerTransport {
   private readonly out: (Socket | null)[] = [];
   private readonly incoming = new Set<Socket>();
   private unidentified: Incoming[] | null = [];
+  private readonly shmOut: (ShmSender | null)[] = [];
+  private readonly shmIn = new Map<number, ShmReceiver>();
+  private readonly log: (line: string) => void;
+  private shmOn = false;
+  private readonly socketEndpoints: string[] = [];
+  /** Offers not answered yet, and who waits for them ({@link shmSettled}). */
+  private shmUnanswered = 0;
+  private shmWaiters: (() => void)[] = [];
 
   private constructor(
     private readonly opts: NetTransportOptions,
@@ -55,7 +85,21 @@ export class NetTransport extends PeerTransport {
   ) {
     super(opts.rank, opts.size, opts.onDrop);
     this.self = self;
+    this.log = opts.log ?? ((line) => console.warn(`[collective] rank ${opts.rank}: ${line}`));
     for (const s of servers) s.on('connection', (sock) => this.accept(sock));
+  }
+
+  /** Shared memory to use, or null (with the reason logged once). */
+  private shmOptions(): ShmOptions | null {
+    const kind = this.opts.transport ?? 'auto';
+    const shm = this.opts.shm;
+    if (!shm || (kind !== 'auto' && kind !== 'shm')) return null;
+    const why = shmDirUsable(shm.dir);
+    if (why === null) return shm;
+    if (kind === 'shm')
+      throw new Error(`rank ${this.rank}: transport 'shm' requested but ${shm.dir} is unusable: ${why}`);
+    this.log(`shared memory unavailable (${shm.dir}: ${why}); same-host peers use unix sockets`);
+    return null;
   }
 
   static async open(opts: NetTransportOptions): Promise<NetTransport> {
@@ -112,10 +156,13 @@ export class NetTransport extends PeerTransport {
   connect(peers: readonly PeerAddress[]): void {
     if (peers.length !== this.size)
       throw new Error(`connect: expected ${this.size} peer addresses, got ${peers.length}`);
+    const shm = this.shmOptions();
+    this.shmOn = shm !== null;
     for (const peer of peers) {
       this.idToRank.set(peer.id, peer.rank);
       if (peer.rank === this.rank) {
         this.out.push(null);
+        this.shmOut.push(null);
         this.chosen.push('self');
         continue;
       }
@@ -126,11 +173,26 @@ export class NetTransport extends PeerTransport {
       sock.setNoDelay(true);
       sock.on('error', () => undefined); // 'close' follows and reports the loss
       sock.on('close', () => this.peerLost(peer.rank));
-      const hello = Buffer.concat([Buffer.from([HELLO_MARK]), Buffer.from(this.self.id, 'latin1')]);
+      let ring: ShmSender | null = null;
+      if (shm && endpoint.startsWith('ipc://')) {
+        try {
+          ring = new ShmSender(shm, (h, p) => this.writeFrame(sock, h, p), this.log);
+        } catch (err) {
+          if (this.opts.transport === 'shm') throw err;
+          this.log(
+            `cannot create a shared-memory ring in ${shm.dir} (${(err as Error).message}); using sockets`,
+          );
+        }
+      }
+      const offer = ring ? `\n${JSON.stringify(ring.offer())}` : '';
+      const hello = Buffer.concat([Buffer.from([HELLO_MARK]), Buffer.from(this.self.id + offer, 'latin1')]);
       sock.write(framePrefix(hello.length, 0));
       sock.write(hello);
       this.out.push(sock);
-      this.chosen.push(endpoint);
+      this.shmOut.push(ring);
+      if (ring) this.shmUnanswered++;
+      this.chosen.push(ring ? `shm://${ring.path}` : endpoint);
+      this.socketEndpoints[peer.rank] = endpoint;
     }
     const waiting = this.unidentified ?? [];
     this.unidentified = null;
@@ -140,13 +202,69 @@ export class NetTransport extends PeerTransport {
   protected override sendFrame(peer: number, header: Uint8Array, payload?: Uint8Array): Promise<void> {
     const sock = this.out[peer];
     if (!sock || sock.destroyed) return Promise.reject(new Error(`no connection to rank ${peer}`));
+    const ring = this.shmOut[peer];
+    // Data goes through the ring's queue (in order); control frames (abort, probe, bye) never wait.
+    if (ring && header[0] !== CONTROL_MARK) ring.send(header, payload);
+    else this.writeFrame(sock, header, payload);
+    return Promise.resolve();
+  }
+
+  /**
+   * Resolves once every same-host peer answered this rank's shared-memory offer (until then
+   * data travels on the socket), a connection broke, or `timeoutMs` passed. Never rejects.
+   */
+  shmSettled(timeoutMs: number): Promise<void> {
+    if (this.shmUnanswered === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.shmWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private wakeShmWaiters(): void {
+    const w = this.shmWaiters;
+    this.shmWaiters = [];
+    for (const f of w) f();
+  }
+
+  protected override peerLost(peer: number, detail?: string): void {
+    super.peerLost(peer, detail);
+    this.wakeShmWaiters();
+  }
+
+  private writeFrame(sock: Socket, header: Uint8Array, payload?: Uint8Array): void {
+    // A dead socket reports itself through 'close' (peerLost); never throw into a data handler.
+    if (sock.destroyed) return;
     const n = payload?.byteLength ?? 0;
     sock.cork();
     sock.write(framePrefix(header.byteLength, n));
     sock.write(header);
     if (n > 0) sock.write(payload!);
     sock.uncork();
-    return Promise.resolve();
+  }
+
+  protected override deliver(from: number, header: Buffer, payload: Buffer): void {
+    const mark = header[0];
+    if (mark === SHM_DATA_MARK) {
+      const rx = this.shmIn.get(from);
+      if (!rx)
+        return this.onDrop?.(`rank ${this.rank}: dropped a shared-memory descriptor from rank ${from}`);
+      return this.deliverMessage(from, rx.message(header));
+    }
+    if (mark === SHM_CREDIT_MARK && header.length === 5)
+      return this.shmOut[from]?.onCredit(header.readUInt32LE(1));
+    if (mark === SHM_REPLY_MARK && header.length === 2) {
+      const ring = this.shmOut[from];
+      if (!ring || ring.answered) return;
+      ring.onReply(header[1] === 1);
+      if (header[1] !== 1) this.chosen[from] = this.socketEndpoints[from]!;
+      if (--this.shmUnanswered === 0) this.wakeShmWaiters();
+      return;
+    }
+    super.deliver(from, header, payload);
   }
 
   override async close(): Promise<void> {
@@ -171,6 +289,9 @@ export class NetTransport extends PeerTransport {
       ),
     );
     for (const s of this.incoming) s.destroy();
+    for (const ring of this.shmOut) ring?.close();
+    for (const rx of this.shmIn.values()) rx.close();
+    this.shmIn.clear();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     if (this.ipcPath) rmSync(this.ipcPath, { force: true });
   }
@@ -178,13 +299,22 @@ export class NetTransport extends PeerTransport {
   private accept(sock: Socket): void {
     sock.setNoDelay(true);
     this.incoming.add(sock);
-    const conn: Incoming = { socket: sock, from: null, id: null, pending: [], reader: null! };
-    conn.reader = new FrameReader(64, MAX_PAYLOAD_BYTES, (header, payload) => {
+    const conn: Incoming = { socket: sock, from: null, id: null, offer: null, pending: [], reader: null! };
+    conn.reader = new FrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, (header, payload) => {
       if (conn.from !== null) return this.deliver(conn.from, header, payload);
       if (conn.id === null) {
         if (header[0] !== HELLO_MARK || payload.length !== 0)
           return this.refuse(conn, 'a connection that did not say hello');
-        conn.id = header.subarray(1).toString('latin1');
+        const text = header.subarray(1).toString('latin1');
+        const nl = text.indexOf('\n');
+        conn.id = nl < 0 ? text : text.slice(0, nl);
+        if (nl >= 0) {
+          try {
+            conn.offer = JSON.parse(text.slice(nl + 1)) as ShmOffer;
+          } catch {
+            return this.refuse(conn, 'a hello with an unreadable shared-memory offer');
+          }
+        }
         conn.reader.setMaxHeaderBytes(MAX_HEADER_BYTES);
         if (this.unidentified) this.unidentified.push(conn);
         else this.identify(conn);
@@ -215,8 +345,32 @@ export class NetTransport extends PeerTransport {
     if (rank === undefined || rank === this.rank)
       return this.refuse(conn, 'a connection from an unknown sender');
     conn.from = rank;
+    if (conn.offer) this.acceptOffer(rank, conn.offer);
     for (const [h, p] of conn.pending) this.deliver(rank, h, p);
     conn.pending = [];
+  }
+
+  /** Maps (and unlinks) the ring a same-host sender offered, or tells it to stay on the socket. */
+  private acceptOffer(from: number, offer: ShmOffer): void {
+    let ok = false;
+    const sock = this.out[from];
+    const dir = this.opts.shm?.dir;
+    try {
+      if (!dir || !this.shmOn) throw new Error('shared memory is off on this rank');
+      this.shmIn.get(from)?.close();
+      this.shmIn.set(
+        from,
+        ShmReceiver.open(offer, dir, (f) => {
+          if (sock) this.writeFrame(sock, f);
+        }),
+      );
+      ok = true;
+    } catch (err) {
+      this.log(
+        `rank ${from}'s shared-memory ring refused (${(err as Error).message}); it sends on the socket`,
+      );
+    }
+    if (sock) this.writeFrame(sock, Buffer.from([SHM_REPLY_MARK, ok ? 1 : 0]));
   }
 
   private refuse(conn: Incoming, what: string): void {

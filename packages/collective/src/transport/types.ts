@@ -1,7 +1,15 @@
 /** A received message: a fixed binary header and an optional raw payload. */
 export interface Message {
   header: Buffer;
-  payload: Buffer;
+  /** The payload bytes (for a shared-memory message, read from its slot on first access). */
+  readonly payload: Buffer;
+  /**
+   * Present on messages whose payload still sits elsewhere (a shared-memory slot): copies it
+   * straight into `dst` (exactly `byteLength` bytes) without materialising a buffer. A payload
+   * is read once: either this or `payload`.
+   */
+  readInto?(dst: Uint8Array): void;
+  readonly byteLength?: number;
 }
 
 /** Which rank is to blame for a stall, and why. */

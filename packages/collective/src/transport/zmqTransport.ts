@@ -79,9 +79,11 @@ export class ZmqTransport extends PeerTransport {
         await inbox.bind(`ipc://${path}`);
         ipc = `ipc://${path}`;
       } catch {
-        if (opts.transport === 'ipc') {
+        if (opts.transport === 'ipc' || opts.transport === 'shm') {
           inbox.close();
-          throw new Error(`rank ${opts.rank}: cannot bind ipc://${path} (transport 'ipc' was requested)`);
+          throw new Error(
+            `rank ${opts.rank}: cannot bind ipc://${path} (transport '${opts.transport}' was requested)`,
+          );
         }
       }
     }
@@ -187,7 +189,7 @@ export class ZmqTransport extends PeerTransport {
   }
 }
 
-/** ipc for a same-host peer (unless 'tcp' is forced), tcp otherwise; 'ipc' insists. */
+/** ipc for a same-host peer (unless 'tcp' is forced), tcp otherwise; 'ipc' and 'shm' insist. */
 export function chooseEndpoint(
   rank: number,
   self: PeerAddress,
@@ -195,8 +197,10 @@ export function chooseEndpoint(
   kind: TransportKind,
 ): string {
   const sameHost = peer.host === self.host && peer.ipc !== null;
-  if (kind === 'ipc' && !sameHost)
-    throw new Error(`rank ${rank}: transport 'ipc' requested but rank ${peer.rank} is on host ${peer.host}`);
+  if ((kind === 'ipc' || kind === 'shm') && !sameHost)
+    throw new Error(
+      `rank ${rank}: transport '${kind}' requested but rank ${peer.rank} is on host ${peer.host}`,
+    );
   return kind !== 'tcp' && sameHost ? peer.ipc! : peer.tcp;
 }
 

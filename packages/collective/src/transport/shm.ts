@@ -1,0 +1,291 @@
+import { randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Message } from './types.js';
+
+/**
+ * Shared-memory channel for same-host peers: one file on tmpfs per directed
+ * pair, a ring of `slots` × `slotBytes`. The sender copies a payload into the
+ * next free slot with one `writeSync` and sends a 9-byte descriptor over the
+ * pair's socket (which keeps ordering, control frames and failure detection);
+ * the receiver reads the slot (straight into its destination when it can) and
+ * returns a credit. Compared with a unix socket this saves the kernel's
+ * second copy, the frame assembly copy and fresh pages on every receive.
+ *
+ * Lifetime: the sender creates the file (mode 0600, random name) and names it
+ * in its hello; the receiver opens it and unlinks it at once, so after the
+ * handshake nothing is left on disk even if both are killed.
+ */
+
+/** Descriptor frame: mark, u32 slot, u32 length, then the message header. */
+export const SHM_DATA_MARK = 0xc2;
+/** Credit frame (receiver → sender): mark, u32 number of slots freed. */
+export const SHM_CREDIT_MARK = 0xc3;
+/** Handshake answer (receiver → sender): mark, u8 1 = mapped, 0 = refused (use the socket). */
+export const SHM_REPLY_MARK = 0xc4;
+
+export interface ShmOptions {
+  /** tmpfs directory for the ring files (default /dev/shm). */
+  dir: string;
+  /** Slots per directed pair. */
+  slots: number;
+  /** Bytes per slot; larger payloads travel on the socket. */
+  slotBytes: number;
+  /** Payloads smaller than this travel on the socket (latency). */
+  minBytes: number;
+}
+
+/** What the sender announces in its hello. */
+export interface ShmOffer {
+  path: string;
+  slots: number;
+  slotBytes: number;
+}
+
+const NAME_RE = /^mtl-[0-9a-f]{24}\.shm$/;
+
+/** Whether `dir` exists and is writable (else the transport falls back to sockets). */
+export function shmDirUsable(dir: string): string | null {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** A queued send: by reference until written (the Transport contract allows it). */
+interface Pending {
+  header: Uint8Array;
+  payload: Uint8Array | undefined;
+}
+
+/**
+ * Sender side of one directed pair. `write` is handed every data frame for the
+ * peer, in order; `frame` writes one socket frame (descriptor or inline).
+ */
+export class ShmSender {
+  readonly path: string;
+  private fd: number | null;
+  private ready = false;
+  private disabled = false;
+  /** The receiver answered the offer. */
+  answered = false;
+  private free: number;
+  private next = 0;
+  private readonly queue: Pending[] = [];
+  private qHead = 0;
+
+  constructor(
+    readonly opts: ShmOptions,
+    private readonly frame: (header: Uint8Array, payload?: Uint8Array) => void,
+    private readonly log: (line: string) => void,
+  ) {
+    this.path = join(opts.dir, `mtl-${randomBytes(12).toString('hex')}.shm`);
+    // O_EXCL: never adopt a file someone else prepared. Sparse until written.
+    this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    this.free = opts.slots;
+  }
+
+  offer(): ShmOffer {
+    return { path: this.path, slots: this.opts.slots, slotBytes: this.opts.slotBytes };
+  }
+
+  /** The receiver mapped the file (or refused it: then everything stays on the socket). */
+  onReply(ok: boolean): void {
+    this.answered = true;
+    if (ok) this.ready = true;
+    else {
+      this.disable('the peer could not open it');
+      this.flush();
+    }
+  }
+
+  /** Slots freed by the receiver: write what waited for them. */
+  onCredit(n: number): void {
+    this.free += n;
+    this.flush();
+  }
+
+  /** Number of sends waiting for a free slot. */
+  get queued(): number {
+    return this.queue.length - this.qHead;
+  }
+
+  get active(): boolean {
+    return this.ready && !this.disabled;
+  }
+
+  send(header: Uint8Array, payload?: Uint8Array): void {
+    if (this.qHead < this.queue.length) {
+      this.queue.push({ header, payload });
+      return;
+    }
+    if (!this.trySend(header, payload)) this.queue.push({ header, payload });
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    this.disabled = true;
+    this.queue.length = 0;
+    this.qHead = 0;
+    rmSync(this.path, { force: true });
+  }
+
+  /** false: needs a slot and none is free. */
+  private trySend(header: Uint8Array, payload: Uint8Array | undefined): boolean {
+    const n = payload?.byteLength ?? 0;
+    if (!this.active || n === 0 || n < this.opts.minBytes || n > this.opts.slotBytes) {
+      this.frame(header, payload);
+      return true;
+    }
+    if (this.free === 0) return false;
+    const slot = this.next;
+    try {
+      let off = 0;
+      const pos = slot * this.opts.slotBytes;
+      while (off < n) off += writeSync(this.fd!, payload!, off, n - off, pos + off);
+    } catch (err) {
+      // ENOSPC (a full /dev/shm: Docker's default is 64 MiB) or similar: stay on the socket.
+      this.disable(`cannot write it (${(err as Error).message})`);
+      this.frame(header, payload);
+      return true;
+    }
+    this.free--;
+    this.next = (slot + 1) % this.opts.slots;
+    const d = Buffer.allocUnsafe(9 + header.byteLength);
+    d[0] = SHM_DATA_MARK;
+    d.writeUInt32LE(slot, 1);
+    d.writeUInt32LE(n, 5);
+    d.set(header, 9);
+    this.frame(d);
+    return true;
+  }
+
+  private flush(): void {
+    while (this.qHead < this.queue.length) {
+      const p = this.queue[this.qHead]!;
+      if (!this.trySend(p.header, p.payload)) return;
+      this.queue[this.qHead++] = undefined as unknown as Pending; // drop the reference at once
+    }
+    this.queue.length = 0;
+    this.qHead = 0;
+  }
+
+  private disable(why: string): void {
+    if (this.disabled) return;
+    this.disabled = true;
+    this.log(`shared memory ${this.path}: ${why}; using the socket for this peer`);
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    rmSync(this.path, { force: true });
+  }
+}
+
+/**
+ * Receiver side of one directed pair: opens (and unlinks) the sender's file,
+ * turns descriptors into lazy messages whose payload is read on demand.
+ */
+export class ShmReceiver {
+  private fd: number | null;
+  private pendingCredits = 0;
+  private creditScheduled = false;
+
+  private constructor(
+    fd: number,
+    private readonly slots: number,
+    private readonly slotBytes: number,
+    private readonly sendCredit: (frame: Buffer) => void,
+  ) {
+    this.fd = fd;
+  }
+
+  /** Opens the offered file; throws with the reason when it cannot (the caller refuses the offer). */
+  static open(offer: ShmOffer, dir: string, sendCredit: (frame: Buffer) => void): ShmReceiver {
+    const { path, slots, slotBytes } = offer;
+    if (typeof path !== 'string' || !NAME_RE.test(basename(path)))
+      throw new Error(`refusing shared-memory file ${JSON.stringify(path)} (not a ring file name)`);
+    if (join(dir, basename(path)) !== path)
+      throw new Error(`refusing shared-memory file ${path}: not in this rank's shm directory ${dir}`);
+    if (!Number.isInteger(slots) || slots < 1 || !Number.isInteger(slotBytes) || slotBytes < 1)
+      throw new Error(`bad shared-memory geometry ${slots} × ${slotBytes}`);
+    const fd = openSync(path, constants.O_RDONLY);
+    try {
+      unlinkSync(path);
+    } catch {
+      // The sender already removed it (it gave up on us); the open fd still works.
+    }
+    return new ShmReceiver(fd, slots, slotBytes, sendCredit);
+  }
+
+  /** A received descriptor frame → a message whose payload is read from the slot on first use. */
+  message(frame: Buffer): Message {
+    if (frame.length < 9) throw new Error('short shared-memory descriptor');
+    const slot = frame.readUInt32LE(1);
+    const len = frame.readUInt32LE(5);
+    if (slot >= this.slots || len > this.slotBytes)
+      throw new Error(`shared-memory descriptor out of range (slot ${slot}, ${len} bytes)`);
+    return new ShmMessage(frame.subarray(9), this, slot * this.slotBytes, len);
+  }
+
+  read(dst: Uint8Array, pos: number): void {
+    if (this.fd === null) throw new Error('shared-memory channel is closed');
+    let off = 0;
+    const n = dst.byteLength;
+    while (off < n) {
+      const k = readSync(this.fd, dst, off, n - off, pos + off);
+      if (k === 0) throw new Error('shared-memory file is shorter than the descriptor says');
+      off += k;
+    }
+    this.pendingCredits++;
+    if (!this.creditScheduled) {
+      // Batch the credits of one synchronous run of reads into one frame.
+      this.creditScheduled = true;
+      queueMicrotask(() => {
+        this.creditScheduled = false;
+        const f = Buffer.allocUnsafe(5);
+        f[0] = SHM_CREDIT_MARK;
+        f.writeUInt32LE(this.pendingCredits, 1);
+        this.pendingCredits = 0;
+        if (this.fd !== null) this.sendCredit(f);
+      });
+    }
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A message whose payload still sits in a shared-memory slot. */
+class ShmMessage implements Message {
+  private consumed = false;
+  private materialized: Buffer | null = null;
+
+  constructor(
+    readonly header: Buffer,
+    private readonly rx: ShmReceiver,
+    private readonly pos: number,
+    readonly byteLength: number,
+  ) {}
+
+  get payload(): Buffer {
+    if (this.materialized) return this.materialized;
+    const b = this.byteLength === 0 ? EMPTY : Buffer.allocUnsafeSlow(this.byteLength);
+    this.readInto(b);
+    this.materialized = b;
+    return b;
+  }
+
+  readInto(dst: Uint8Array): void {
+    if (this.consumed) throw new Error('shared-memory payload read twice');
+    if (dst.byteLength !== this.byteLength)
+      throw new Error(`payload of ${this.byteLength} bytes read into ${dst.byteLength} bytes`);
+    this.consumed = true;
+    this.rx.read(dst, this.pos);
+  }
+}

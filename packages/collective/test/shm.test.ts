@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { withGroups } from './helpers/groups.js';
+
+/** A private directory on tmpfs, so the test can see every ring file this run creates. */
+function shmDir(): string {
+  return mkdtempSync(join('/dev/shm', 'mtl-test-'));
+}
+
+test('same-host peers use shared memory; ring files are unlinked once both sides hold them', async () => {
+  const dir = shmDir();
+  try {
+    await withGroups(
+      3,
+      async (groups) => {
+        for (const g of groups)
+          for (let p = 0; p < 3; p++)
+            if (p !== g.rank) assert.match(g.peerEndpoints[p]!, /^shm:\/\/.*\/mtl-[0-9a-f]{24}\.shm$/);
+        assert.deepEqual(readdirSync(dir), [], 'no ring file is left on disk after the handshake');
+        // 2 slots of 4 KiB per pair and 1 MiB per rank: far more segments in flight than slots.
+        for (const wire of ['f32', 'f16', 'bf16'] as const) {
+          const bufs = groups.map((g) => Float32Array.from({ length: 262_147 }, (_, i) => (i % 61) - g.rank));
+          await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'sum', wire })));
+          for (const [r, b] of bufs.entries())
+            for (let i = 0; i < b.length; i++)
+              if (b[i] !== 3 * (i % 61) - 3) assert.fail(`${wire} rank ${r}[${i}] = ${b[i]}`);
+        }
+        const big = groups.map((g) => new Float32Array(100_003).fill(g.rank === 1 ? 7 : 0));
+        await Promise.all(groups.map((g, r) => g.broadcast(big[r]!, 1)));
+        for (const b of big) assert.ok(b.every((v) => v === 7));
+      },
+      { transport: 'shm', segmentBytes: 4096, shm: { dir, slots: 2 } },
+    );
+    assert.deepEqual(readdirSync(dir), [], 'nothing left after close');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a buffer reused right after allReduce resolves never corrupts a peer under shared memory', async () => {
+  const dir = shmDir();
+  try {
+    for (const wire of ['f32', 'f16'] as const) {
+      await withGroups(
+        3,
+        async (groups) => {
+          const len = 1 << 19;
+          const bufs = groups.map(() => new Float32Array(len));
+          for (let iter = 0; iter < 5; iter++) {
+            await Promise.all(
+              groups.map(async (g, r) => {
+                const b = bufs[r]!;
+                b.fill(iter + r);
+                await g.allReduce(b, { op: 'sum', wire });
+                const want = 3 * iter + 3;
+                for (let i = 0; i < len; i += 499)
+                  if (b[i] !== want)
+                    assert.fail(`${wire} iter ${iter} rank ${r}[${i}] = ${b[i]}, want ${want}`);
+                assert.equal(b[len - 1], want);
+                b.fill(-12345); // clobber at once: a peer still reading our memory would see this
+              }),
+            );
+          }
+        },
+        { transport: 'shm', segmentBytes: 64 << 10, shm: { dir, slots: 2 } },
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unusable shm directory falls back to unix sockets with one log line ("shm" insists)', async () => {
+  const lines: string[] = [];
+  const missing = '/nonexistent/mtl-shm';
+  await withGroups(
+    2,
+    async (groups) => {
+      assert.match(groups[0]!.peerEndpoints[1]!, /^ipc:\/\//);
+      const bufs = groups.map((g) => new Float32Array(300_000).fill(g.rank + 1));
+      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'mean' })));
+      for (const b of bufs) assert.ok(b.every((v) => v === 1.5));
+    },
+    { shm: { dir: missing }, log: (l) => lines.push(l) },
+  );
+  assert.equal(lines.length, 2, `one line per rank: ${lines.join(' | ')}`);
+  for (const l of lines)
+    assert.match(
+      l,
+      /shared memory unavailable \(\/nonexistent\/mtl-shm: .*ENOENT.*\); same-host peers use unix sockets/,
+    );
+  await assert.rejects(
+    withGroups(2, async () => undefined, { transport: 'shm', shm: { dir: missing }, timeoutMs: 2000 }),
+    /transport 'shm' requested but \/nonexistent\/mtl-shm is unusable/,
+  );
+});
