@@ -176,3 +176,123 @@ test('the f32 mean step rounds exactly as "acc += x; acc /= N" for every divisor
     }
   }
 });
+
+test('the WebAssembly SIMD kernels give the JavaScript codec bit for bit (random and special values, any length)', async () => {
+  const { simdKernels } = await import('../src/wire/simd.js');
+  const { reduceF32, KERNELS } = await import('../src/wire/codec.js');
+  const { encodeF16RoundTrip, encodeBf16RoundTrip, reduceFinalF16 } = await import('../src/wire/half.js');
+  const k = simdKernels();
+  assert.ok(k, 'Node 20 has WebAssembly SIMD: the kernels must load here');
+  assert.equal(KERNELS, 'wasm-simd');
+  const specials = [
+    0,
+    -0,
+    Infinity,
+    -Infinity,
+    NaN,
+    -NaN,
+    65504,
+    -65504,
+    65519,
+    65519.99,
+    65520,
+    65536,
+    1e9,
+    -1e-9,
+    2 ** -14,
+    2 ** -15,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -26,
+    2 ** -26,
+    5.960464477539063e-8,
+    1e-45,
+    -1e-45,
+    2 ** -126,
+    2 ** -149,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1 + 2 ** -8,
+    1 + 3 * 2 ** -8,
+    3.4028234663852886e38,
+  ];
+  const nanBits = [0x7f800001, 0xffc00000, 0x7fbfffff, 0xff800001, 0x7fc00001, 0xffffffff];
+  // Longer than one 2^18-element block, not a multiple of 8: blocks and tails both run.
+  const len = (1 << 18) + 13;
+  const bits = new Uint32Array(len);
+  let s = 12345;
+  for (let i = 0; i < len; i++) bits[i] = s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+  specials.forEach((x, i) => (bits[i] = bitsOf(x)));
+  nanBits.forEach((b, i) => (bits[specials.length + i] = b));
+  // Rounding ties of both formats, around 1 and in the f16 subnormal range.
+  for (let i = 0; i < 200; i++) bits[100 + i] = ((127 << 23) | (i << 12) | 0x1000) >>> 0;
+  for (let i = 0; i < 200; i++) bits[300 + i] = ((127 << 23) | (i << 16) | 0x8000) >>> 0;
+  for (let i = 0; i < 200; i++) bits[500 + i] = bitsOf((i + 0.5) * 2 ** -24);
+  const src = new Float32Array(bits.buffer);
+  const same = (a: ArrayBufferView, b: ArrayBufferView, what: string) => {
+    const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) assert.fail(`${what}: byte ${i} differs`);
+  };
+  for (const half of ['f16', 'bf16'] as const) {
+    const jsEnc = half === 'f16' ? encodeF16 : encodeBf16;
+    const jsEncRound = half === 'f16' ? encodeF16RoundTrip : encodeBf16RoundTrip;
+    const a = new Uint16Array(len);
+    const b = new Uint16Array(len + 8).fill(0xabcd);
+    jsEnc(bits, a);
+    k.encode(half, src, b.subarray(0, len), false);
+    same(a, b.subarray(0, len), `${half} encode`);
+    assert.ok(
+      b.subarray(len).every((v) => v === 0xabcd),
+      `${half} encode writes past the end`,
+    );
+    const r1 = src.slice();
+    const r2 = src.slice();
+    jsEncRound(new Uint32Array(r1.buffer), a);
+    k.encode(half, r2, b.subarray(0, len), true);
+    same(r1, r2, `${half} encode with rounding`);
+    // Decode every 16-bit pattern.
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const d1 = new Float32Array(65536);
+    const d2 = new Float32Array(65536);
+    if (half === 'f16') decodeF16(all, d1);
+    else decodeBf16(all, new Uint32Array(d1.buffer));
+    k.decode(half, all, d2);
+    same(d1, d2, `${half} decode`);
+    // The fused reduction: ⊕ decode, divide, encode and round.
+    const wire = a.slice();
+    for (const max of [false, true]) {
+      for (const divisor of [1, 3, 4]) {
+        for (const withOut of [false, true]) {
+          const acc1 = src.slice();
+          const acc2 = src.slice();
+          const o1 = new Uint16Array(len);
+          const o2 = new Uint16Array(len);
+          if (half === 'f16') reduceFinalF16(acc1, wire, max, divisor, withOut ? o1 : null);
+          else {
+            const dec = new Float32Array(len);
+            decodeBf16(wire, new Uint32Array(dec.buffer));
+            reduceF32(acc1, dec, max ? 'max' : 'sum');
+            if (divisor !== 1) for (let i = 0; i < len; i++) acc1[i]! /= divisor;
+            if (withOut) encodeBf16RoundTrip(new Uint32Array(acc1.buffer), o1);
+          }
+          k.reduceHalf(half, acc2, wire, max, divisor, withOut ? o2 : null);
+          const what = `${half} reduce max=${max} divisor=${divisor} out=${withOut}`;
+          same(acc1, acc2, what);
+          if (withOut) same(o1, o2, `${what} (encoded)`);
+        }
+      }
+    }
+  }
+  for (const max of [false, true]) {
+    for (const divisor of [1, 2, 3]) {
+      const other = src.slice().reverse();
+      const acc1 = src.slice();
+      const acc2 = src.slice();
+      reduceF32(acc1, other, max ? 'max' : 'sum');
+      if (divisor !== 1) for (let i = 0; i < len; i++) acc1[i]! /= divisor;
+      k.reduceF32(acc2, other, max, divisor);
+      same(acc1, acc2, `f32 reduce max=${max} divisor=${divisor}`);
+    }
+  }
+});

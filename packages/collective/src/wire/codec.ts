@@ -8,7 +8,14 @@ import {
   encodeF16RoundTrip,
   F16_TO_F32,
 } from './half.js';
+import { simdKernels } from './simd.js';
 import { bytesOf, f32View, u16View } from './views.js';
+
+/** WebAssembly SIMD kernels (bit-identical to the JavaScript loops below), or null: JavaScript. */
+const simd = simdKernels();
+
+/** Which element kernels run: 'wasm-simd' or 'js'. */
+export const KERNELS: 'wasm-simd' | 'js' = simd ? 'wasm-simd' : 'js';
 
 export type Wire = 'f32' | 'f16' | 'bf16';
 export type ElementwiseOp = 'sum' | 'max';
@@ -120,7 +127,8 @@ const f32Codec = {
   },
   reduceInto(bytes: Uint8Array, dst: Float32Array, op: ElementwiseOp) {
     checkLength(bytes, dst, 4);
-    reduceF32(dst, f32View(bytes), op);
+    if (simd) simd.reduceF32(dst, f32View(bytes), op === 'max', 1);
+    else reduceF32(dst, f32View(bytes), op);
   },
   reduceFinal(
     bytes: Uint8Array,
@@ -130,7 +138,8 @@ const f32Codec = {
     take: ((n: number) => Uint8Array) | null,
   ) {
     checkLength(bytes, dst, 4);
-    reduceFinalF32(dst, f32View(bytes), op, divisor);
+    if (simd) simd.reduceF32(dst, f32View(bytes), op === 'max', divisor);
+    else reduceFinalF32(dst, f32View(bytes), op, divisor);
     return take ? bytesOf(dst) : null;
   },
 } satisfies WireCodec;
@@ -144,25 +153,36 @@ const f16Codec: WireCodec = {
   bytesPerElement: 2,
   encode(src, take) {
     const out = take(src.length * 2);
-    encodeF16(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
+    if (simd) simd.encode('f16', src, o16, false);
+    else encodeF16(u32(src), o16);
     return out;
   },
   encodeRound(src, take) {
     const out = take(src.length * 2);
-    encodeF16RoundTrip(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
+    if (simd) simd.encode('f16', src, o16, true);
+    else encodeF16RoundTrip(u32(src), o16);
     return out;
   },
   decodeInto(bytes, dst) {
     checkLength(bytes, dst, 2);
-    decodeF16(u16View(bytes), dst);
+    if (simd) simd.decode('f16', u16View(bytes), dst);
+    else decodeF16(u16View(bytes), dst);
   },
   reduceInto(bytes, dst, op) {
     checkLength(bytes, dst, 2);
-    reduceF16(dst, u16View(bytes), op);
+    if (simd) simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', 1, null);
+    else reduceF16(dst, u16View(bytes), op);
   },
   reduceFinal(bytes, dst, op, divisor, take) {
     checkLength(bytes, dst, 2);
     const out = take ? take(dst.length * 2) : null;
+    if (simd) {
+      const o16 = out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null;
+      simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', divisor, o16);
+      return out;
+    }
     reduceFinalF16(
       dst,
       u16View(bytes),
@@ -181,26 +201,39 @@ const bf16Codec: WireCodec = {
   bytesPerElement: 2,
   encode(src, take) {
     const out = take(src.length * 2);
-    encodeBf16(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
+    if (simd) simd.encode('bf16', src, o16, false);
+    else encodeBf16(u32(src), o16);
     return out;
   },
   encodeRound(src, take) {
     const out = take(src.length * 2);
-    encodeBf16RoundTrip(u32(src), new Uint16Array(out.buffer, out.byteOffset, src.length));
+    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
+    if (simd) simd.encode('bf16', src, o16, true);
+    else encodeBf16RoundTrip(u32(src), o16);
     return out;
   },
   decodeInto(bytes, dst) {
     checkLength(bytes, dst, 2);
-    decodeBf16(u16View(bytes), u32(dst));
+    if (simd) simd.decode('bf16', u16View(bytes), dst);
+    else decodeBf16(u16View(bytes), u32(dst));
   },
   reduceInto(bytes, dst, op) {
     checkLength(bytes, dst, 2);
+    if (simd) return simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', 1, null);
     if (bfScratch.length < dst.length) bfScratch = new Float32Array(dst.length);
     const tmp = bfScratch.subarray(0, dst.length);
     decodeBf16(u16View(bytes), u32(tmp));
     reduceF32(dst, tmp, op);
   },
-  reduceFinal: (...args) => composedFinal(bf16Codec)(...args),
+  reduceFinal(bytes, dst, op, divisor, take) {
+    if (!simd) return composedFinal(bf16Codec)(bytes, dst, op, divisor, take);
+    checkLength(bytes, dst, 2);
+    const out = take ? take(dst.length * 2) : null;
+    const o16 = out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null;
+    simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', divisor, o16);
+    return out;
+  },
 };
 
 export const CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
