@@ -152,3 +152,58 @@ test('weight decay covers exactly the spec §5 parameter set', () => {
   assert.equal(decaysWeight('generator', 'conv.weight', false), false);
   assert.equal(decaysWeight('discriminator', 'main.0.weight', false), false);
 });
+
+test('stepFlat (fused, flat gradients) equals step bit for bit, slots included, without leaking tensors', () => {
+  // Larger values and many steps so that any rounding difference would show.
+  const sh = [[64, 33], [129], [7, 5, 3]];
+  const wd = [5e-4, 0, 0.1];
+  const make = (seed: number) =>
+    sh.map((s, i) => ({
+      name: `p${i}`,
+      variable: tf.variable(tf.tensor(rand(seed + i, tf.util.sizeFromShape(s)), s)),
+      weightDecay: wd[i]!,
+    }));
+  const kinds: [string, (p: NamedParam[]) => SGD | Adam][] = [
+    ['sgd momentum', (p) => new SGD(p, 0.9)],
+    ['sgd plain', (p) => new SGD(p, 0)],
+    ['adam', (p) => new Adam(p, 0.5, 0.99)],
+  ];
+  for (const [kind, ctor] of kinds) {
+    const pa = make(7);
+    const pb = make(7);
+    const a = ctor(pa);
+    const b = ctor(pb);
+    let before = 0;
+    for (let t = 0; t < 6; t++) {
+      const g = sh.map((s, i) => rand(1000 * t + 17 * i + 3, tf.util.sizeFromShape(s)).map((x) => x * 10));
+      const gt = g.map((v, i) => tf.tensor(v, sh[i]));
+      const lr = 0.1 / (t + 1) + 1e-3;
+      a.step(gt, lr);
+      b.stepFlat(
+        g.map((v) => Float32Array.from(v)),
+        lr,
+      );
+      gt.forEach((x) => x.dispose());
+      // The first step creates the slots; from then on the count stays flat.
+      if (t === 0) before = tf.memory().numTensors;
+      else assert.equal(tf.memory().numTensors, before, `${kind}: no tensor leaks per step`);
+    }
+    pa.forEach((p, i) =>
+      assert.deepEqual(p.variable.dataSync(), pb[i]!.variable.dataSync(), `${kind}: parameter ${p.name}`),
+    );
+    const sa = a.slots();
+    const sb = b.slots();
+    assert.deepEqual([...sa.keys()], [...sb.keys()]);
+    for (const [k, v] of sa) assert.deepEqual(v.dataSync(), sb.get(k)!.dataSync(), `${kind}: slot ${k}`);
+    assert.equal(a.stepCount, b.stepCount);
+    [...pa, ...pb].forEach((p) => p.variable.dispose());
+    a.dispose();
+    b.dispose();
+  }
+  const p = make(1);
+  assert.throws(
+    () => new SGD(p, 0.9).stepFlat([new Float32Array(3), new Float32Array(129), new Float32Array(105)], 0.1),
+    /gradient of p0 has 3 values, parameter 2112/,
+  );
+  p.forEach((x) => x.variable.dispose());
+});
