@@ -56,6 +56,8 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
   );
   const take = (bytes: number) => spec.pool.take(bytes);
+  // Shared-memory payloads that are consumed at once are read where the codec's kernel reads them.
+  const scratch = (bytes: number) => codec.inputArea?.(bytes) ?? spec.scratch(bytes);
   const segment = (c: number, j: number): Float32Array => {
     const start = chunkStart(count, n, c);
     const end = chunkStart(count, n, c + 1);
@@ -68,7 +70,7 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     const c = mod(r - 2 - k, n);
     const last = k === n - 2;
     for (let j = 0; j < segs; j++) {
-      const payload = payloadOf(await ctx.recvMessage(left), spec.scratch);
+      const payload = payloadOf(await ctx.recvMessage(left), scratch);
       const dst = segment(c, j);
       if (!last) {
         codec.reduceInto(payload, dst, elemOp);
@@ -99,7 +101,7 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
           payload = bytesOf(dst);
           m.readInto(payload);
         } else {
-          payload = m.readInto ? payloadOf(m, forward ? take : spec.scratch) : m.payload;
+          payload = m.readInto ? payloadOf(m, forward ? take : scratch) : m.payload;
           codec.decodeInto(payload, dst);
         }
         // Forward the bytes we received (never re-encode): every rank ends bit-identical.

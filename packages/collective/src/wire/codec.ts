@@ -45,6 +45,11 @@ export interface WireCodec {
     divisor: number,
     take: ((bytes: number) => Uint8Array) | null,
   ): Uint8Array | null;
+  /**
+   * Memory to receive a payload of `bytes` into so that the next decode/reduce reads it in place
+   * (the SIMD kernels' input region); null: use your own. Valid until the next codec call.
+   */
+  inputArea?(bytes: number): Uint8Array | null;
 }
 
 /** reduceFinal from the separate steps (for wires without a fused kernel). */
@@ -119,6 +124,7 @@ function checkLength(bytes: Uint8Array, dst: Float32Array, bpe: number): void {
 const f32Codec = {
   wire: 'f32',
   bytesPerElement: 4,
+  inputArea: (bytes: number) => simd?.inputArea('f32', bytes) ?? null,
   encode: (src: Float32Array) => bytesOf(src),
   encodeRound: (src: Float32Array) => bytesOf(src),
   decodeInto(bytes: Uint8Array, dst: Float32Array) {
@@ -151,6 +157,7 @@ function u32(src: Float32Array): Uint32Array {
 const f16Codec: WireCodec = {
   wire: 'f16',
   bytesPerElement: 2,
+  inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
   encode(src, take) {
     const out = take(src.length * 2);
     const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
@@ -199,6 +206,7 @@ let bfScratch = new Float32Array(0);
 const bf16Codec: WireCodec = {
   wire: 'bf16',
   bytesPerElement: 2,
+  inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
   encode(src, take) {
     const out = take(src.length * 2);
     const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);

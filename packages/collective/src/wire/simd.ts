@@ -39,11 +39,27 @@ export type Half = 'f16' | 'bf16';
 export class SimdKernels {
   private readonly f32: Float32Array;
   private readonly u16: Uint16Array;
+  private readonly mem: ArrayBuffer;
 
   constructor(private readonly k: Exports) {
     if (C + BLOCK * 2 + PAD > SIMD_WASM_PAGES * 65536) throw new Error('simd: regions exceed the memory');
-    this.f32 = new Float32Array(k.memory.buffer);
-    this.u16 = new Uint16Array(k.memory.buffer);
+    this.mem = k.memory.buffer;
+    this.f32 = new Float32Array(this.mem);
+    this.u16 = new Uint16Array(this.mem);
+  }
+
+  /**
+   * Where the next kernel reads its wire operand (f32: the second f32 region; half: the 16-bit
+   * region), so a shared-memory payload can be read straight there and the copy-in skipped.
+   * Valid until the next kernel call; null when `bytes` exceeds one block.
+   */
+  inputArea(kind: 'f32' | 'half', bytes: number): Uint8Array | null {
+    const at = kind === 'f32' ? B : C;
+    return bytes <= BLOCK * (kind === 'f32' ? 4 : 2) ? new Uint8Array(this.mem, at, bytes) : null;
+  }
+
+  private at(a: ArrayBufferView, offset: number): boolean {
+    return a.buffer === this.mem && a.byteOffset === offset;
   }
 
   /** dst = encode(src); with `round`, src is rewritten to the decoded value (what receivers see). */
@@ -68,7 +84,7 @@ export class SimdKernels {
     const dec = half === 'f16' ? k.dec_f16 : k.dec_bf16;
     for (let i = 0; i < src.length; i += BLOCK) {
       const n = Math.min(BLOCK, src.length - i);
-      u16.set(src.subarray(i, i + n), C >> 1);
+      if (!this.at(src, C)) u16.set(src.subarray(i, i + n), C >> 1);
       dec(A, C, n);
       dst.set(f32.subarray(A >> 2, (A >> 2) + n), i);
     }
@@ -90,7 +106,7 @@ export class SimdKernels {
     for (let i = 0; i < acc.length; i += BLOCK) {
       const n = Math.min(BLOCK, acc.length - i);
       f32.set(acc.subarray(i, i + n), A >> 2);
-      u16.set(src.subarray(i, i + n), C >> 1);
+      if (!this.at(src, C)) u16.set(src.subarray(i, i + n), C >> 1);
       if (half === 'f16') (max ? k.max_f16 : k.add_f16)(A, C, n);
       else {
         k.dec_bf16(B, C, n);
@@ -112,7 +128,7 @@ export class SimdKernels {
     for (let i = 0; i < acc.length; i += BLOCK) {
       const n = Math.min(BLOCK, acc.length - i);
       f32.set(acc.subarray(i, i + n), A >> 2);
-      f32.set(src.subarray(i, i + n), B >> 2);
+      if (!this.at(src, B)) f32.set(src.subarray(i, i + n), B >> 2);
       (max ? k.max_f32 : k.add_f32)(A, B, n);
       if (divisor !== 1) k.div_f32(A, n, divisor);
       acc.set(f32.subarray(A >> 2, (A >> 2) + n), i);
