@@ -20,6 +20,7 @@ import {
   loadPairsSet,
 } from '@mtlface/eval/model';
 import { SOURCE_EXEC_ARGV } from '../../scripts/source-argv.mjs';
+import { headerHeight, parseAges } from '../src/face/age.js';
 
 await tf.setBackend('cpu');
 const root = new URL('../../', import.meta.url).pathname;
@@ -154,9 +155,44 @@ test('age writes a grid with one row per face and the input plus 7 groups across
     png,
     '--cell',
     '48',
+    '--no-labels',
   );
   assert.match(out, /2 rows; columns: input, 0-10, 11-20, 21-30, 31-40, 41-50, 51-60, 61\+/);
   const meta = await sharp(png).metadata();
   assert.equal(meta.width, 8 * 48);
   assert.equal(meta.height, 2 * 48);
+
+  // default: a white label row on top (group names), the sources' ages on their cells; same face pixels below
+  const labelled = join(dir, 'grid-labelled.png');
+  mtlFace(
+    'age',
+    join(dir, 'images/0-0.png'),
+    join(dir, 'images/1-2.png'),
+    '--checkpoint',
+    join(dir, 'ckpt.safetensors'),
+    '--out',
+    labelled,
+    '--cell',
+    '48',
+    '--ages',
+    '7,61',
+  );
+  const head = headerHeight(48);
+  const img = await sharp(labelled).raw().toBuffer({ resolveWithObject: true });
+  assert.equal(img.info.width, 8 * 48);
+  assert.equal(img.info.height, 2 * 48 + head);
+  const plain = await sharp(png).raw().toBuffer();
+  const ch = img.info.channels;
+  const at = (b: Buffer, c: number, x: number, y: number, k: number) => b[(y * 8 * 48 + x) * c + k]!;
+  let dark = 0;
+  for (let y = 0; y < head; y++) for (let x = 0; x < 8 * 48; x++) if (at(img.data, ch, x, y, 0) < 128) dark++;
+  assert.ok(dark > 20, `the label row has text (${dark} dark pixels)`);
+  // an aged cell (row 1, column 3) is untouched by the labels
+  for (const [x, y] of [
+    [3 * 48 + 10, 48 + 30],
+    [5 * 48 + 40, 5],
+  ])
+    for (let k = 0; k < 3; k++) assert.equal(at(img.data, ch, x!, y! + head, k), at(plain, 3, x!, y!, k));
+  assert.throws(() => parseAges('7,x', 2), /item 2 "x" is not an age/);
+  assert.throws(() => parseAges('7', 2), /1 age\(s\) for 2 face\(s\)/);
 });

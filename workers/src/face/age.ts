@@ -11,6 +11,8 @@ interface AgeOptions {
   checkpoint: string;
   out: string;
   cell?: string;
+  ages?: string;
+  labels: boolean;
   align?: boolean;
   backend: string;
 }
@@ -55,6 +57,58 @@ export function composeGrid(
   return { data, width, height };
 }
 
+const escapeXml = (t: string): string =>
+  t.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+
+/** Height in pixels of the label row above a grid of `cell`-pixel cells. */
+export function headerHeight(cell: number): number {
+  return Math.max(14, Math.round(cell * 0.28));
+}
+
+/**
+ * SVG overlay for a grid of `rows` × `columns.length` cells of `cell` px under a `headerHeight(cell)` row:
+ * each column's label centred above it and, where `rowNotes[r]` is given, that note on a dark band at the
+ * bottom of row r's first cell (e.g. the source face's real age).
+ */
+export function gridLabelsSvg(
+  cell: number,
+  rows: number,
+  columns: string[],
+  rowNotes: (string | undefined)[] = [],
+): string {
+  const head = headerHeight(cell);
+  const width = cell * columns.length;
+  const height = head + rows * cell;
+  const font = Math.max(9, Math.round(head * 0.55));
+  const parts = columns.map(
+    (c, i) =>
+      `<text x="${i * cell + cell / 2}" y="${Math.round(head * 0.72)}" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="#111">${escapeXml(c)}</text>`,
+  );
+  const band = Math.round(font * 1.35);
+  rowNotes.forEach((note, r) => {
+    if (note === undefined || r >= rows) return;
+    const y = head + (r + 1) * cell - band;
+    parts.push(
+      `<rect x="0" y="${y}" width="${cell}" height="${band}" fill="#000" fill-opacity="0.55"/>`,
+      `<text x="${cell / 2}" y="${y + Math.round(band * 0.75)}" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="#fff">${escapeXml(note)}</text>`,
+    );
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
+}
+
+/** Parses `--ages 19,34,…` (one real age per input face, in order). */
+export function parseAges(text: string, faces: number): number[] {
+  const ages = text.split(',').map((a) => a.trim());
+  if (ages.length !== faces)
+    throw new Error(`--ages lists ${ages.length} age(s) for ${faces} face(s): give one per face, in order`);
+  return ages.map((a, i) => {
+    const v = Number(a);
+    if (a === '' || !Number.isFinite(v) || v < 0)
+      throw new Error(`--ages: item ${i + 1} "${a}" is not an age`);
+    return v;
+  });
+}
+
 export function register(program: Command): void {
   program
     .command('age')
@@ -63,6 +117,11 @@ export function register(program: Command): void {
     .requiredOption('--checkpoint <c>', 'a checkpoint with a generator (FAS or joint training)')
     .requiredOption('--out <png>', 'where to write the grid')
     .option('--cell <px>', 'side of each cell in the PNG (default: the model input, at least 112)')
+    .option(
+      '--ages <list>',
+      "the input faces' real ages, comma-separated in order: shown on each row's input",
+    )
+    .option('--no-labels', 'no label row (column = input, then the target age groups) above the grid')
     .option('--align', 'detect and align the faces first')
     .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
     .action(async (faces: string[], o: AgeOptions) => {
@@ -82,6 +141,7 @@ async function run(paths: string[], o: AgeOptions): Promise<void> {
   try {
     if (!model.age)
       throw new Error(`${model.source}: no generator in this checkpoint (train FAS or joint first)`);
+    const ages = o.ages !== undefined ? parseAges(o.ages, paths.length) : undefined;
     const faces = await readFaces(paths, model.inputSize, aligner);
     const targets = Array.from({ length: model.groups }, (_, g) => g);
     const aged = ageSeries(model, faces, targets);
@@ -90,11 +150,24 @@ async function run(paths: string[], o: AgeOptions): Promise<void> {
     if (!Number.isInteger(cell) || cell < 8)
       throw new Error(`--cell must be an integer ≥ 8, got "${o.cell}"`);
     const scale = cell / model.inputSize;
-    await sharp(Buffer.from(grid.data), { raw: { width: grid.width, height: grid.height, channels: 3 } })
-      .resize(Math.round(grid.width * scale), Math.round(grid.height * scale), { kernel: 'cubic' })
-      .png()
-      .toFile(o.out);
-    console.log(`${o.out}: ${paths.length} rows; columns: input, ${groupLabels(model.groups).join(', ')}`);
+    const width = Math.round(grid.width * scale);
+    const height = Math.round(grid.height * scale);
+    const image = sharp(Buffer.from(grid.data), {
+      raw: { width: grid.width, height: grid.height, channels: 3 },
+    }).resize(width, height, { kernel: 'cubic' });
+    const columns = ['input', ...groupLabels(model.groups)];
+    if (o.labels) {
+      const head = headerHeight(cell);
+      const notes = ages?.map((a) => `age ${a}`) ?? [];
+      await sharp({ create: { width, height: height + head, channels: 3, background: '#fff' } })
+        .composite([
+          { input: await image.png().toBuffer(), left: 0, top: head },
+          { input: Buffer.from(gridLabelsSvg(cell, faces.n, columns, notes)), left: 0, top: 0 },
+        ])
+        .png()
+        .toFile(o.out);
+    } else await image.png().toFile(o.out);
+    console.log(`${o.out}: ${paths.length} rows; columns: ${columns.join(', ')}`);
   } finally {
     aligner?.dispose();
     model.dispose();
