@@ -2,9 +2,13 @@
 // a loopback Prometheus server with a temporary TSDB and its query API.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
 
 export const PROMETHEUS = '/usr/bin/prometheus';
 
@@ -132,4 +136,71 @@ export function workerPid(launcherPid: number, rank: number): number | null {
     }
   }
   return null;
+}
+
+export interface ScrapedRun {
+  /** The test's temporary directory (removed after the test). */
+  dir: string;
+  /** The launcher's and Prometheus's output, for failure messages. */
+  logs: string[];
+  /**
+   * Starts `mtl-launch --standalone --nproc-per-node=2 --max-restarts=1 --metrics-port=… <args>`
+   * from source and a Prometheus scraping it every `scrapeSeconds`.
+   */
+  launch(
+    args: string[],
+    opts: { env?: NodeJS.ProcessEnv; scrapeSeconds: number },
+  ): Promise<{ launcher: ChildProcess; prom: Prometheus; metricsPort: number }>;
+  /** Runs `body`; a failure carries the last logs. */
+  check(body: () => Promise<void>): Promise<void>;
+}
+
+/** The set-up the Prometheus end-to-end tests share; everything started is stopped after the test. */
+export function scrapedRun(t: TestContext, prefix: string): ScrapedRun {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const procs: { launcher?: ChildProcess; prometheus?: Prometheus } = {};
+  const logs: string[] = [];
+  t.after(async () => {
+    await stop(procs.launcher);
+    await stop(procs.prometheus?.child);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    logs,
+    async launch(args, opts) {
+      const metricsPort = await freePort();
+      const launcher = (procs.launcher = spawn(
+        process.execPath,
+        [
+          ...SOURCE_EXEC_ARGV,
+          join(root, 'launcher/src/cli.ts'),
+          '--standalone',
+          '--nproc-per-node=2',
+          '--max-restarts=1',
+          `--metrics-port=${metricsPort}`,
+          '--metrics-host=127.0.0.1',
+          ...args,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env },
+      ));
+      launcher.stdout!.on('data', (b: Buffer) => logs.push(b.toString()));
+      launcher.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
+      const prom = (procs.prometheus = await startPrometheus(
+        dir,
+        `127.0.0.1:${metricsPort}`,
+        opts.scrapeSeconds,
+        (l) => logs.push(l),
+      ));
+      return { launcher, prom, metricsPort };
+    },
+    async check(body) {
+      try {
+        await body();
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\n--- logs ---\n${logs.join('').slice(-4000)}`, { cause: e });
+      }
+    },
+  };
 }

@@ -6,28 +6,17 @@
 // box; the code path is the demo's (joint mode, AMP, f16 wire, bucketed sync).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
-import { byRank, freePort, startPrometheus, stop, until, workerPid } from './metrics-e2e.js';
-import type { Prometheus } from './metrics-e2e.js';
+import { byRank, scrapedRun, until, workerPid } from './metrics-e2e.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 test('Prometheus over a 2-worker demo run: each rank’s loss moves, images/s > 0, a killed worker counts a restart', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mtl-prom-demo-'));
-  const procs: { launcher?: ChildProcess; prometheus?: Prometheus } = {};
-  const logs: string[] = [];
-  t.after(async () => {
-    await stop(procs.launcher);
-    await stop(procs.prometheus?.child);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
+  const run = scrapedRun(t, 'mtl-prom-demo-');
+  const { dir } = run;
   const synth = spawnSync(
     process.execPath,
     [
@@ -44,17 +33,10 @@ test('Prometheus over a 2-worker demo run: each rank’s loss moves, images/s > 
   );
   assert.equal(synth.status, 0, `mtl-data synth: ${synth.stdout}${synth.stderr}`);
 
-  const metricsPort = await freePort();
-  const launcher = (procs.launcher = spawn(
-    process.execPath,
+  // 2 s scrapes: a worker inside a synchronous tfjs step answers late, so a scrape can take
+  // the launcher's 1 s per-worker timeout; Prometheus's scrape_timeout must exceed it.
+  const { launcher, prom } = await run.launch(
     [
-      ...SOURCE_EXEC_ARGV,
-      join(root, 'launcher/src/cli.ts'),
-      '--standalone',
-      '--nproc-per-node=2',
-      '--max-restarts=1',
-      `--metrics-port=${metricsPort}`,
-      '--metrics-host=127.0.0.1',
       join(root, 'configs/demo.yaml'),
       `data.root=${join(dir, 'synth')}`,
       `data.train_list=${join(dir, 'synth', 'train.txt')}`,
@@ -68,18 +50,11 @@ test('Prometheus over a 2-worker demo run: each rank’s loss moves, images/s > 
       'model.discriminator_dim=8',
       'val_interval=0',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  ));
-  launcher.stdout!.on('data', (b: Buffer) => logs.push(b.toString()));
-  launcher.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
-  // 2 s scrapes: a worker inside a synchronous tfjs step answers late, so a scrape can take
-  // the launcher's 1 s per-worker timeout; Prometheus's scrape_timeout must exceed it.
-  const prom = (procs.prometheus = await startPrometheus(dir, `127.0.0.1:${metricsPort}`, 2, (l) =>
-    logs.push(l),
-  ));
+    { scrapeSeconds: 2 },
+  );
   const { query } = prom;
 
-  try {
+  await run.check(async () => {
     const moved = await until(
       "both ranks' fr/id loss to change in Prometheus",
       async () => {
@@ -112,7 +87,5 @@ test('Prometheus over a 2-worker demo run: each rank’s loss moves, images/s > 
       120_000,
     );
     assert.equal(Number((await query('mtl_worker_exits_total{rank="1",cause="signal"}'))[0]?.value[1]), 1);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- logs ---\n${logs.join('').slice(-4000)}`, { cause: e });
-  }
+  });
 });

@@ -4,59 +4,28 @@
 // temporary storage, 1 s scrapes), checked through Prometheus's HTTP API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
-import { byRank, freePort, startPrometheus, stop, until } from './metrics-e2e.js';
-import type { Prometheus } from './metrics-e2e.js';
+import { byRank, scrapedRun, stop, until } from './metrics-e2e.js';
 import { concrete, dashboardQueries } from './metrics-promql.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT_WORKER = join(root, 'packages/metrics/test/fixtures/script-worker.ts');
 
 test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move, throughput > 0, restarts count', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mtl-prom-'));
+  const run = scrapedRun(t, 'mtl-prom-');
+  const { dir } = run;
   const pids = join(dir, 'pids');
   mkdirSync(pids);
-  const procs: { launcher?: ChildProcess; prometheus?: Prometheus } = {};
-  const logs: string[] = [];
-  t.after(async () => {
-    await stop(procs.launcher);
-    await stop(procs.prometheus?.child);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const metricsPort = await freePort();
-  const launcher = (procs.launcher = spawn(
-    process.execPath,
-    [
-      ...SOURCE_EXEC_ARGV,
-      join(root, 'launcher/src/cli.ts'),
-      '--standalone',
-      '--nproc-per-node=2',
-      '--max-restarts=1',
-      `--metrics-port=${metricsPort}`,
-      '--metrics-host=127.0.0.1',
-      `--timeline=${join(dir, 'timeline.json')}`,
-      SCRIPT_WORKER,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, FIXTURE_PID_DIR: pids, FIXTURE_STEP_MS: '40' },
-    },
-  ));
-  launcher.stdout!.on('data', (b: Buffer) => logs.push(b.toString()));
-  launcher.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
-  const prom = (procs.prometheus = await startPrometheus(dir, `127.0.0.1:${metricsPort}`, 1, (l) =>
-    logs.push(l),
-  ));
+  const { launcher, prom, metricsPort } = await run.launch(
+    [`--timeline=${join(dir, 'timeline.json')}`, SCRIPT_WORKER],
+    { env: { ...process.env, FIXTURE_PID_DIR: pids, FIXTURE_STEP_MS: '40' }, scrapeSeconds: 1 },
+  );
   const { query } = prom;
 
-  try {
+  await run.check(async () => {
     // The endpoint the node serves passes promtool's lint.
     const text = await until('both ranks on /metrics', async () => {
       const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -122,7 +91,5 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
       spans.every((e, i) => i === 0 || e.ts >= spans[i - 1]!.ts),
       'sorted by time',
     );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- logs ---\n${logs.join('').slice(-4000)}`, { cause: e });
-  }
+  });
 });
