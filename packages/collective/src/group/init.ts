@@ -106,7 +106,11 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
     ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
     ...(env.MTL_PG_SMALL_BYTES ? { smallBytes: envInt(env, 'MTL_PG_SMALL_BYTES') } : {}),
-    ...(env.MTL_PG_SHM_DIR ? { shm: { dir: env.MTL_PG_SHM_DIR } } : {}),
+    shm: {
+      ...(env.MTL_PG_SHM_DIR ? { dir: env.MTL_PG_SHM_DIR } : {}),
+      ...(env.MTL_PG_SHM_SLOTS ? { slots: envInt(env, 'MTL_PG_SHM_SLOTS') } : {}),
+      ...(env.MTL_PG_SHM_SLOT_BYTES ? { slotBytes: envInt(env, 'MTL_PG_SHM_SLOT_BYTES') } : {}),
+    },
   };
 }
 
