@@ -42,6 +42,46 @@ async function twoNodes(script: string[], extra: string[] = [], perNode: Array<s
   );
 }
 
+/**
+ * Two launchers of one run (one worker each) spawned directly, so a test can signal one; resolves
+ * once both workers run `script`, which must create `<dir>/<marker><RANK>` when up.
+ */
+async function twoLiveNodes(opts: {
+  runId: string;
+  script: string;
+  dir: string;
+  marker: string;
+  extra: string[];
+}) {
+  const port = String(await freePort());
+  const args = (node: number) => [
+    '--nnodes',
+    '2',
+    '--nproc',
+    '1',
+    '--master-port',
+    port,
+    '--run-id',
+    opts.runId,
+    '--node-rank',
+    String(node),
+    ...opts.extra,
+    opts.script,
+    opts.dir,
+  ];
+  const env = { MTL_RUN_TOKEN: `${opts.runId}-secret` };
+  const nodes = [spawnLauncher(args(0), { env }), spawnLauncher(args(1), { env })] as const;
+  const results = [collect(nodes[0], 90_000), collect(nodes[1], 90_000)] as const;
+  const up = (r: number) => existsSync(join(opts.dir, `${opts.marker}${r}`));
+  assert.ok(await waitFor(() => up(0) && up(1), 60_000), 'both workers started');
+  return { nodes, results };
+}
+
+const upScript = (marker: string) =>
+  `import { writeFileSync } from 'node:fs';
+   writeFileSync(process.argv[2] + '/${marker}' + process.env.RANK, '');
+   setInterval(() => {}, 1000);`;
+
 describe('mtl-launch on two nodes (loopback)', () => {
   const tmp = tempDir();
   after(tmp.cleanup);
@@ -128,39 +168,17 @@ describe('mtl-launch on two nodes (loopback)', () => {
   });
 
   it('stops the surviving node promptly when the other launcher is killed', async () => {
-    const script = writeScript(
-      tmp.dir,
-      'forever.mjs',
-      `import { writeFileSync } from 'node:fs';
-       writeFileSync(process.argv[2] + '/up' + process.env.RANK, '');
-       setInterval(() => {}, 1000);`,
-    );
-    const port = String(await freePort());
-    const args = (node: number) => [
-      '--nnodes',
-      '2',
-      '--nproc',
-      '1',
-      '--master-port',
-      port,
-      '--run-id',
-      'hb',
-      '--node-rank',
-      String(node),
-      '--heartbeat-timeout',
-      '2',
-      '--shutdown-timeout',
-      '1',
+    const script = writeScript(tmp.dir, 'forever.mjs', upScript('up'));
+    const {
+      nodes: [, n1],
+      results: [r0, r1],
+    } = await twoLiveNodes({
+      runId: 'hb',
       script,
-      tmp.dir,
-    ];
-    const env = { MTL_RUN_TOKEN: 'hb-secret' };
-    const n0 = spawnLauncher(args(0), { env });
-    const n1 = spawnLauncher(args(1), { env });
-    const [r0, r1] = [collect(n0, 90_000), collect(n1, 90_000)];
-    assert.ok(
-      await waitFor(() => existsSync(join(tmp.dir, 'up0')) && existsSync(join(tmp.dir, 'up1')), 60_000),
-    );
+      dir: tmp.dir,
+      marker: 'up',
+      extra: ['--heartbeat-timeout', '2', '--shutdown-timeout', '1'],
+    });
     n1.kill('SIGKILL');
     const killedAt = Date.now();
     const r = await r0;
@@ -171,42 +189,17 @@ describe('mtl-launch on two nodes (loopback)', () => {
   });
 
   it("stops every node without restarting when one node's launcher is signalled", async () => {
-    const script = writeScript(
-      tmp.dir,
-      'sig.mjs',
-      `import { writeFileSync } from 'node:fs';
-       writeFileSync(process.argv[2] + '/sig-up' + process.env.RANK, '');
-       setInterval(() => {}, 1000);`,
-    );
-    const port = String(await freePort());
-    const args = (node: number) => [
-      '--nnodes',
-      '2',
-      '--nproc',
-      '1',
-      '--master-port',
-      port,
-      '--run-id',
-      'sig',
-      '--node-rank',
-      String(node),
-      '--max-restarts',
-      '3',
-      '--shutdown-timeout',
-      '2',
+    const script = writeScript(tmp.dir, 'sig.mjs', upScript('sig-up'));
+    const {
+      nodes: [, n1],
+      results: [p0, p1],
+    } = await twoLiveNodes({
+      runId: 'sig',
       script,
-      tmp.dir,
-    ];
-    const env = { MTL_RUN_TOKEN: 'sig-secret' };
-    const n0 = spawnLauncher(args(0), { env });
-    const n1 = spawnLauncher(args(1), { env });
-    const [p0, p1] = [collect(n0, 90_000), collect(n1, 90_000)];
-    assert.ok(
-      await waitFor(
-        () => existsSync(join(tmp.dir, 'sig-up0')) && existsSync(join(tmp.dir, 'sig-up1')),
-        60_000,
-      ),
-    );
+      dir: tmp.dir,
+      marker: 'sig-up',
+      extra: ['--max-restarts', '3', '--shutdown-timeout', '2'],
+    });
     n1.kill('SIGTERM');
     const [r0, r1] = await Promise.all([p0, p1]);
     assert.equal(r1.code, 143, r1.stderr);
