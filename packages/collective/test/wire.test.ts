@@ -280,6 +280,18 @@ test('the WebAssembly SIMD kernels give the JavaScript codec bit for bit (random
           const what = `${half} reduce max=${max} divisor=${divisor} out=${withOut}`;
           same(acc1, acc2, what);
           if (withOut) same(o1, o2, `${what} (encoded)`);
+          if (withOut && divisor === 1) {
+            // Reduce-and-encode only (a forwarded partial sum): same bytes, accumulator untouched.
+            const acc3 = src.slice();
+            const o3 = new Uint16Array(len);
+            k.reduceHalf(half, acc3, wire, max, 1, o3, false);
+            const plain = new Uint16Array(len);
+            const acc4 = src.slice();
+            k.reduceHalf(half, acc4, wire, max, 1, null);
+            k.encode(half, acc4, plain, false);
+            same(o3, plain, `${what} (reduce-encode)`);
+            same(acc3, src, `${what} (reduce-encode leaves the accumulator)`);
+          }
         }
       }
     }

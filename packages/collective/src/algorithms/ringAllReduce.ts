@@ -72,6 +72,11 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     for (let j = 0; j < segs; j++) {
       const payload = payloadOf(await ctx.recvMessage(left), scratch);
       const dst = segment(c, j);
+      if (!last && spec.allGather && codec.reduceEncode) {
+        // dst's partial sum is only forwarded: the all-gather overwrites this chunk.
+        ctx.send(right, codec.reduceEncode(payload, dst, elemOp, take));
+        continue;
+      }
       if (!last) {
         codec.reduceInto(payload, dst, elemOp);
         ctx.send(right, codec.encode(dst, take));

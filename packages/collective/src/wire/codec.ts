@@ -50,6 +50,17 @@ export interface WireCodec {
    * (the SIMD kernels' input region); null: use your own. Valid until the next codec call.
    */
   inputArea?(bytes: number): Uint8Array | null;
+  /**
+   * encode(dst ⊕ decode(bytes)) in one pass, leaving dst unspecified: a ring step whose partial
+   * sum is only forwarded (its chunk is overwritten by the all-gather). Same bits as reduceInto
+   * then encode.
+   */
+  reduceEncode?(
+    bytes: Uint8Array,
+    dst: Float32Array,
+    op: ElementwiseOp,
+    take: (bytes: number) => Uint8Array,
+  ): Uint8Array;
 }
 
 /** reduceFinal from the separate steps (for wires without a fused kernel). */
@@ -158,6 +169,22 @@ const f16Codec: WireCodec = {
   wire: 'f16',
   bytesPerElement: 2,
   inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
+  ...(simd
+    ? {
+        reduceEncode(
+          bytes: Uint8Array,
+          dst: Float32Array,
+          op: ElementwiseOp,
+          take: (n: number) => Uint8Array,
+        ) {
+          checkLength(bytes, dst, 2);
+          const out = take(dst.length * 2);
+          const o16 = new Uint16Array(out.buffer, out.byteOffset, dst.length);
+          simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', 1, o16, false);
+          return out;
+        },
+      }
+    : {}),
   encode(src, take) {
     const out = take(src.length * 2);
     const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
@@ -207,6 +234,22 @@ const bf16Codec: WireCodec = {
   wire: 'bf16',
   bytesPerElement: 2,
   inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
+  ...(simd
+    ? {
+        reduceEncode(
+          bytes: Uint8Array,
+          dst: Float32Array,
+          op: ElementwiseOp,
+          take: (n: number) => Uint8Array,
+        ) {
+          checkLength(bytes, dst, 2);
+          const out = take(dst.length * 2);
+          const o16 = new Uint16Array(out.buffer, out.byteOffset, dst.length);
+          simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', 1, o16, false);
+          return out;
+        },
+      }
+    : {}),
   encode(src, take) {
     const out = take(src.length * 2);
     const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);

@@ -92,7 +92,8 @@ export class SimdKernels {
 
   /**
    * acc = (acc ⊕ decode(src)) / divisor; then, when `out` is given, out = encode(acc) and acc is
-   * rounded to the decoded value. ⊕ is + or max (NaN wins).
+   * rounded to the decoded value. ⊕ is + or max (NaN wins). With `keepAcc` false (and `out`),
+   * acc is left as it was: only the encoded result is wanted.
    */
   reduceHalf(
     half: Half,
@@ -101,6 +102,7 @@ export class SimdKernels {
     max: boolean,
     divisor: number,
     out: Uint16Array | null,
+    keepAcc = true,
   ): void {
     const { f32, u16, k } = this;
     for (let i = 0; i < acc.length; i += BLOCK) {
@@ -115,10 +117,10 @@ export class SimdKernels {
       if (divisor !== 1) k.div_f32(A, n, divisor);
       if (out) {
         (half === 'f16' ? k.enc_f16 : k.enc_bf16)(A, C, n);
-        (half === 'f16' ? k.dec_f16 : k.dec_bf16)(A, C, n);
+        if (keepAcc) (half === 'f16' ? k.dec_f16 : k.dec_bf16)(A, C, n);
         out.set(u16.subarray(C >> 1, (C >> 1) + n), i);
       }
-      acc.set(f32.subarray(A >> 2, (A >> 2) + n), i);
+      if (keepAcc || !out) acc.set(f32.subarray(A >> 2, (A >> 2) + n), i);
     }
   }
 
