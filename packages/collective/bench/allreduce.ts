@@ -2,7 +2,7 @@
  * All-reduce benchmark in the style of nccl-tests.
  *
  *   npm run bench:allreduce -- [--nproc 2,4] [--wires f32,f16,bf16] [--min-bytes 4096] [--max-bytes 268435456]
- *                              [--vs-gloo] [--json] [--transport auto|tcp|ipc] [--no-launcher]
+ *                              [--vs-gloo] [--json] [--transport auto|shm|ipc|tcp] [--no-launcher]
  *
  * The driver runs every world size under `mtl-launch --standalone --nproc N` (script mode; with
  * --no-launcher it spawns the ranks itself) and, with --vs-gloo, PyTorch's gloo on the same sizes
