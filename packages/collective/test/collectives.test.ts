@@ -258,8 +258,15 @@ test('buffer reuse right after a collective resolves is safe even when the trans
   }
 });
 
-test('a buffer reused right after allReduce resolves never corrupts a peer (the by-reference send trap)', async () => {
-  for (const wire of ['f32', 'f16'] as const) {
+test('a buffer reused right after allReduce resolves never corrupts a peer (the by-reference send trap; sockets and shared memory)', async () => {
+  const transports = [
+    { segmentBytes: 1 << 20, transport: 'ipc' as const },
+    // Shared memory with 2 slots per pair: sends wait for credits by reference.
+    { segmentBytes: 1 << 18, transport: 'shm' as const, shm: { slots: 2 } },
+  ];
+  for (const [wire, tuning] of (['f32', 'f16'] as const).flatMap((w) =>
+    transports.map((t) => [w, t] as const),
+  )) {
     await withGroups(
       3,
       async (groups) => {
@@ -275,14 +282,16 @@ test('a buffer reused right after allReduce resolves never corrupts a peer (the 
               // Check, then clobber at once: if a neighbour were still reading our memory it would see this.
               for (let i = 0; i < len; i += 997)
                 if (b[i] !== want)
-                  assert.fail(`${wire} iter ${iter} rank ${r}[${i}] = ${b[i]}, want ${want}`);
+                  assert.fail(
+                    `${wire} ${tuning.transport} iter ${iter} rank ${r}[${i}] = ${b[i]}, want ${want}`,
+                  );
               assert.equal(b[len - 1], want);
               b.fill(-12345);
             }),
           );
         }
       },
-      { segmentBytes: 1 << 20 },
+      tuning,
     );
   }
 });

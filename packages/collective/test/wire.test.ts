@@ -308,3 +308,59 @@ test('the WebAssembly SIMD kernels give the JavaScript codec bit for bit (random
     }
   }
 });
+
+test('the SIMD and JavaScript codecs give the same bytes through the codec interface the ring uses', async () => {
+  const { CODECS, JS_CODECS } = await import('../src/wire/codec.js');
+  const len = 70_001;
+  let s = 99;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 32);
+  const x = Float32Array.from({ length: len }, () => (rand() - 0.5) * 2 ** (rand() * 40 - 20));
+  const y = Float32Array.from({ length: len }, () => (rand() - 0.5) * 2 ** (rand() * 40 - 20));
+  x[5] = NaN;
+  y[6] = Infinity;
+  x[7] = 70000;
+  const fresh = (n: number) => new Uint8Array(n);
+  const eq = (a: ArrayBufferView, b: ArrayBufferView, what: string) =>
+    assert.deepEqual(
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+      new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+      what,
+    );
+  for (const wire of ['f16', 'bf16'] as const) {
+    const simd = CODECS[wire];
+    const js = JS_CODECS[wire];
+    assert.notEqual(simd, js);
+    const wx = js.encode(x, fresh);
+    eq(simd.encode(x, fresh), wx, `${wire} encode`);
+    const r1 = x.slice();
+    const r2 = x.slice();
+    eq(simd.encodeRound(r1, fresh), js.encodeRound(r2, fresh), `${wire} encodeRound bytes`);
+    eq(r1, r2, `${wire} encodeRound values`);
+    const d1 = new Float32Array(len);
+    const d2 = new Float32Array(len);
+    simd.decodeInto(wx, d1);
+    js.decodeInto(wx, d2);
+    eq(d1, d2, `${wire} decode`);
+    for (const op of ['sum', 'max'] as const) {
+      const a1 = y.slice();
+      const a2 = y.slice();
+      simd.reduceInto(wx, a1, op);
+      js.reduceInto(wx, a2, op);
+      eq(a1, a2, `${wire} reduceInto ${op}`);
+      // reduceEncode = reduceInto then encode, without touching dst.
+      const a3 = y.slice();
+      eq(simd.reduceEncode!(wx, a3, op, fresh), js.encode(a2, fresh), `${wire} reduceEncode ${op}`);
+      eq(a3, y, `${wire} reduceEncode leaves dst`);
+      for (const divisor of [1, 3]) {
+        const f1 = y.slice();
+        const f2 = y.slice();
+        eq(
+          simd.reduceFinal(wx, f1, op, divisor, fresh)!,
+          js.reduceFinal(wx, f2, op, divisor, fresh)!,
+          `${wire} reduceFinal ${op}/${divisor}`,
+        );
+        eq(f1, f2, `${wire} reduceFinal values ${op}/${divisor}`);
+      }
+    }
+  }
+});

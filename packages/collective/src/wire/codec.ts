@@ -8,7 +8,7 @@ import {
   encodeF16RoundTrip,
   F16_TO_F32,
 } from './half.js';
-import { simdKernels } from './simd.js';
+import { simdKernels, type Half, type SimdKernels } from './simd.js';
 import { bytesOf, f32View, u16View } from './views.js';
 
 /** WebAssembly SIMD kernels (bit-identical to the JavaScript loops below), or null: JavaScript. */
@@ -165,65 +165,36 @@ function u32(src: Float32Array): Uint32Array {
   return new Uint32Array(src.buffer, src.byteOffset, src.length);
 }
 
+/** The first n 16-bit values of an encode buffer (from the pool: 8-byte aligned). */
+function u16Of(out: Uint8Array, n: number): Uint16Array {
+  return new Uint16Array(out.buffer, out.byteOffset, n);
+}
+
 const f16Codec: WireCodec = {
   wire: 'f16',
   bytesPerElement: 2,
-  inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
-  ...(simd
-    ? {
-        reduceEncode(
-          bytes: Uint8Array,
-          dst: Float32Array,
-          op: ElementwiseOp,
-          take: (n: number) => Uint8Array,
-        ) {
-          checkLength(bytes, dst, 2);
-          const out = take(dst.length * 2);
-          const o16 = new Uint16Array(out.buffer, out.byteOffset, dst.length);
-          simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', 1, o16, false);
-          return out;
-        },
-      }
-    : {}),
   encode(src, take) {
     const out = take(src.length * 2);
-    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
-    if (simd) simd.encode('f16', src, o16, false);
-    else encodeF16(u32(src), o16);
+    encodeF16(u32(src), u16Of(out, src.length));
     return out;
   },
   encodeRound(src, take) {
     const out = take(src.length * 2);
-    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
-    if (simd) simd.encode('f16', src, o16, true);
-    else encodeF16RoundTrip(u32(src), o16);
+    encodeF16RoundTrip(u32(src), u16Of(out, src.length));
     return out;
   },
   decodeInto(bytes, dst) {
     checkLength(bytes, dst, 2);
-    if (simd) simd.decode('f16', u16View(bytes), dst);
-    else decodeF16(u16View(bytes), dst);
+    decodeF16(u16View(bytes), dst);
   },
   reduceInto(bytes, dst, op) {
     checkLength(bytes, dst, 2);
-    if (simd) simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', 1, null);
-    else reduceF16(dst, u16View(bytes), op);
+    reduceF16(dst, u16View(bytes), op);
   },
   reduceFinal(bytes, dst, op, divisor, take) {
     checkLength(bytes, dst, 2);
     const out = take ? take(dst.length * 2) : null;
-    if (simd) {
-      const o16 = out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null;
-      simd.reduceHalf('f16', dst, u16View(bytes), op === 'max', divisor, o16);
-      return out;
-    }
-    reduceFinalF16(
-      dst,
-      u16View(bytes),
-      op === 'max',
-      divisor,
-      out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null,
-    );
+    reduceFinalF16(dst, u16View(bytes), op === 'max', divisor, out ? u16Of(out, dst.length) : null);
     return out;
   },
 };
@@ -233,58 +204,74 @@ let bfScratch = new Float32Array(0);
 const bf16Codec: WireCodec = {
   wire: 'bf16',
   bytesPerElement: 2,
-  inputArea: (bytes) => simd?.inputArea('half', bytes) ?? null,
-  ...(simd
-    ? {
-        reduceEncode(
-          bytes: Uint8Array,
-          dst: Float32Array,
-          op: ElementwiseOp,
-          take: (n: number) => Uint8Array,
-        ) {
-          checkLength(bytes, dst, 2);
-          const out = take(dst.length * 2);
-          const o16 = new Uint16Array(out.buffer, out.byteOffset, dst.length);
-          simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', 1, o16, false);
-          return out;
-        },
-      }
-    : {}),
   encode(src, take) {
     const out = take(src.length * 2);
-    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
-    if (simd) simd.encode('bf16', src, o16, false);
-    else encodeBf16(u32(src), o16);
+    encodeBf16(u32(src), u16Of(out, src.length));
     return out;
   },
   encodeRound(src, take) {
     const out = take(src.length * 2);
-    const o16 = new Uint16Array(out.buffer, out.byteOffset, src.length);
-    if (simd) simd.encode('bf16', src, o16, true);
-    else encodeBf16RoundTrip(u32(src), o16);
+    encodeBf16RoundTrip(u32(src), u16Of(out, src.length));
     return out;
   },
   decodeInto(bytes, dst) {
     checkLength(bytes, dst, 2);
-    if (simd) simd.decode('bf16', u16View(bytes), dst);
-    else decodeBf16(u16View(bytes), u32(dst));
+    decodeBf16(u16View(bytes), u32(dst));
   },
   reduceInto(bytes, dst, op) {
     checkLength(bytes, dst, 2);
-    if (simd) return simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', 1, null);
     if (bfScratch.length < dst.length) bfScratch = new Float32Array(dst.length);
     const tmp = bfScratch.subarray(0, dst.length);
     decodeBf16(u16View(bytes), u32(tmp));
     reduceF32(dst, tmp, op);
   },
-  reduceFinal(bytes, dst, op, divisor, take) {
-    if (!simd) return composedFinal(bf16Codec)(bytes, dst, op, divisor, take);
-    checkLength(bytes, dst, 2);
-    const out = take ? take(dst.length * 2) : null;
-    const o16 = out ? new Uint16Array(out.buffer, out.byteOffset, dst.length) : null;
-    simd.reduceHalf('bf16', dst, u16View(bytes), op === 'max', divisor, o16);
-    return out;
-  },
+  reduceFinal: (...args) => composedFinal(bf16Codec)(...args),
 };
 
-export const CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
+/** The 16-bit wires on the WebAssembly SIMD kernels (same bits as the codecs above). */
+function simdHalfCodec(half: Half, k: SimdKernels): WireCodec {
+  return {
+    wire: half,
+    bytesPerElement: 2,
+    inputArea: (bytes) => k.inputArea('half', bytes),
+    encode(src, take) {
+      const out = take(src.length * 2);
+      k.encode(half, src, u16Of(out, src.length), false);
+      return out;
+    },
+    encodeRound(src, take) {
+      const out = take(src.length * 2);
+      k.encode(half, src, u16Of(out, src.length), true);
+      return out;
+    },
+    decodeInto(bytes, dst) {
+      checkLength(bytes, dst, 2);
+      k.decode(half, u16View(bytes), dst);
+    },
+    reduceInto(bytes, dst, op) {
+      checkLength(bytes, dst, 2);
+      k.reduceHalf(half, dst, u16View(bytes), op === 'max', 1, null);
+    },
+    reduceFinal(bytes, dst, op, divisor, take) {
+      checkLength(bytes, dst, 2);
+      const out = take ? take(dst.length * 2) : null;
+      k.reduceHalf(half, dst, u16View(bytes), op === 'max', divisor, out ? u16Of(out, dst.length) : null);
+      return out;
+    },
+    reduceEncode(bytes, dst, op, take) {
+      checkLength(bytes, dst, 2);
+      const out = take(dst.length * 2);
+      k.reduceHalf(half, dst, u16View(bytes), op === 'max', 1, u16Of(out, dst.length), false);
+      return out;
+    },
+  };
+}
+
+/** The JavaScript codecs (the fallback; tests compare them with {@link CODECS}). */
+export const JS_CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
+
+export const CODECS: Readonly<Record<Wire, WireCodec>> = {
+  f32: f32Codec,
+  f16: simd ? simdHalfCodec('f16', simd) : f16Codec,
+  bf16: simd ? simdHalfCodec('bf16', simd) : bf16Codec,
+};
