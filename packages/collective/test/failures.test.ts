@@ -206,6 +206,9 @@ for (const transport of ['shm', 'ipc'] as const) {
         spawnRank(r, n, store.port, `kill-${transport}-${process.pid}`, {
           MTL_PG_TRANSPORT: transport,
           MTL_PG_SHM_DIR: dir,
+          // 64 KiB segments and 2 slots: sends sit in the queue waiting for credits when the peer dies.
+          MTL_PG_SEGMENT_BYTES: '65536',
+          MTL_PG_SHM_SLOTS: '2',
         }),
       );
       try {
