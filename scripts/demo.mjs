@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 // `npm run demo`: the main job on a fresh clone (after `npm ci`), offline, on a laptop CPU.
 //   1. renders the synthetic cross-age face set into data/synth if it is absent (mtl-data synth);
-//   2. trains with `mtl-launch --nproc-per-node 2 configs/demo.yaml` in the released recipe's two phases:
-//      AIFR (`mode=aifr`, into runs/demo/aifr), then FAS from it (`mode=fas init_checkpoint=runs/demo/aifr`,
-//      into runs/demo): see FAS_PHASE;
+//   2. trains the joint model (an AIFR step and a FAS step each iteration) with
+//      `mtl-launch --nproc-per-node 2 configs/demo.yaml`, into runs/demo;
 //   3. evaluates the checkpoint on the held-out identities (cross-age verification, FAS age
 //      accuracy: mtl-face eval) and renders a labelled ageing grid of young adults (mtl-face age).
-// Extra arguments are passed to both phases as key=value overrides (e.g. `npm run demo -- iterations=50`).
+// Extra arguments are passed to mtl-launch as key=value overrides (e.g. `npm run demo -- iterations=50`).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,16 +16,6 @@ import { SOURCE_EXEC_ARGV } from './source-argv.mjs';
 const root = new URL('..', import.meta.url).pathname;
 const synthDir = join(root, 'data/synth');
 const runDir = join(root, 'runs/demo');
-const aifrDir = join(runDir, 'aifr');
-/** Phase 1 (FR: backbone, CosFace, age estimator, CDA) and phase 2 (generator + discriminator, the rest frozen). */
-const AIFR_PHASE = ['mode=aifr', `checkpoint_dir=${aifrDir}`];
-const FAS_PHASE = [
-  'mode=fas',
-  `init_checkpoint=${aifrDir}`,
-  'iterations=400',
-  'val_interval=0',
-  `checkpoint_dir=${runDir}`,
-];
 const overrides = process.argv.slice(2);
 const t0 = Date.now();
 
@@ -103,28 +92,15 @@ try {
   } else step('synthetic set present in data/synth');
 
   rmSync(runDir, { recursive: true, force: true });
-  for (const [name, phase] of [
-    ['AIFR', AIFR_PHASE],
-    ['FAS', FAS_PHASE],
-  ]) {
-    step(`training, ${name} phase: mtl-launch --nproc-per-node 2 configs/demo.yaml ${phase.join(' ')}`);
-    const progress = trainingProgress();
-    try {
-      await run(
-        [
-          ...MTL_LAUNCH,
-          '--standalone',
-          '--nproc-per-node',
-          '2',
-          join(root, 'configs/demo.yaml'),
-          ...phase,
-          ...overrides,
-        ],
-        { onLine: progress.onLine },
-      );
-    } finally {
-      progress.stop();
-    }
+  step('training: mtl-launch --nproc-per-node 2 configs/demo.yaml (joint AIFR + FAS)');
+  const progress = trainingProgress();
+  try {
+    await run(
+      [...MTL_LAUNCH, '--standalone', '--nproc-per-node', '2', join(root, 'configs/demo.yaml'), ...overrides],
+      { onLine: progress.onLine },
+    );
+  } finally {
+    progress.stop();
   }
 
   const sidecars = existsSync(runDir)
@@ -173,30 +149,23 @@ try {
     .filter(([id], i, all) => all.findIndex(([other]) => other === id) === i)
     .slice(0, 6)
     .map(([, file, age]) => ({ file: join(synthDir, file), age }));
+  const gridArgs = [
+    '--cell',
+    '96',
+    '--ages',
+    testFaces.map((f) => f.age).join(','),
+    ...testFaces.map((f) => f.file),
+  ];
   let gridOk = true;
   try {
-    await run([
-      ...MTL_FACE,
-      'age',
-      '--checkpoint',
-      runDir,
-      '--out',
-      grid,
-      '--cell',
-      '96',
-      '--ages',
-      testFaces.map((f) => f.age).join(','),
-      ...testFaces.map((f) => f.file),
-    ]);
+    await run([...MTL_FACE, 'age', '--checkpoint', runDir, '--out', grid, ...gridArgs]);
   } catch (e) {
     gridOk = false;
     console.error(`demo: ageing grid failed: ${e.message}`);
   }
 
   console.log(`\n== demo: results (${elapsed()} in all)`);
-  console.log(
-    `checkpoint:   ${join(runDir, sidecar.tensors.file)} (FAS iteration ${sidecar.iteration}; AIFR phase in ${aifrDir})`,
-  );
+  console.log(`checkpoint:   ${join(runDir, sidecar.tensors.file)} (iteration ${sidecar.iteration})`);
   if (gridOk)
     console.log(
       `ageing grid:  ${grid} (${testFaces.length} held-out faces × ${sidecar.config.model.groups} age groups)`,
