@@ -24,8 +24,6 @@ export interface SyncOptions {
    * as `peerWaitMs` apart from `exposedCommMs`. Costs one small collective per sync.
    */
   measurePeerWait?: boolean;
-  /** Build gradient tensors (default true); false: only the flat views (see {@link SyncResult.flat}). */
-  tensors?: boolean;
 }
 
 export interface SyncTimings {
@@ -45,16 +43,8 @@ export interface SyncTimings {
 }
 
 export interface SyncResult {
-  /**
-   * Averaged, unscaled gradients aligned with the parameters; null when a value was inf/NaN or
-   * when `tensors: false` was asked.
-   */
+  /** Averaged, unscaled gradients aligned with the parameters; null when a value was inf/NaN. */
   grads: tf.Tensor[] | null;
-  /**
-   * The same gradients as flat views into the buckets (no copy): valid until this bucketer's next
-   * sync. null when a value was inf/NaN.
-   */
-  flat: Float32Array[] | null;
   timings: SyncTimings;
 }
 
@@ -168,21 +158,19 @@ export class GradientBucketer {
       if (!finite) break;
     }
     let out: tf.Tensor[] | null = null;
-    let flat: Float32Array[] | null = null;
     if (finite) {
-      flat = new Array<Float32Array>(this.shapes.length);
+      out = new Array<tf.Tensor>(this.shapes.length);
       for (const b of this.buckets) {
         b.params.forEach((p, j) => {
           const off = b.offsets[j] as number;
-          flat![p] = b.buffer.subarray(off, off + tf.util.sizeFromShape(this.shapes[p] as number[]));
+          const shape = this.shapes[p] as number[];
+          // A copy: the bucket buffers are reused by the next step while these tensors may live on.
+          out![p] = tf.tensor(b.buffer.slice(off, off + tf.util.sizeFromShape(shape)), shape, 'float32');
         });
       }
-      if (opts.tensors !== false)
-        // Copies: the bucket buffers are reused by the next step while these tensors may live on.
-        out = flat.map((v, p) => tf.tensor(v.slice(), this.shapes[p] as number[], 'float32'));
     }
     timings.unscaleMs = performance.now() - u;
-    return { grads: out, flat, timings };
+    return { grads: out, timings };
   }
 
   private async copyOut(bucket: Bucket, grads: readonly (tf.Tensor | null)[], scale: number): Promise<void> {

@@ -18,12 +18,6 @@ export interface Optimizer {
   stepCount: number;
   /** One update; `grads[i]` belongs to `params[i]`. Does not dispose the grads. */
   step(grads: readonly tf.Tensor[], lr: number): void;
-  /**
-   * The same update, bit for bit, from flat gradients (`grads[i]` holds `params[i]`'s values in
-   * row-major order: e.g. views into the all-reduce buckets), fused into one pass per parameter
-   * in JavaScript: one new array per parameter and per slot instead of one per tfjs op.
-   */
-  stepFlat(grads: readonly Float32Array[], lr: number): void;
   /** Slot tensors by checkpoint name (owned by the optimizer; do not dispose). */
   slots(): Map<string, tf.Tensor>;
   /** Restores slots (missing slots are an error when `stepCount > 0`). */
@@ -43,29 +37,6 @@ function checkGrads(name: string, params: readonly NamedParam[], grads: readonly
       );
     }
   });
-}
-
-function checkFlat(name: string, params: readonly NamedParam[], grads: readonly Float32Array[]): void {
-  if (grads.length !== params.length) {
-    throw new Error(`${name}.stepFlat: ${grads.length} gradients for ${params.length} parameters`);
-  }
-  params.forEach((p, i) => {
-    if (grads[i]!.length !== p.variable.size) {
-      throw new Error(
-        `${name}.stepFlat: gradient of ${p.name} has ${grads[i]!.length} values, parameter ${p.variable.size}`,
-      );
-    }
-  });
-}
-
-const f = Math.fround;
-
-/**
- * The values of a tensor, read only: for the cpu-derived backends the tensor's own storage (no
- * copy), for the others a download.
- */
-function values(t: tf.Tensor): Float32Array {
-  return t.dataSync() as Float32Array;
 }
 
 abstract class SlotOptimizer implements Optimizer {
@@ -100,20 +71,6 @@ abstract class SlotOptimizer implements Optimizer {
   }
 
   abstract step(grads: readonly tf.Tensor[], lr: number): void;
-  abstract stepFlat(grads: readonly Float32Array[], lr: number): void;
-
-  /** Replaces a slot (or creates it) with `next`, whose storage the slot takes over. */
-  protected putSlot(param: NamedParam, slot: string, next: Float32Array): void {
-    const t = tf.tensor(next, param.variable.shape, 'float32');
-    this.setSlot(param, slot, t);
-    t.dispose();
-  }
-
-  protected static putParam(param: NamedParam, next: Float32Array): void {
-    const t = tf.tensor(next, param.variable.shape, 'float32');
-    param.variable.assign(t);
-    t.dispose();
-  }
 
   slots(): Map<string, tf.Tensor> {
     return new Map(this.state);
@@ -173,41 +130,6 @@ export class SGD extends SlotOptimizer {
     });
     this.stepCount += 1;
   }
-
-  // Every operation rounds to f32 (Math.fround of the f64 result is the correctly rounded f32
-  // result for +, −, ×, ÷ and √), and every scalar is first rounded to f32 as tfjs does when it
-  // makes a scalar tensor: so this equals `step` bit for bit.
-  stepFlat(grads: readonly Float32Array[], lr: number): void {
-    checkFlat(this.name, this.params, grads);
-    const rate = f(lr);
-    const mom = f(this.momentum);
-    this.params.forEach((p, i) => {
-      const g = grads[i]!;
-      const w = values(p.variable);
-      const n = g.length;
-      const wd = f(p.weightDecay);
-      const next = new Float32Array(n);
-      if (this.momentum === 0) {
-        for (let k = 0; k < n; k++) {
-          const d = wd !== 0 ? f(g[k]! + f(w[k]! * wd)) : g[k]!;
-          next[k] = w[k]! - f(d * rate);
-        }
-      } else {
-        const old = this.slot(p, 'momentum_buffer');
-        const buf = old ? values(old) : null;
-        const nb = new Float32Array(n);
-        for (let k = 0; k < n; k++) {
-          const d = wd !== 0 ? f(g[k]! + f(w[k]! * wd)) : g[k]!;
-          const b = buf ? f(f(buf[k]! * mom) + d) : d;
-          nb[k] = b;
-          next[k] = w[k]! - f(b * rate);
-        }
-        this.putSlot(p, 'momentum_buffer', nb);
-      }
-      SlotOptimizer.putParam(p, next);
-    });
-    this.stepCount += 1;
-  }
 }
 
 /** torch.optim.Adam (amsgrad=False) with bias correction, as torch 1.13's single-tensor path. */
@@ -241,45 +163,6 @@ export class Adam extends SlotOptimizer {
         const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.eps);
         p.variable.assign(tf.sub(p.variable, tf.mul(tf.div(m, denom), stepSize)));
       });
-    });
-    this.stepCount = t;
-  }
-
-  // As SGD.stepFlat: each operation of `step`, in its order, rounded to f32.
-  stepFlat(grads: readonly Float32Array[], lr: number): void {
-    checkFlat(this.name, this.params, grads);
-    const t = this.stepCount + 1;
-    const b1 = f(this.beta1);
-    const b2 = f(this.beta2);
-    const c1 = f(1 - this.beta1);
-    const c2 = f(1 - this.beta2);
-    const bc2Sqrt = f(Math.sqrt(1 - this.beta2 ** t));
-    const stepSize = f(lr / (1 - this.beta1 ** t));
-    const eps = f(this.eps);
-    this.params.forEach((p, i) => {
-      const g = grads[i]!;
-      const w = values(p.variable);
-      const n = g.length;
-      const wd = f(p.weightDecay);
-      const m0s = this.slot(p, 'exp_avg');
-      const v0s = this.slot(p, 'exp_avg_sq');
-      const m0 = m0s ? values(m0s) : null;
-      const v0 = v0s ? values(v0s) : null;
-      const m = new Float32Array(n);
-      const v = new Float32Array(n);
-      const next = new Float32Array(n);
-      for (let k = 0; k < n; k++) {
-        const gk = wd !== 0 ? f(g[k]! + f(w[k]! * wd)) : g[k]!;
-        const mk = f(f((m0 ? m0[k]! : 0) * b1) + f(gk * c1));
-        const vk = f(f((v0 ? v0[k]! : 0) * b2) + f(f(gk * gk) * c2));
-        m[k] = mk;
-        v[k] = vk;
-        const denom = f(f(f(Math.sqrt(vk)) / bc2Sqrt) + eps);
-        next[k] = w[k]! - f(f(mk / denom) * stepSize);
-      }
-      this.putSlot(p, 'exp_avg', m);
-      this.putSlot(p, 'exp_avg_sq', v);
-      SlotOptimizer.putParam(p, next);
     });
     this.stepCount = t;
   }

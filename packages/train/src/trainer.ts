@@ -153,14 +153,13 @@ export class Trainer {
       this.opts.beforeSync?.(name, iteration, g.grads);
       const res = await task.bucketer.sync(g.grads, this.group, scaler.scale, {
         measurePeerWait: this.opts.measurePeerWait ?? false,
-        tensors: false,
       });
       addSync(t, res.timings);
       t.syncs[name] = res.timings;
-      if (!res.flat) return false;
+      if (!res.grads) return false;
       const o = performance.now();
-      // Straight from the buckets, fused per parameter (equal to optimizer.step bit for bit).
-      task.optimizer.stepFlat(res.flat, lr);
+      task.optimizer.step(res.grads, lr);
+      res.grads.forEach((x) => x.dispose());
       t.optimizerMs += performance.now() - o;
       return true;
     } finally {
