@@ -8,20 +8,11 @@ import {
   CosFace,
   PatchDiscriminator,
   type Module,
+  type NetworkName,
 } from '@mtlface/model';
 import type { TrainConfig } from './config.js';
 import { decaysWeight } from './weight-decay.js';
 import type { NamedParam } from './optim.js';
-
-export const NETWORK_PREFIXES = [
-  'backbone',
-  'head',
-  'estimation',
-  'da_discriminator',
-  'generator',
-  'discriminator',
-] as const;
-export type NetworkName = (typeof NETWORK_PREFIXES)[number];
 
 export interface NetworkOptions {
   numClasses: number;
