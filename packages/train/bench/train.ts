@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
+import type { StepTimings, SyncTimings } from '../src/index.js';
 
 const REPO = new URL('../../../', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -24,21 +25,30 @@ interface Scenario {
   iters: number;
 }
 
-interface WorkerResult {
+/** The trainer's step timings summed over iterations, and per sync the ones the table shows. */
+const STEP_KEYS = ['computeMs', 'copyOutMs', 'exposedCommMs', 'peerWaitMs', 'optimizerMs', 'bytes'] as const;
+const SYNC_KEYS = ['bytes', 'peerWaitMs', 'exposedCommMs', 'copyOutMs'] as const;
+type SyncSums = Pick<SyncTimings, (typeof SYNC_KEYS)[number]>;
+type StepSums = Pick<StepTimings, (typeof STEP_KEYS)[number]> & { stepMs: number; dataWaitMs: number };
+
+interface WorkerResult extends StepSums {
   rank: number;
   backend: string;
   batch: number;
   iters: number;
-  stepMs: number;
-  dataWaitMs: number;
-  computeMs: number;
-  copyOutMs: number;
-  exposedCommMs: number;
-  peerWaitMs: number;
-  optimizerMs: number;
-  bytes: number;
-  syncs: Record<string, { bytes: number; peerWaitMs: number; exposedCommMs: number; copyOutMs: number }>;
+  syncs: Record<string, SyncSums>;
 }
+
+function addInto<K extends string>(
+  acc: Record<K, number>,
+  from: Record<K, number>,
+  keys: readonly K[],
+): void {
+  for (const k of keys) acc[k] += from[k];
+}
+
+const zeros = <K extends string>(keys: readonly K[]): Record<K, number> =>
+  Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
 interface ChildSpec {
   overrides: string[];
@@ -47,7 +57,6 @@ interface ChildSpec {
 }
 
 async function child(spec: ChildSpec): Promise<void> {
-  const tf = await import('@tensorflow/tfjs-core');
   const { initBackend } = await import('@mtlface/backend');
   const { initProcessGroup } = await import('@mtlface/collective');
   const { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } = await import('@mtlface/data');
@@ -86,16 +95,7 @@ async function child(spec: ChildSpec): Promise<void> {
     measurePeerWait: spec.peerWait && worldSize > 1,
   });
   const syncs: WorkerResult['syncs'] = {};
-  const sum = {
-    stepMs: 0,
-    dataWaitMs: 0,
-    computeMs: 0,
-    copyOutMs: 0,
-    exposedCommMs: 0,
-    peerWaitMs: 0,
-    optimizerMs: 0,
-    bytes: 0,
-  };
+  const sum: StepSums = { stepMs: 0, dataWaitMs: 0, ...zeros(STEP_KEYS) };
   const warmup = 1;
   for (let it = 0; it < warmup + spec.iters; it++) {
     const t0 = performance.now();
@@ -105,24 +105,13 @@ async function child(spec: ChildSpec): Promise<void> {
     if (it < warmup) continue;
     sum.stepMs += performance.now() - t0;
     sum.dataWaitMs += wait;
-    sum.computeMs += r.timings.computeMs;
-    sum.copyOutMs += r.timings.copyOutMs;
-    sum.exposedCommMs += r.timings.exposedCommMs;
-    sum.peerWaitMs += r.timings.peerWaitMs;
-    sum.optimizerMs += r.timings.optimizerMs;
-    sum.bytes += r.timings.bytes;
-    for (const [name, t] of Object.entries(r.timings.syncs)) {
-      const acc = (syncs[name] ??= { bytes: 0, peerWaitMs: 0, exposedCommMs: 0, copyOutMs: 0 });
-      acc.bytes += t.bytes;
-      acc.peerWaitMs += t.peerWaitMs;
-      acc.exposedCommMs += t.exposedCommMs;
-      acc.copyOutMs += t.copyOutMs;
-    }
+    addInto(sum, r.timings, STEP_KEYS);
+    for (const [name, t] of Object.entries(r.timings.syncs))
+      addInto((syncs[name] ??= zeros(SYNC_KEYS)), t, SYNC_KEYS);
   }
   await loader.close();
   trainer.dispose();
   await group?.close();
-  void tf;
   const out: WorkerResult = {
     rank,
     backend: backend.name,
