@@ -3,22 +3,12 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synthesize } from '@mtlface/data';
+import { TINY_MODEL } from '../packages/train/test/helpers.js';
 
 export const REPO = new URL('../', import.meta.url).pathname;
 
 /** The demo design at test size, as key=value overrides of configs/demo.yaml. */
-export const TINY = [
-  'model.arch={units: [1, 1, 1, 1], widths: [16, 16, 16, 16]}',
-  'model.input_size=16',
-  'model.embedding_dim=16',
-  'model.generator_units=8',
-  'model.discriminator_dim=8',
-  'model.discriminator_repeat=2',
-  'data.batch_size=4',
-  'data.loader_threads=1',
-  'backend=auto',
-  'val_interval=0',
-];
+export const TINY = [...TINY_MODEL, 'data.loader_threads=1', 'backend=auto', 'val_interval=0'];
 
 let cached: string | null = null;
 

@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { StoreServer, initProcessGroup } from '@mtlface/collective';
+import { StoreServer } from '@mtlface/collective';
 import { faceModelFromModules, loadPairsSet, validate, type ValidationReport } from '@mtlface/eval/model';
 import type { WorkerMetrics } from '@mtlface/metrics';
 import { loadConfig, ConfigError } from '@mtlface/train';
 import { runTraining } from '../workers/src/train/run.js';
 import { REPO, TINY, tinySynth, dataOverrides } from './train-helpers.js';
+import { localGroups } from '../packages/train/test/helpers.js';
 
 let data: string;
 let store: StoreServer;
@@ -97,18 +98,7 @@ test('world size 1: validation at iterations 2 and 4 is logged, exported, leaks 
 });
 
 test('world size 2: the sharded validation equals an unsharded one on the same weights; only rank 0 logs', async () => {
-  const runId = `val-test-${process.pid}`;
-  const groups = await Promise.all(
-    [0, 1].map((rank) =>
-      initProcessGroup({
-        rank,
-        worldSize: 2,
-        store: { host: '127.0.0.1', port: store.port, token: 't' },
-        runId,
-        timeoutMs: 60_000,
-      }),
-    ),
-  );
+  const groups = await localGroups(store.port, `val-test-${process.pid}`);
   const c = cfg(['iterations=2']);
   const set = await loadPairsSet(join(data, 'pairs.txt'), { size: c.model.input_size });
   const logs: string[][] = [[], []];

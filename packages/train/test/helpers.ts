@@ -1,21 +1,38 @@
 import { join } from 'node:path';
+import { initProcessGroup, type ProcessGroup } from '@mtlface/collective';
 import type { Batch, FasBatch } from '@mtlface/data';
 import { loadConfig, type TrainConfig } from '../src/config.js';
 
 export const REPO = new URL('../../../', import.meta.url).pathname;
 
-/** The demo design at test size: tiny widths, 32 px (overrides on top of configs/demo.yaml). */
+/** The demo design at test size (tiny widths, 16 px): overrides of configs/demo.yaml, also used by test/. */
+export const TINY_MODEL = [
+  'model.arch={units: [1, 1, 1, 1], widths: [16, 16, 16, 16]}',
+  'model.input_size=16',
+  'model.embedding_dim=16',
+  'model.generator_units=8',
+  'model.discriminator_dim=8',
+  'model.discriminator_repeat=2',
+  'data.batch_size=4',
+];
+
 export function tinyConfig(overrides: string[] = []): TrainConfig {
-  return loadConfig(join(REPO, 'configs/demo.yaml'), [
-    'model.arch={units: [1, 1, 1, 1], widths: [16, 16, 16, 16]}',
-    'model.input_size=16',
-    'model.embedding_dim=16',
-    'model.generator_units=8',
-    'model.discriminator_dim=8',
-    'model.discriminator_repeat=2',
-    'data.batch_size=4',
-    ...overrides,
-  ]);
+  return loadConfig(join(REPO, 'configs/demo.yaml'), [...TINY_MODEL, ...overrides]);
+}
+
+/** `worldSize` process groups of one run, all in this process, on the store at 127.0.0.1:`storePort` (token 't'). */
+export function localGroups(storePort: number, runId: string, worldSize = 2): Promise<ProcessGroup[]> {
+  return Promise.all(
+    Array.from({ length: worldSize }, (_, rank) =>
+      initProcessGroup({
+        rank,
+        worldSize,
+        store: { host: '127.0.0.1', port: storePort, token: 't' },
+        runId,
+        timeoutMs: 60_000,
+      }),
+    ),
+  );
 }
 
 function lcg(seed: number): () => number {

@@ -3,9 +3,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { StoreServer, initProcessGroup, type ProcessGroup } from '@mtlface/collective';
+import { StoreServer, type ProcessGroup } from '@mtlface/collective';
 import { Trainer } from '../src/trainer.js';
-import { tinyConfig, randomBatch, sliceBatch } from './helpers.js';
+import { localGroups, tinyConfig, randomBatch, sliceBatch } from './helpers.js';
 import type { TrainConfig } from '../src/config.js';
 
 const CLASSES = 10;
@@ -21,19 +21,8 @@ after(async () => {
   await store.close();
 });
 
-async function makeGroups(): Promise<ProcessGroup[]> {
-  const runId = `trainer-test-${process.pid}-${runCount++}`;
-  return Promise.all(
-    [0, 1].map((rank) =>
-      initProcessGroup({
-        rank,
-        worldSize: 2,
-        store: { host: '127.0.0.1', port: store.port, token: 't' },
-        runId,
-        timeoutMs: 60_000,
-      }),
-    ),
-  );
+function makeGroups(): Promise<ProcessGroup[]> {
+  return localGroups(store.port, `trainer-test-${process.pid}-${runCount++}`);
 }
 
 function params(t: Trainer): Map<string, Float32Array> {
