@@ -50,24 +50,33 @@ inline void run(const float* a, int64_t sa, const float* b, int64_t sb, float* o
   }
 }
 
-// Outer index space = product of all dims but the last, one innermost run each.
-// Single-threaded on purpose (see Reduce).
-template <int OP>
-void binary(const float* a, const float* b, float* o, int rank, const int64_t* dims, const int64_t* sa,
-            const int64_t* sb) {
-  const int64_t inner = dims[rank - 1];
+// Walks the outer index space (every dim but the last) of two strided views: fn(row, offA, offB)
+// with the element offsets of the row's first element in each (starting from a0 and b0).
+template <typename Fn>
+inline void forEachRow(int rank, const int64_t* dims, const int64_t* sa, const int64_t* sb, int64_t a0, int64_t b0,
+                       Fn fn) {
   int64_t outer = 1;
   for (int d = 0; d < rank - 1; d++) outer *= dims[d];
   for (int64_t r = 0; r < outer; r++) {
-    int64_t rem = r, offA = 0, offB = 0;
+    int64_t rem = r, offA = a0, offB = b0;
     for (int d = rank - 2; d >= 0; d--) {
       const int64_t idx = rem % dims[d];
       rem /= dims[d];
       offA += idx * sa[d];
       offB += idx * sb[d];
     }
-    run<OP>(a + offA, sa[rank - 1], b + offB, sb[rank - 1], o + r * inner, inner);
+    fn(r, offA, offB);
   }
+}
+
+// One innermost run per row. Single-threaded on purpose (see Reduce).
+template <int OP>
+void binary(const float* a, const float* b, float* o, int rank, const int64_t* dims, const int64_t* sa,
+            const int64_t* sb) {
+  const int64_t inner = dims[rank - 1];
+  forEachRow(rank, dims, sa, sb, 0, 0, [&](int64_t r, int64_t offA, int64_t offB) {
+    run<OP>(a + offA, sa[rank - 1], b + offB, sb[rank - 1], o + r * inner, inner);
+  });
 }
 
 using BinaryFn = void (*)(const float*, const float*, float*, int, const int64_t*, const int64_t*, const int64_t*);
@@ -100,22 +109,13 @@ template <int OP>
 void compare(const float* a, const float* b, uint8_t* o, int rank, const int64_t* dims, const int64_t* sa,
              const int64_t* sb) {
   const int64_t inner = dims[rank - 1];
-  int64_t outer = 1;
-  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
   const int64_t ia = sa[rank - 1], ib = sb[rank - 1];
-  for (int64_t r = 0; r < outer; r++) {
-    int64_t rem = r, offA = 0, offB = 0;
-    for (int d = rank - 2; d >= 0; d--) {
-      const int64_t idx = rem % dims[d];
-      rem /= dims[d];
-      offA += idx * sa[d];
-      offB += idx * sb[d];
-    }
+  forEachRow(rank, dims, sa, sb, 0, 0, [&](int64_t r, int64_t offA, int64_t offB) {
     const float* pa = a + offA;
     const float* pb = b + offB;
     uint8_t* po = o + r * inner;
     for (int64_t i = 0; i < inner; i++) po[i] = cmp<OP>(pa[i * ia], pb[i * ib]);
-  }
+  });
 }
 
 using CmpFn = void (*)(const float*, const float*, uint8_t*, int, const int64_t*, const int64_t*, const int64_t*);
@@ -219,22 +219,13 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   }
   if (maxS >= srcLen || maxD >= dstLen || s0 < 0 || d0 < 0) throw Napi::RangeError::New(env, "copy: out of bounds");
   const int64_t inner = dims[rank - 1], is = ss[rank - 1], id = ds[rank - 1];
-  int64_t outer = 1;
-  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
-  for (int64_t r = 0; r < outer; r++) {
-    int64_t rem = r, so = s0, dof = d0;
-    for (int d = rank - 2; d >= 0; d--) {
-      const int64_t idx = rem % dims[d];
-      rem /= dims[d];
-      so += idx * ss[d];
-      dof += idx * ds[d];
-    }
+  forEachRow(rank, dims, ss, ds, s0, d0, [&](int64_t, int64_t so, int64_t dof) {
     if (is == 1 && id == 1) {
       std::memcpy(dst + dof, src + so, static_cast<size_t>(inner) * sizeof(float));
     } else {
       for (int64_t i = 0; i < inner; i++) dst[dof + i * id] = src[so + i * is];
     }
-  }
+  });
   return env.Undefined();
 }
 
