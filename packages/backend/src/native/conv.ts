@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
 import { allocOutput } from './pool.js';
-import { applyActivation, f32, outputOf } from './tensors.js';
+import { applyActivation, f32, fallbackOf, outputOf } from './tensors.js';
 
 type Conv2DInfo = backend_util.Conv2DInfo;
 
@@ -70,11 +70,7 @@ function info4(xShape: number[], filterShape: number[], attrs: Attrs, dilations:
 
 /** Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter over oneDNN; anything it cannot take goes to `fallback`. */
 export function convKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
-  const cpu = (name: string): KernelFunc => {
-    const k = fallback.get(name);
-    if (!k) throw new Error(`native backend: the cpu backend has no ${name} kernel to fall back on`);
-    return k.kernelFunc;
-  };
+  const cpu = (name: string): KernelFunc => fallbackOf(fallback, name);
   const conv2DCpu = cpu('Conv2D');
   const backInputCpu = cpu('Conv2DBackpropInput');
   const backFilterCpu = cpu('Conv2DBackpropFilter');

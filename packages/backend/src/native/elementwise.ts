@@ -4,7 +4,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
 import { allocOutput } from './pool.js';
 import { broadcastGeometry, reductionGeometry } from './shapes.js';
-import { f32, outputOf } from './tensors.js';
+import { f32, fallbackOf, outputOf } from './tensors.js';
 
 /** Binary ops the addon implements (index = the addon's op code). */
 const BINARY_OPS = [
@@ -21,12 +21,6 @@ const BINARY_OPS = [
 const COMPARE_OPS = ['Greater', 'GreaterEqual', 'Less', 'LessEqual', 'Equal', 'NotEqual'] as const;
 /** Reductions the addon implements (index = the addon's op code). */
 const REDUCE_OPS = ['Sum', 'Mean', 'Max', 'Min'] as const;
-
-function fallbackOf(fallback: Map<string, KernelConfig>, name: string): KernelFunc {
-  const k = fallback.get(name);
-  if (!k) throw new Error(`native backend: the cpu backend has no ${name} kernel to fall back on`);
-  return k.kernelFunc;
-}
 
 /** Broadcasting float32 binary ops in C++ (the cpu kernels index every broadcast element in JS). */
 export function binaryKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {

@@ -4,16 +4,12 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
 import { allocOutput } from './pool.js';
 import { copyGeometry, stridesOf } from './shapes.js';
-import { f32, outputOf } from './tensors.js';
+import { f32, fallbackOf, outputOf } from './tensors.js';
 
 // Slice, Transpose, Tile and PadV2 as one strided copy in C++ (the cpu kernels
 // compute a multi-dimensional index per element in JavaScript).
 export function layoutKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
-  const cpu = (name: string): KernelFunc => {
-    const k = fallback.get(name);
-    if (!k) throw new Error(`native backend: the cpu backend has no ${name} kernel to fall back on`);
-    return k.kernelFunc;
-  };
+  const cpu = (name: string): KernelFunc => fallbackOf(fallback, name);
   const sliceCpu = cpu('Slice');
   const transposeCpu = cpu('Transpose');
   const tileCpu = cpu('Tile');

@@ -2,7 +2,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
 import { allocOutput } from './pool.js';
-import { applyActivation, f32, outputOf } from './tensors.js';
+import { applyActivation, f32, fallbackOf, outputOf } from './tensors.js';
 
 const size = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 
@@ -61,10 +61,8 @@ export function nativeMatMul(
 
 /** BatchMatMul and _FusedMatMul (the product natively, bias and activation by the native backend's own kernels). */
 export function matMulKernels(addon: DnnlAddon, fallback: Map<string, KernelConfig>): KernelConfig[] {
-  const cpuBatchMatMul = fallback.get('BatchMatMul')?.kernelFunc;
-  const cpuFused = fallback.get('_FusedMatMul')?.kernelFunc;
-  if (!cpuBatchMatMul || !cpuFused)
-    throw new Error('native backend: the cpu backend lacks its matMul kernels');
+  const cpuBatchMatMul = fallbackOf(fallback, 'BatchMatMul');
+  const cpuFused = fallbackOf(fallback, '_FusedMatMul');
 
   const batchMatMul: KernelFunc = (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };

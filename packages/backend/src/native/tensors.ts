@@ -1,4 +1,10 @@
-import type { KernelBackend, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type {
+  KernelBackend,
+  KernelConfig,
+  KernelFunc,
+  NamedAttrMap,
+  TensorInfo,
+} from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 /**
@@ -52,4 +58,11 @@ export function applyActivation(
     default:
       throw new Error(`native backend: activation ${activation} is not implemented`);
   }
+}
+
+/** The cpu backend's kernel that a native kernel falls back on (inputs it does not take). */
+export function fallbackOf(fallback: Map<string, KernelConfig>, name: string): KernelFunc {
+  const k = fallback.get(name);
+  if (!k) throw new Error(`native backend: the cpu backend has no ${name} kernel to fall back on`);
+  return k.kernelFunc;
 }
