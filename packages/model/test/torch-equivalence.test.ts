@@ -156,19 +156,28 @@ test('age estimation imported from .pth reproduces PyTorch age and group logits'
   est.dispose();
 });
 
-test('generator imported from .pth reproduces PyTorch (router, residual blocks, half-pixel ×2, skips)', () => {
-  const g = new AgingModule({ widths: [16, 32, 48, 64], groups: 7, unitCount: 16, repeat: 2 }).eval();
+/** The reference generator (generator.pth) and the inputs PyTorch ran it on. */
+function referenceGenerator(): AgingModule {
+  const g = new AgingModule({ widths: [16, 32, 48, 64], groups: 7, unitCount: 16, repeat: 2 });
   importTorchState(g, readTorchWeights(join(dir, 'generator.pth')));
+  return g;
+}
+
+function generatorInputs() {
+  return {
+    image: ref('ir.input') as tf.Tensor4D,
+    x2: ref('ir.eval.x2') as tf.Tensor4D,
+    x3: ref('ir.eval.x3') as tf.Tensor4D,
+    x4: ref('ir.eval.x4') as tf.Tensor4D,
+    xId: ref('ir.eval.xId') as tf.Tensor4D,
+    targetGroups: tf.tensor1d([...rawToInt32(io.get('gen.target')!)], 'int32'),
+  };
+}
+
+test('generator imported from .pth reproduces PyTorch (router, residual blocks, half-pixel ×2, skips)', () => {
+  const g = referenceGenerator().eval();
   tf.tidy(() => {
-    const target = tf.tensor1d([...rawToInt32(io.get('gen.target')!)], 'int32');
-    const out = g.forward({
-      image: ref('ir.input') as tf.Tensor4D,
-      x2: ref('ir.eval.x2') as tf.Tensor4D,
-      x3: ref('ir.eval.x3') as tf.Tensor4D,
-      x4: ref('ir.eval.x4') as tf.Tensor4D,
-      xId: ref('ir.eval.xId') as tf.Tensor4D,
-      targetGroups: target,
-    });
+    const out = g.forward(generatorInputs());
     assertClose(out, ref('gen.out'), 'generator output');
   });
   g.dispose();
@@ -186,17 +195,8 @@ function assertGradClose(g: tf.Tensor, torchName: string, what: string): void {
 }
 
 test('generator in training mode matches PyTorch: output and every parameter gradient', () => {
-  const g = new AgingModule({ widths: [16, 32, 48, 64], groups: 7, unitCount: 16, repeat: 2 }).train();
-  importTorchState(g, readTorchWeights(join(dir, 'generator.pth')));
-  const target = tf.tensor1d([...rawToInt32(io.get('gen.target')!)], 'int32');
-  const inputs = {
-    image: ref('ir.input') as tf.Tensor4D,
-    x2: ref('ir.eval.x2') as tf.Tensor4D,
-    x3: ref('ir.eval.x3') as tf.Tensor4D,
-    x4: ref('ir.eval.x4') as tf.Tensor4D,
-    xId: ref('ir.eval.xId') as tf.Tensor4D,
-    targetGroups: target,
-  };
+  const g = referenceGenerator().train();
+  const inputs = generatorInputs();
   const r = ref('gen.train.r');
   const params = g.namedParameters();
   const { value, grads } = tf.variableGrads(
