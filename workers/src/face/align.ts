@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { initBackend } from '@mtlface/backend';
 import { AlignError } from '@mtlface/eval/align';
 import { createAligner } from './face-model.js';
+import { reportErrors } from './cli.js';
 
 interface AlignCliOptions {
   out: string;
@@ -34,14 +35,7 @@ export function register(program: Command): void {
     .option('--largest', 'with several faces, align the largest instead of failing')
     .option('--json', 'one JSON object per image')
     .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
-    .action(async (images: string[], o: AlignCliOptions) => {
-      try {
-        await run(images, o);
-      } catch (e) {
-        console.error(`mtl-face align: ${(e as Error).message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(reportErrors('align', run));
 }
 
 async function run(images: string[], o: AlignCliOptions): Promise<void> {

@@ -5,6 +5,7 @@ import { Backbone, inferBackboneOptions, readSafetensors, rawToTensor, type RawT
 import { initBackend } from '@mtlface/backend';
 import { findLatestCheckpoint } from '@mtlface/train';
 import { loadFace } from './images.js';
+import { reportErrors } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
 export function readBackboneTensors(checkpoint: string): Map<string, RawTensor> {
@@ -79,14 +80,15 @@ export function register(program: Command): void {
     .option('--batch <n>', 'images per forward', '16')
     .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
     .action(
-      async (
-        images: string[],
-        o: { checkpoint: string; flip: boolean; json?: boolean; batch: string; backend: string },
-      ) => {
-        const batch = Number(o.batch);
-        if (!Number.isInteger(batch) || batch < 1)
-          throw new Error(`--batch must be a positive integer, got "${o.batch}"`);
-        try {
+      reportErrors(
+        'embed',
+        async (
+          images: string[],
+          o: { checkpoint: string; flip: boolean; json?: boolean; batch: string; backend: string },
+        ) => {
+          const batch = Number(o.batch);
+          if (!Number.isInteger(batch) || batch < 1)
+            throw new Error(`--batch must be a positive integer, got "${o.batch}"`);
           await initBackend({ backend: o.backend as 'auto', log: (l) => console.error(l) });
           const backbone = loadBackbone(o.checkpoint);
           try {
@@ -102,10 +104,7 @@ export function register(program: Command): void {
           } finally {
             backbone.dispose();
           }
-        } catch (e) {
-          console.error(`mtl-face embed: ${(e as Error).message}`);
-          process.exitCode = 1;
-        }
-      },
+        },
+      ),
     );
 }

@@ -22,6 +22,7 @@ import {
   type PairsReport,
 } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces, type Aligner, type LoadedFaceModel } from './face-model.js';
+import { reportErrors } from './cli.js';
 
 interface EvalOptions {
   checkpoint: string;
@@ -84,14 +85,7 @@ export function register(program: Command): void {
     .option('--batch <n>', 'images per forward', '32')
     .option('--json', 'one JSON object per evaluation')
     .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
-    .action(async (o: EvalOptions) => {
-      try {
-        await run(o);
-      } catch (e) {
-        console.error(`mtl-face eval: ${(e as Error).message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(reportErrors('eval', run));
 }
 
 function readList(file: string): { entries: AnnotationEntry[]; paths: string[] } {

@@ -22,6 +22,7 @@ import {
 } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
 import { writeFileSync, renameSync } from 'node:fs';
+import { reportErrors } from './cli.js';
 
 interface ImportOptions {
   /** A preset, or 'auto' to read units/widths/SE/input size from the backbone tensors. */
@@ -119,14 +120,7 @@ export function register(program: Command): void {
       `for a bare state dict the names do not identify: ${NETWORK_NAMES.join(', ')}`,
     )
     .option('--backend <name>', 'tfjs backend', 'cpu')
-    .action(async (files: string[], o: ImportOptions & { backend: string }) => {
-      try {
-        await run(files, o);
-      } catch (e) {
-        console.error(`mtl-face import-torch: ${(e as Error).message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(reportErrors('import-torch', run));
 }
 
 async function run(files: string[], o: ImportOptions & { backend: string }): Promise<void> {

@@ -5,6 +5,7 @@ import { initBackend } from '@mtlface/backend';
 import { cosineSimilarity, row } from '@mtlface/eval';
 import { embedImages, evaluatePairs, loadPairsSet } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces } from './face-model.js';
+import { reportErrors } from './cli.js';
 
 interface VerifyOptions {
   checkpoint: string;
@@ -29,14 +30,7 @@ export function register(program: Command): void {
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--json', 'print one JSON object')
     .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
-    .action(async (a: string, b: string, o: VerifyOptions) => {
-      try {
-        await run(a, b, o);
-      } catch (e) {
-        console.error(`mtl-face verify: ${(e as Error).message}`);
-        process.exitCode = 1;
-      }
-    });
+    .action(reportErrors('verify', run));
 }
 
 async function run(a: string, b: string, o: VerifyOptions): Promise<void> {

@@ -1,0 +1,17 @@
+// What every `mtl-face` command shares: a failure prints one line naming the command and sets
+// the exit code, instead of a stack trace.
+
+/** Wraps a command's action so that any error becomes `mtl-face <name>: <message>` and exit code 1. */
+export function reportErrors<A extends unknown[]>(
+  name: string,
+  action: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (e) {
+      console.error(`mtl-face ${name}: ${(e as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+}
