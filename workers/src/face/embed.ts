@@ -1,10 +1,11 @@
 // `mtl-face embed`: the identity embedding of aligned faces, eval mode, optionally summed with the mirror's.
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
-import { Backbone, inferBackboneOptions, readSafetensors, rawToTensor, type RawTensor } from '@mtlface/model';
+import { Backbone, inferBackboneOptions, readSafetensors, type RawTensor } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
 import { findLatestCheckpoint } from '@mtlface/train';
 import { loadFace } from './images.js';
+import { loadModule } from './face-model.js';
 import { reportErrors } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
@@ -30,16 +31,7 @@ export function loadBackbone(checkpoint: string): Backbone {
     ...inferBackboneOptions(new Map([...tensors].map(([n, t]) => [n, t.shape]))),
     init: 'zeros',
   });
-  const state = new Map([...tensors].map(([n, t]) => [n, rawToTensor(t, n)]));
-  try {
-    backbone.loadStateDict(state);
-  } catch (e) {
-    backbone.dispose();
-    throw new Error(`${checkpoint}: ${(e as Error).message}`);
-  } finally {
-    tf.dispose([...state.values()]);
-  }
-  return backbone.eval();
+  return loadModule(backbone, tensors, checkpoint).eval();
 }
 
 /** Embeddings [N, D] of the images, in batches; with `flip`, embedding(x) + embedding(mirror(x)). */

@@ -24,7 +24,8 @@ export interface LoadedFaceModel extends FaceModel {
   dispose(): void;
 }
 
-function load<M extends Module>(module: M, tensors: Map<string, RawTensor>, what: string): M {
+/** Loads `tensors` into `module` (disposing it on failure, the error prefixed with `what`). */
+export function loadModule<M extends Module>(module: M, tensors: Map<string, RawTensor>, what: string): M {
   const state = new Map([...tensors].map(([n, t]) => [n, rawToTensor(t, n)]));
   try {
     module.loadStateDict(state);
@@ -64,7 +65,7 @@ export function loadFaceModel(checkpoint: string): LoadedFaceModel {
   const bt = nets.get('backbone');
   if (!bt) throw new Error(`${path}: no backbone tensors`);
   const shapes = (m: Map<string, RawTensor>) => new Map([...m].map(([n, t]) => [n, t.shape]));
-  const backbone = load(
+  const backbone = loadModule(
     new Backbone({ ...inferBackboneOptions(shapes(bt)), init: 'zeros' }),
     bt,
     `${path} (backbone)`,
@@ -73,7 +74,11 @@ export function loadFaceModel(checkpoint: string): LoadedFaceModel {
   try {
     const et = nets.get('estimation');
     const estimation = et
-      ? load(new AgeEstimation(inferAgeEstimationOptions(shapes(et))), et, `${path} (estimation)`).eval()
+      ? loadModule(
+          new AgeEstimation(inferAgeEstimationOptions(shapes(et))),
+          et,
+          `${path} (estimation)`,
+        ).eval()
       : undefined;
     if (estimation) owned.push(estimation);
     const gt = nets.get('generator');
@@ -86,7 +91,7 @@ export function loadFaceModel(checkpoint: string): LoadedFaceModel {
       let repeat = 0;
       while (gt.has(`transform.${repeat}.conv1.weight`) || gt.has(`transform.${repeat}.conv1.0.weight`))
         repeat++;
-      generator = load(
+      generator = loadModule(
         new AgingModule({
           groups,
           widths: backbone.config.widths,
