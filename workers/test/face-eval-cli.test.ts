@@ -144,19 +144,22 @@ test('eval --pairs --identification --fas: the 10-fold result, leave-one-out ran
 });
 
 test('age writes a grid with one row per face and the input plus 7 groups across', async () => {
+  // Two faces aged into 48-px cells, written to `out`.
+  const age = (out: string, ...extra: string[]) =>
+    mtlFace(
+      'age',
+      join(dir, 'images/0-0.png'),
+      join(dir, 'images/1-2.png'),
+      '--checkpoint',
+      join(dir, 'ckpt.safetensors'),
+      '--out',
+      out,
+      '--cell',
+      '48',
+      ...extra,
+    );
   const png = join(dir, 'grid.png');
-  const out = mtlFace(
-    'age',
-    join(dir, 'images/0-0.png'),
-    join(dir, 'images/1-2.png'),
-    '--checkpoint',
-    join(dir, 'ckpt.safetensors'),
-    '--out',
-    png,
-    '--cell',
-    '48',
-    '--no-labels',
-  );
+  const out = age(png, '--no-labels');
   assert.match(out, /2 rows; columns: input, 0-10, 11-20, 21-30, 31-40, 41-50, 51-60, 61\+/);
   const meta = await sharp(png).metadata();
   assert.equal(meta.width, 8 * 48);
@@ -164,19 +167,7 @@ test('age writes a grid with one row per face and the input plus 7 groups across
 
   // default: a white label row on top (group names), the sources' ages on their cells; same face pixels below
   const labelled = join(dir, 'grid-labelled.png');
-  mtlFace(
-    'age',
-    join(dir, 'images/0-0.png'),
-    join(dir, 'images/1-2.png'),
-    '--checkpoint',
-    join(dir, 'ckpt.safetensors'),
-    '--out',
-    labelled,
-    '--cell',
-    '48',
-    '--ages',
-    '7,61',
-  );
+  age(labelled, '--ages', '7,61');
   const head = headerHeight(48);
   const img = await sharp(labelled).raw().toBuffer({ resolveWithObject: true });
   assert.equal(img.info.width, 8 * 48);
