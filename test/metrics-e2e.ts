@@ -3,22 +3,14 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
+import { freePort } from './support/launch.js';
 
 export const PROMETHEUS = '/usr/bin/prometheus';
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Polls `fn` (errors count as "not yet") until it returns a truthy value; throws naming `what`. */
 export async function until<T>(
