@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import { CONTROL_MARK, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
 import { FrameReader, framePrefix } from './frameReader.js';
 import {
   SHM_CREDIT_MARK,
@@ -15,7 +15,6 @@ import {
   type ShmOffer,
   type ShmOptions,
 } from './shm.js';
-import { CONTROL_MARK } from './base.js';
 import { chooseEndpoint } from './zmqTransport.js';
 
 /** First byte of the hello frame a connecting rank sends: its secret id follows. */
