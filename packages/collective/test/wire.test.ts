@@ -326,6 +326,23 @@ test('the SIMD and JavaScript codecs give the same bytes through the codec inter
       new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
       what,
     );
+  // f32: the reductions (encode and decode are views and copies, the same code).
+  assert.notEqual(CODECS.f32, JS_CODECS.f32);
+  const bx = new Uint8Array(x.buffer.slice(0));
+  for (const op of ['sum', 'max'] as const) {
+    const a1 = y.slice();
+    const a2 = y.slice();
+    CODECS.f32.reduceInto(bx, a1, op);
+    JS_CODECS.f32.reduceInto(bx, a2, op);
+    eq(a1, a2, `f32 reduceInto ${op}`);
+    for (const divisor of [1, 2, 3]) {
+      const f1 = y.slice();
+      const f2 = y.slice();
+      CODECS.f32.reduceFinal(bx, f1, op, divisor, null);
+      JS_CODECS.f32.reduceFinal(bx, f2, op, divisor, null);
+      eq(f1, f2, `f32 reduceFinal ${op}/${divisor}`);
+    }
+  }
   for (const wire of ['f16', 'bf16'] as const) {
     const simd = CODECS[wire];
     const js = JS_CODECS[wire];

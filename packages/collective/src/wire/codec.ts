@@ -135,7 +135,6 @@ function checkLength(bytes: Uint8Array, dst: Float32Array, bpe: number): void {
 const f32Codec = {
   wire: 'f32',
   bytesPerElement: 4,
-  inputArea: (bytes: number) => simd?.inputArea('f32', bytes) ?? null,
   encode: (src: Float32Array) => bytesOf(src),
   encodeRound: (src: Float32Array) => bytesOf(src),
   decodeInto(bytes: Uint8Array, dst: Float32Array) {
@@ -144,8 +143,7 @@ const f32Codec = {
   },
   reduceInto(bytes: Uint8Array, dst: Float32Array, op: ElementwiseOp) {
     checkLength(bytes, dst, 4);
-    if (simd) simd.reduceF32(dst, f32View(bytes), op === 'max', 1);
-    else reduceF32(dst, f32View(bytes), op);
+    reduceF32(dst, f32View(bytes), op);
   },
   reduceFinal(
     bytes: Uint8Array,
@@ -155,8 +153,7 @@ const f32Codec = {
     take: ((n: number) => Uint8Array) | null,
   ) {
     checkLength(bytes, dst, 4);
-    if (simd) simd.reduceF32(dst, f32View(bytes), op === 'max', divisor);
-    else reduceFinalF32(dst, f32View(bytes), op, divisor);
+    reduceFinalF32(dst, f32View(bytes), op, divisor);
     return take ? bytesOf(dst) : null;
   },
 } satisfies WireCodec;
@@ -228,6 +225,23 @@ const bf16Codec: WireCodec = {
   reduceFinal: (...args) => composedFinal(bf16Codec)(...args),
 };
 
+/** The f32 wire with its reductions on the WebAssembly SIMD kernels (same bits as f32Codec). */
+function simdF32Codec(k: SimdKernels): WireCodec {
+  return {
+    ...f32Codec,
+    inputArea: (bytes) => k.inputArea('f32', bytes),
+    reduceInto(bytes, dst, op) {
+      checkLength(bytes, dst, 4);
+      k.reduceF32(dst, f32View(bytes), op === 'max', 1);
+    },
+    reduceFinal(bytes, dst, op, divisor, take) {
+      checkLength(bytes, dst, 4);
+      k.reduceF32(dst, f32View(bytes), op === 'max', divisor);
+      return take ? bytesOf(dst) : null;
+    },
+  };
+}
+
 /** The 16-bit wires on the WebAssembly SIMD kernels (same bits as the codecs above). */
 function simdHalfCodec(half: Half, k: SimdKernels): WireCodec {
   return {
@@ -271,7 +285,7 @@ function simdHalfCodec(half: Half, k: SimdKernels): WireCodec {
 export const JS_CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
 
 export const CODECS: Readonly<Record<Wire, WireCodec>> = {
-  f32: f32Codec,
+  f32: simd ? simdF32Codec(simd) : f32Codec,
   f16: simd ? simdHalfCodec('f16', simd) : f16Codec,
   bf16: simd ? simdHalfCodec('bf16', simd) : bf16Codec,
 };
