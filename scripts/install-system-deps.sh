@@ -5,7 +5,7 @@
 #   docker-compose                `docker-compose config` validates the Compose files
 #   iproute2                      network namespaces for the two-host tests
 #   python3-torch(+vision)        PyTorch reference rows in benchmarks and real torch.save checkpoints in tests
-#   g++, make, python3            node-gyp
+#   g++, make, python3            node-gyp (the oneDNN addon and the collective's native kernels)
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
   echo "install-system-deps.sh: run as root (sudo) to apt-get install the system packages" >&2

@@ -79,8 +79,15 @@ for (const n of [1, 2, 3, 4, 5]) {
       {},
       { smallBytes: 0, segmentBytes: 256 },
       { engine: 'zmq' as const, smallBytes: 4096, segmentBytes: 1024 },
-      // Shared memory with 2 slots per pair: most segments wait for a credit.
+      // Shared memory with 2 slots per pair: most segments wait for a credit. Mapped rings
+      // (native addon; payloads reduced straight out of the slot) and pread/pwrite ones.
       { transport: 'shm' as const, smallBytes: 64, segmentBytes: 512, shm: { slots: 2, minBytes: 1 } },
+      {
+        transport: 'shm' as const,
+        smallBytes: 64,
+        segmentBytes: 512,
+        shm: { slots: 2, minBytes: 1, mmap: false },
+      },
     ];
     for (const tuning of variants) {
       await withGroups(
@@ -263,6 +270,7 @@ test('a buffer reused right after allReduce resolves never corrupts a peer (the 
     { segmentBytes: 1 << 20, transport: 'ipc' as const },
     // Shared memory with 2 slots per pair: sends wait for credits by reference.
     { segmentBytes: 1 << 18, transport: 'shm' as const, shm: { slots: 2 } },
+    { segmentBytes: 1 << 18, transport: 'shm' as const, shm: { slots: 2, mmap: false } },
   ];
   for (const [wire, tuning] of (['f32', 'f16'] as const).flatMap((w) =>
     transports.map((t) => [w, t] as const),
@@ -283,7 +291,7 @@ test('a buffer reused right after allReduce resolves never corrupts a peer (the 
               for (let i = 0; i < len; i += 997)
                 if (b[i] !== want)
                   assert.fail(
-                    `${wire} ${tuning.transport} iter ${iter} rank ${r}[${i}] = ${b[i]}, want ${want}`,
+                    `${wire} ${JSON.stringify(tuning)} iter ${iter} rank ${r}[${i}] = ${b[i]}, want ${want}`,
                   );
               assert.equal(b[len - 1], want);
               b.fill(-12345);

@@ -16,11 +16,19 @@ export interface RingSpec {
   scratch: (bytes: number) => Uint8Array;
 }
 
-/** The payload's bytes: in place for a socket message, read into `scratch` for a shared-memory one. */
+/**
+ * The payload's bytes, to be consumed before the next await: in place for a socket message or a
+ * mapped shared-memory slot, else read into `scratch`.
+ */
 function payloadOf(m: Message, scratch: (bytes: number) => Uint8Array): Uint8Array {
   if (!m.readInto) return m.payload;
-  const b = scratch(m.byteLength ?? 0);
-  m.readInto(b);
+  return m.view?.() ?? readOut(m, scratch);
+}
+
+/** A shared-memory payload copied into memory of our own. */
+function readOut(m: Message, take: (bytes: number) => Uint8Array): Uint8Array {
+  const b = take(m.byteLength ?? 0);
+  m.readInto!(b);
   return b;
 }
 
@@ -106,7 +114,8 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
           payload = bytesOf(dst);
           m.readInto(payload);
         } else {
-          payload = m.readInto ? payloadOf(m, forward ? take : scratch) : m.payload;
+          // A forwarded payload is sent by reference: never the slot itself, which goes back to its sender.
+          payload = !m.readInto ? m.payload : forward ? readOut(m, take) : payloadOf(m, scratch);
           codec.decodeInto(payload, dst);
         }
         // Forward the bytes we received (never re-encode): every rank ends bit-identical.

@@ -132,6 +132,7 @@ function shmOptions(
     slotBytes,
     slots: o?.slots ?? Math.max(2, Math.min(64, Math.floor(SHM_PAIR_BYTES / slotBytes))),
     minBytes: o?.minBytes ?? Math.min(smallBytes + 1, slotBytes),
+    ...(o?.mmap !== undefined ? { mmap: o.mmap } : {}),
   };
 }
 

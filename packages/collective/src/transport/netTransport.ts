@@ -359,9 +359,14 @@ export class NetTransport extends PeerTransport {
       this.shmIn.get(from)?.close();
       this.shmIn.set(
         from,
-        ShmReceiver.open(offer, dir, (f) => {
-          if (sock) this.writeFrame(sock, f);
-        }),
+        ShmReceiver.open(
+          offer,
+          dir,
+          (f) => {
+            if (sock) this.writeFrame(sock, f);
+          },
+          this.opts.shm!,
+        ),
       );
       ok = true;
     } catch (err) {

@@ -1,16 +1,35 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
+import { nativeAddon, type CollectiveAddon } from '../native/addon.js';
 import type { Message } from './types.js';
 
 /**
  * Shared-memory channel for same-host peers: one file on tmpfs per directed
  * pair, a ring of `slots` × `slotBytes`. The sender copies a payload into the
- * next free slot with one `writeSync` and sends a 9-byte descriptor over the
- * pair's socket (which keeps ordering, control frames and failure detection);
- * the receiver reads the slot (straight into its destination when it can) and
- * returns a credit. Compared with a unix socket this saves the kernel's
- * second copy, the frame assembly copy and fresh pages on every receive.
+ * next free slot and sends a 9-byte descriptor over the pair's socket (which
+ * keeps ordering, control frames and failure detection); the receiver uses the
+ * slot and returns a credit. Compared with a unix socket this saves the
+ * kernel's second copy, the frame assembly copy and fresh pages on every receive.
+ *
+ * With the native addon both ends mmap the file: the sender's copy is a memcpy
+ * into the shared pages, and the receiver reduces straight out of the slot
+ * ({@link Message.view}) or copies it into place, with no system call per
+ * payload. Without it the sender uses one `pwrite` and the receiver one
+ * `pread` (straight into its destination when it can). The sender reserves
+ * the whole ring at its first payload (posix_fallocate when mapping), so a
+ * full tmpfs shows up there as an error and the pair falls back to its socket.
  *
  * Lifetime: the sender creates the file (mode 0600, random name) and names it
  * in its hello; the receiver opens it and unlinks it at once, so after the
@@ -33,6 +52,13 @@ export interface ShmOptions {
   slotBytes: number;
   /** Payloads smaller than this travel on the socket (latency). */
   minBytes: number;
+  /** Map the rings into memory (needs the native addon; default: whenever it loaded). */
+  mmap?: boolean;
+}
+
+/** The addon when this ring should be mapped, else null (pwrite/pread). */
+function mapper(opts: { mmap?: boolean }): CollectiveAddon | null {
+  return opts.mmap === false ? null : nativeAddon();
 }
 
 /** What the sender announces in its hello. */
@@ -67,6 +93,10 @@ interface Pending {
 export class ShmSender {
   readonly path: string;
   private fd: number | null;
+  /** The mapped ring (native addon), once reserved. */
+  private mem: Uint8Array | null = null;
+  /** The file has its full size (set at the first payload). */
+  private reserved = false;
   private ready = false;
   private disabled = false;
   /** The receiver answered the offer. */
@@ -127,6 +157,7 @@ export class ShmSender {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.mem = null; // unmapped when collected
     this.disabled = true;
     this.queue.length = 0;
     this.qHead = 0;
@@ -142,10 +173,14 @@ export class ShmSender {
     }
     if (this.free === 0) return false;
     const slot = this.next;
+    const pos = slot * this.opts.slotBytes;
     try {
-      let off = 0;
-      const pos = slot * this.opts.slotBytes;
-      while (off < n) off += writeSync(this.fd!, payload!, off, n - off, pos + off);
+      if (!this.reserved) this.reserve();
+      if (this.mem) this.mem.set(payload!, pos);
+      else {
+        let off = 0;
+        while (off < n) off += writeSync(this.fd!, payload!, off, n - off, pos + off);
+      }
     } catch (err) {
       // ENOSPC (a full /dev/shm: Docker's default is 64 MiB) or similar: stay on the socket.
       this.disable(`cannot write it (${(err as Error).message})`);
@@ -161,6 +196,18 @@ export class ShmSender {
     d.set(header, 9);
     this.frame(d);
     return true;
+  }
+
+  /**
+   * Gives the file its full size before the first descriptor (so the receiver can map it) and,
+   * with the addon, reserves its pages and maps it. Rings that never carry a payload stay empty.
+   */
+  private reserve(): void {
+    const bytes = this.opts.slots * this.opts.slotBytes;
+    const addon = mapper(this.opts);
+    if (addon) this.mem = new Uint8Array(addon.map(this.fd!, bytes, true));
+    else ftruncateSync(this.fd!, bytes);
+    this.reserved = true;
   }
 
   private flush(): void {
@@ -179,6 +226,7 @@ export class ShmSender {
     this.log(`shared memory ${this.path}: ${why}; using the socket for this peer`);
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.mem = null;
     rmSync(this.path, { force: true });
   }
 }
@@ -191,18 +239,27 @@ export class ShmReceiver {
   private fd: number | null;
   private pendingCredits = 0;
   private creditScheduled = false;
+  /** The mapped ring (native addon), mapped at the first descriptor; null: pread. */
+  private mem: Uint8Array | null = null;
+  private mapTried = false;
 
   private constructor(
     fd: number,
     private readonly slots: number,
     private readonly slotBytes: number,
     private readonly sendCredit: (frame: Buffer) => void,
+    private readonly addon: CollectiveAddon | null,
   ) {
     this.fd = fd;
   }
 
   /** Opens the offered file; throws with the reason when it cannot (the caller refuses the offer). */
-  static open(offer: ShmOffer, dir: string, sendCredit: (frame: Buffer) => void): ShmReceiver {
+  static open(
+    offer: ShmOffer,
+    dir: string,
+    sendCredit: (frame: Buffer) => void,
+    opts: { mmap?: boolean } = {},
+  ): ShmReceiver {
     const { path, slots, slotBytes } = offer;
     if (typeof path !== 'string' || !NAME_RE.test(basename(path)))
       throw new Error(`refusing shared-memory file ${JSON.stringify(path)} (not a ring file name)`);
@@ -216,7 +273,17 @@ export class ShmReceiver {
     } catch {
       // The sender already removed it (it gave up on us); the open fd still works.
     }
-    return new ShmReceiver(fd, slots, slotBytes, sendCredit);
+    return new ShmReceiver(fd, slots, slotBytes, sendCredit, mapper(opts));
+  }
+
+  /** The mapped ring, mapping it on first use (the sender sized the file before its first descriptor). */
+  private mapped(): Uint8Array | null {
+    if (this.mapTried || !this.addon || this.fd === null) return this.mem;
+    this.mapTried = true;
+    const bytes = this.slots * this.slotBytes;
+    // A file shorter than its geometry would fault on access: pread then (it reports the shortfall).
+    if (fstatSync(this.fd).size >= bytes) this.mem = new Uint8Array(this.addon.map(this.fd, bytes, false));
+    return this.mem;
   }
 
   /** A received descriptor frame → a message whose payload is read from the slot on first use. */
@@ -231,13 +298,34 @@ export class ShmReceiver {
 
   read(dst: Uint8Array, pos: number): void {
     if (this.fd === null) throw new Error('shared-memory channel is closed');
-    let off = 0;
     const n = dst.byteLength;
-    while (off < n) {
-      const k = readSync(this.fd, dst, off, n - off, pos + off);
-      if (k === 0) throw new Error('shared-memory file is shorter than the descriptor says');
-      off += k;
+    const mem = this.mapped();
+    if (mem) dst.set(mem.subarray(pos, pos + n));
+    else {
+      let off = 0;
+      while (off < n) {
+        const k = readSync(this.fd, dst, off, n - off, pos + off);
+        if (k === 0) throw new Error('shared-memory file is shorter than the descriptor says');
+        off += k;
+      }
     }
+    this.consumed();
+  }
+
+  /**
+   * The slot itself (mapped rings only, else null): valid until the current synchronous run of
+   * code ends, when the slot's credit goes back to the sender.
+   */
+  view(pos: number, n: number): Uint8Array | null {
+    if (this.fd === null) throw new Error('shared-memory channel is closed');
+    const mem = this.mapped();
+    if (!mem) return null;
+    this.consumed();
+    return mem.subarray(pos, pos + n);
+  }
+
+  /** One slot used up: its credit goes back with the others of this synchronous run. */
+  private consumed(): void {
     this.pendingCredits++;
     if (!this.creditScheduled) {
       // Batch the credits of one synchronous run of reads into one frame.
@@ -256,6 +344,7 @@ export class ShmReceiver {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.mem = null;
   }
 }
 
@@ -287,5 +376,12 @@ class ShmMessage implements Message {
       throw new Error(`payload of ${this.byteLength} bytes read into ${dst.byteLength} bytes`);
     this.consumed = true;
     this.rx.read(dst, this.pos);
+  }
+
+  view(): Uint8Array | null {
+    if (this.consumed) throw new Error('shared-memory payload read twice');
+    const v = this.rx.view(this.pos, this.byteLength);
+    if (v) this.consumed = true;
+    return v;
   }
 }

@@ -9,6 +9,12 @@ export interface Message {
    * is read once: either this or `payload`.
    */
   readInto?(dst: Uint8Array): void;
+  /**
+   * The payload where it lies (a mapped shared-memory slot), or null when it cannot be had
+   * without a copy (then use readInto/payload). Valid only until the current synchronous run of
+   * code ends: reduce from it at once, never send it or keep it. Consumes the payload.
+   */
+  view?(): Uint8Array | null;
   readonly byteLength?: number;
 }
 

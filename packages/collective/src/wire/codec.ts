@@ -8,14 +8,18 @@ import {
   encodeF16RoundTrip,
   F16_TO_F32,
 } from './half.js';
-import { simdKernels, type Half, type SimdKernels } from './simd.js';
+import { nativeKernels, type ElementKernels, type Half } from './kernels.js';
+import { simdKernels } from './simd.js';
 import { bytesOf, f32View, u16View } from './views.js';
 
-/** WebAssembly SIMD kernels (bit-identical to the JavaScript loops below), or null: JavaScript. */
-const simd = simdKernels();
+/**
+ * The element kernels in use, bit-identical to the JavaScript loops below: the native addon
+ * (AVX2 + F16C) where it was built, else WebAssembly SIMD, else (null) the JavaScript loops.
+ */
+const simd: ElementKernels | null = nativeKernels() ?? simdKernels();
 
-/** Which element kernels run: 'wasm-simd' or 'js'. */
-export const KERNELS: 'wasm-simd' | 'js' = simd ? 'wasm-simd' : 'js';
+/** Which element kernels run: 'native', 'wasm-simd' or 'js'. */
+export const KERNELS: 'native' | 'wasm-simd' | 'js' = simd ? simd.name : 'js';
 
 export type Wire = 'f32' | 'f16' | 'bf16';
 export type ElementwiseOp = 'sum' | 'max';
@@ -226,7 +230,7 @@ const bf16Codec: WireCodec = {
 };
 
 /** The f32 wire with its reductions on the WebAssembly SIMD kernels (same bits as f32Codec). */
-function simdF32Codec(k: SimdKernels): WireCodec {
+function simdF32Codec(k: ElementKernels): WireCodec {
   return {
     ...f32Codec,
     inputArea: (bytes) => k.inputArea('f32', bytes),
@@ -243,7 +247,7 @@ function simdF32Codec(k: SimdKernels): WireCodec {
 }
 
 /** The 16-bit wires on the WebAssembly SIMD kernels (same bits as the codecs above). */
-function simdHalfCodec(half: Half, k: SimdKernels): WireCodec {
+function simdHalfCodec(half: Half, k: ElementKernels): WireCodec {
   return {
     wire: half,
     bytesPerElement: 2,
