@@ -73,7 +73,18 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     return buf.subarray(s, Math.min(s + segLen, end));
   };
 
-  for (let j = 0; j < segs; j++) ctx.send(right, codec.encode(segment(mod(r - 1, n), j), take));
+  // What a 16-bit wire encodes is written straight into the right neighbour's shared-memory slot
+  // when one is free (the codec's `take` hands it that slot), else into the send pool.
+  const encoded = codec.bytesPerElement !== 4;
+  const sendMade = (elements: number, make: (take: (bytes: number) => Uint8Array) => Uint8Array) => {
+    if (!encoded) ctx.send(right, make(take));
+    else ctx.sendFill(right, elements * codec.bytesPerElement, (slot) => make(() => slot), take);
+  };
+
+  for (let j = 0; j < segs; j++) {
+    const seg = segment(mod(r - 1, n), j);
+    sendMade(seg.length, (t) => codec.encode(seg, t));
+  }
   for (let k = 0; k < n - 1; k++) {
     const c = mod(r - 2 - k, n);
     const last = k === n - 2;
@@ -82,22 +93,18 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
       const dst = segment(c, j);
       if (!last && spec.allGather && codec.reduceEncode) {
         // dst's partial sum is only forwarded: the all-gather overwrites this chunk.
-        ctx.send(right, codec.reduceEncode(payload, dst, elemOp, take));
+        const reduceEncode = codec.reduceEncode;
+        sendMade(dst.length, (t) => reduceEncode(payload, dst, elemOp, t));
         continue;
       }
       if (!last) {
         codec.reduceInto(payload, dst, elemOp);
-        ctx.send(right, codec.encode(dst, take));
+        sendMade(dst.length, (t) => codec.encode(dst, t));
         continue;
       }
-      const out = codec.reduceFinal(
-        payload,
-        dst,
-        elemOp,
-        spec.op === 'mean' ? n : 1,
-        spec.allGather ? take : null,
-      );
-      if (out) ctx.send(right, out);
+      const divisor = spec.op === 'mean' ? n : 1;
+      if (spec.allGather) sendMade(dst.length, (t) => codec.reduceFinal(payload, dst, elemOp, divisor, t)!);
+      else codec.reduceFinal(payload, dst, elemOp, divisor, null);
     }
   }
   if (spec.allGather) {

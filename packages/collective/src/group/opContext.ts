@@ -34,6 +34,23 @@ export class OpContext {
     this.transport.send(peer, writeHeader(this.desc, Kind.Data, this.sent[peer]!++), payload);
   }
 
+  /**
+   * Sends `bytes` bytes that `fill` writes: in place in a shared-memory slot where the transport
+   * has one free, else in memory from `take` (which must stay untouched until received, as for send).
+   */
+  sendFill(
+    peer: number,
+    bytes: number,
+    fill: (dst: Uint8Array) => void,
+    take: (bytes: number) => Uint8Array,
+  ): void {
+    const header = writeHeader(this.desc, Kind.Data, this.sent[peer]!++);
+    if (this.transport.sendFill) return this.transport.sendFill(peer, header, bytes, fill, take);
+    const b = take(bytes);
+    fill(b);
+    this.transport.send(peer, header, b);
+  }
+
   /** Next data payload from `peer`; throws a CollectiveError on timeout, failure or any header mismatch. */
   async recv(peer: number): Promise<Buffer> {
     return (await this.recvMessage(peer)).payload;

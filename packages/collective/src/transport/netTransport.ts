@@ -208,6 +208,19 @@ export class NetTransport extends PeerTransport {
     return Promise.resolve();
   }
 
+  sendFill(
+    peer: number,
+    header: Uint8Array,
+    bytes: number,
+    fill: (dst: Uint8Array) => void,
+    take: (bytes: number) => Uint8Array,
+  ): void {
+    if (this.shmOut[peer]?.sendFill(header, bytes, fill)) return;
+    const b = take(bytes);
+    fill(b);
+    this.send(peer, header, b);
+  }
+
   /**
    * Resolves once every same-host peer answered this rank's shared-memory offer (until then
    * data travels on the socket), a connection broke, or `timeoutMs` passed. Never rejects.

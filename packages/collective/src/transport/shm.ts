@@ -154,6 +154,29 @@ export class ShmSender {
     if (!this.trySend(header, payload)) this.queue.push({ header, payload });
   }
 
+  /**
+   * Lets `fill` write a payload of `bytes` straight into the next slot of a mapped ring and sends
+   * its descriptor. false (nothing done): no slot free now, sends queued before it, not mapped, or
+   * a size the ring does not carry; the caller then sends from memory of its own.
+   */
+  sendFill(header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean {
+    if (!this.active || this.qHead < this.queue.length || this.free === 0) return false;
+    if (bytes === 0 || bytes < this.opts.minBytes || bytes > this.opts.slotBytes) return false;
+    if (!this.reserved) {
+      try {
+        this.reserve();
+      } catch (err) {
+        this.disable(`cannot write it (${(err as Error).message})`);
+        return false;
+      }
+    }
+    if (!this.mem) return false;
+    const pos = this.next * this.opts.slotBytes;
+    fill(this.mem.subarray(pos, pos + bytes));
+    this.commit(header, bytes);
+    return true;
+  }
+
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
@@ -187,6 +210,13 @@ export class ShmSender {
       this.frame(header, payload);
       return true;
     }
+    this.commit(header, n);
+    return true;
+  }
+
+  /** The next slot holds `n` payload bytes: take it and send its descriptor. */
+  private commit(header: Uint8Array, n: number): void {
+    const slot = this.next;
     this.free--;
     this.next = (slot + 1) % this.opts.slots;
     const d = Buffer.allocUnsafe(9 + header.byteLength);
@@ -195,7 +225,6 @@ export class ShmSender {
     d.writeUInt32LE(n, 5);
     d.set(header, 9);
     this.frame(d);
-    return true;
   }
 
   /**

@@ -50,6 +50,18 @@ export interface Transport {
   readonly rank: number;
   readonly size: number;
   send(peer: number, header: Uint8Array, payload?: Uint8Array): void;
+  /**
+   * Sends a payload of `bytes` bytes that `fill` writes in place: into a free shared-memory slot
+   * when there is one (no copy), else into memory from `take` (then sent as by {@link send}).
+   * Same order as `send`.
+   */
+  sendFill?(
+    peer: number,
+    header: Uint8Array,
+    bytes: number,
+    fill: (dst: Uint8Array) => void,
+    take: (bytes: number) => Uint8Array,
+  ): void;
   /** Next message from `peer` in send order; rejects with a {@link PeerError} after `timeoutMs`. */
   recv(peer: number, timeoutMs: number): Promise<Message>;
   /** Tells every peer this rank gave up (naming the culprit rank, default itself); they fail their pending waits. */
