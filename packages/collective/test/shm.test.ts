@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -103,4 +103,24 @@ test('an unusable shm directory falls back to unix sockets with one log line ("s
     withGroups(2, async () => undefined, { transport: 'shm', shm: { dir: missing }, timeoutMs: 2000 }),
     /transport 'shm' requested but \/nonexistent\/mtl-shm is unusable/,
   );
+});
+
+test('ring files that a rank killed during the handshake left behind are swept at the next start, nothing else', async () => {
+  const dir = shmDir();
+  try {
+    const old = (Date.now() - 11 * 60_000) / 1000;
+    const name = (c: string) => `mtl-${c.repeat(24)}.shm`;
+    const files = {
+      leftover: name('a'), // empty and old: never opened by a receiver
+      fresh: name('b'), // empty but new: a handshake may be under way
+      sized: name('c'), // old but sized: not a handshake leftover
+      stranger: 'mtl-not-a-ring.shm',
+    };
+    for (const f of Object.values(files)) writeFileSync(join(dir, f), f === files.sized ? 'x' : '');
+    for (const f of [files.leftover, files.sized, files.stranger]) utimesSync(join(dir, f), old, old);
+    await withGroups(2, async () => undefined, { transport: 'shm', shm: { dir } });
+    assert.deepEqual(readdirSync(dir).sort(), [files.fresh, files.sized, files.stranger].sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -12,6 +12,7 @@ import {
   ShmReceiver,
   ShmSender,
   shmDirUsable,
+  sweepStaleRings,
   type ShmOffer,
   type ShmOptions,
 } from './shm.js';
@@ -94,7 +95,10 @@ export class NetTransport extends PeerTransport {
     const shm = this.opts.shm;
     if (!shm || (kind !== 'auto' && kind !== 'shm')) return null;
     const why = shmDirUsable(shm.dir);
-    if (why === null) return shm;
+    if (why === null) {
+      sweepStaleRings(shm.dir);
+      return shm;
+    }
     if (kind === 'shm')
       throw new Error(`rank ${this.rank}: transport 'shm' requested but ${shm.dir} is unusable: ${why}`);
     this.log(`shared memory unavailable (${shm.dir}: ${why}); same-host peers use unix sockets`);

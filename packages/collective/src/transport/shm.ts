@@ -6,8 +6,10 @@ import {
   fstatSync,
   ftruncateSync,
   openSync,
+  readdirSync,
   readSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -69,6 +71,38 @@ export interface ShmOffer {
 }
 
 const NAME_RE = /^mtl-[0-9a-f]{24}\.shm$/;
+
+/** Ring files older than this that were never sized are leftovers (see {@link sweepStaleRings}). */
+export const STALE_RING_MS = 10 * 60_000;
+
+/**
+ * Removes ring files that a rank killed during the handshake left behind: a file is unlinked by
+ * its receiver within the handshake, and sized only after it, so one that is still empty long
+ * after it was made was never opened by anyone. Returns how many it removed; never throws.
+ */
+export function sweepStaleRings(dir: string, now = Date.now()): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!NAME_RE.test(name)) continue;
+    const path = join(dir, name);
+    try {
+      const st = statSync(path);
+      if (st.isFile() && st.size === 0 && now - st.mtimeMs > STALE_RING_MS) {
+        unlinkSync(path);
+        removed++;
+      }
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
+  }
+  return removed;
+}
 
 /** Whether `dir` exists and is writable (else the transport falls back to sockets). */
 export function shmDirUsable(dir: string): string | null {
