@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initProcessGroup, StoreServer, type Wire } from '../src/index.js';
+import { initProcessGroup, KERNELS, StoreServer, type Wire } from '../src/index.js';
 
 interface Row {
   impl?: 'gloo';
@@ -29,6 +29,9 @@ interface Row {
   busbw_gbps: number;
   /** CPU seconds (user+sys) per call, mean over ranks: the cost that contention does not hide. */
   cpu_s?: number;
+  /** How rank 0 reaches its right neighbour ('shm', 'ipc', 'tcp') and which element kernels ran. */
+  transport?: string;
+  kernels?: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -88,6 +91,8 @@ async function worker(argv: string[]): Promise<void> {
         algbw_gbps: algbw,
         busbw_gbps: (algbw * 2 * (pg.worldSize - 1)) / pg.worldSize,
         cpu_s: cpuPerCall,
+        transport: (pg.peerEndpoints[(pg.rank + 1) % pg.worldSize] ?? 'self').split(':')[0]!,
+        kernels: KERNELS,
       });
     }
   }
@@ -172,7 +177,8 @@ function fmtBytes(b: number): string {
 
 function printTable(nproc: number, rows: Row[], gloo: Row[]): void {
   const g = new Map(gloo.map((r) => [r.bytes, r]));
-  console.log(`\n# nproc ${nproc}: times over iterations of the slowest rank; busbw = algbw·2(N−1)/N`);
+  const how = rows[0]?.transport ? ` (ring over ${rows[0].transport}, ${rows[0].kernels} kernels)` : '';
+  console.log(`\n# nproc ${nproc}${how}: times over iterations of the slowest rank; busbw = algbw·2(N−1)/N`);
   const head = ['size', 'wire', 'min ms', 'median ms', 'max ms', 'algbw GB/s', 'busbw GB/s', 'cpu ms/call'];
   if (gloo.length) head.push('gloo median ms', 'gloo busbw', 'busbw ×gloo');
   console.log(head.map((h, i) => (i < 2 ? h.padEnd(i === 0 ? 9 : 5) : h.padStart(12))).join(' '));

@@ -27,3 +27,6 @@ export {
   encodeBf16,
   decodeBf16,
 } from './wire/half.js';
+/** Which element kernels the wires run on: 'native' (the addon), 'wasm-simd' or 'js'. */
+export { KERNELS } from './wire/codec.js';
+export { nativeAddonMissing } from './native/addon.js';
