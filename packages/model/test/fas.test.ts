@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { AgingModule, PatchDiscriminator, groupConditionMap } from '@mtlface/model';
+import { AgingModule, PatchDiscriminator, groupConditionMap, withInitSeeds } from '@mtlface/model';
 import { useCpu } from './helpers.js';
 
 await useCpu();
@@ -70,4 +70,44 @@ test('at a 112 input the generator returns 112×112×3 and the discriminator a 5
   });
   g.dispose();
   d.dispose();
+});
+
+test('withInitSeeds fixes every initial weight and buffer without touching Math.random', () => {
+  const seq = (seed: number) => {
+    let s = seed;
+    return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 32);
+  };
+  // A small generator and a spectral-norm discriminator: uniform, normal and power-iteration draws.
+  const build = () => [
+    new AgingModule({ widths: [8, 16, 32, 64], unitCount: 8, repeat: 1 }),
+    new PatchDiscriminator({ convDim: 4 }),
+  ];
+  const values = (mods: ReturnType<typeof build>) =>
+    mods.flatMap((m) => [...m.stateDict().values()].map((t) => Array.from(t.dataSync())));
+  const real = Math.random;
+  let a: number[][], b: number[][], c: number[][];
+  try {
+    Math.random = () => {
+      throw new Error('an initialiser drew its seed from Math.random');
+    };
+    const ma = withInitSeeds(seq(1), build);
+    const mb = withInitSeeds(seq(1), build);
+    const mc = withInitSeeds(seq(2), build);
+    [a, b, c] = [values(ma), values(mb), values(mc)];
+    for (const m of [...ma, ...mb, ...mc]) m.dispose();
+  } finally {
+    Math.random = real;
+  }
+  assert.deepEqual(a, b, 'same seed source, same weights');
+  const differs = a.map((x, i) => x.some((v, j) => v !== c[i]![j]));
+  const random = a.map((x) => new Set(x).size > 2); // drawn (a 1-element bias is drawn too, not counted)
+  const constant = a.map((x) => x.length > 1 && new Set(x).size === 1); // zeros, ones
+  assert.ok(
+    random.filter(Boolean).length > 10,
+    `${random.filter(Boolean).length} randomly initialised tensors`,
+  );
+  random.forEach(
+    (r, i) => r && assert.ok(differs[i], `tensor ${i} is drawn but the same under another seed`),
+  );
+  constant.forEach((k, i) => k && assert.ok(!differs[i], `constant tensor ${i} changed with the seed`));
 });

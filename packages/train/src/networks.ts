@@ -7,6 +7,7 @@ import {
   BatchNorm,
   CosFace,
   PatchDiscriminator,
+  withInitSeeds,
   type Module,
   type NetworkName,
 } from '@mtlface/model';
@@ -29,22 +30,15 @@ export class MtlFaceNetworks {
   readonly discriminator: PatchDiscriminator | null;
 
   constructor(cfg: TrainConfig, opts: NetworkOptions) {
-    // tfjs's random initialisers draw their seed from Math.random when none is given: seeding it
-    // for the construction makes the initial weights a function of cfg.seed (reproducible runs).
-    const saved = Math.random;
-    Math.random = mulberry32(cfg.seed ^ 0x5eed);
-    try {
-      ({
-        backbone: this.backbone,
-        head: this.head,
-        estimation: this.estimation,
-        daDiscriminator: this.daDiscriminator,
-        generator: this.generator,
-        discriminator: this.discriminator,
-      } = build(cfg, opts));
-    } finally {
-      Math.random = saved;
-    }
+    // Every initialiser's seed comes from cfg.seed: reproducible runs.
+    ({
+      backbone: this.backbone,
+      head: this.head,
+      estimation: this.estimation,
+      daDiscriminator: this.daDiscriminator,
+      generator: this.generator,
+      discriminator: this.discriminator,
+    } = withInitSeeds(mulberry32(cfg.seed ^ 0x5eed), () => build(cfg, opts)));
   }
 
   /** Networks by checkpoint prefix, in a fixed order. */

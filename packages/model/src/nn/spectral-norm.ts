@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Layer } from './module.js';
 import { conv2dNHWC } from './conv.js';
-import { initBias, initWeight } from './init.js';
+import { initBias, initSeed, initWeight } from './init.js';
 
 const EPS = 1e-12;
 
@@ -47,11 +47,11 @@ export class SpectralNormConv2d extends Layer {
     );
     this.weightU = this.addBuffer(
       'weight_u',
-      tf.tidy(() => normalize(tf.randomNormal([outChannels]))),
+      tf.tidy(() => normalize(tf.randomNormal([outChannels], 0, 1, 'float32', initSeed()))),
     );
     this.weightV = this.addBuffer(
       'weight_v',
-      tf.tidy(() => normalize(tf.randomNormal([fanIn]))),
+      tf.tidy(() => normalize(tf.randomNormal([fanIn], 0, 1, 'float32', initSeed()))),
     );
   }
 
