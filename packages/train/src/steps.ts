@@ -9,6 +9,7 @@ import {
   identityLoss,
   lsganDiscriminatorLoss,
   lsganGeneratorLoss,
+  withoutStatUpdates,
 } from '@mtlface/model';
 import type { Batch, FasBatch } from '@mtlface/data';
 import type { MtlFaceNetworks } from './networks.js';
@@ -154,7 +155,8 @@ export function fasGeneratorGradients(
   let generated: tf.Tensor4D | null = null;
   const out = tidyObject(() => {
     const r = gradientsFor(params, () => {
-      const g = generate(nets, s);
+      // The D step's forward already counted this batch in the generator's BatchNorm statistics.
+      const g = withoutStatUpdates(nets.generator!, () => generate(nets, s));
       generated = tf.keep(g);
       const gan = lsganGeneratorLoss(d.forward(g, s.targets));
       const f = nets.backbone.forward(g);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
 import { StoreServer, type ProcessGroup } from '@mtlface/collective';
+import { BatchNorm } from '@mtlface/model';
 import { Trainer } from '../src/trainer.js';
 import { localGroups, tinyConfig, randomBatch, sliceBatch } from './helpers.js';
 import type { TrainConfig } from '../src/config.js';
@@ -131,5 +132,44 @@ test('an overflow injected on one rank makes both ranks skip the step and halve 
   } finally {
     trainers.forEach((t) => t.dispose());
     await Promise.all(groups.map((g) => g.close()));
+  }
+});
+
+test("a FAS step counts its batch once in the generator's BatchNorm statistics, as PyTorch's single forward does", async () => {
+  const cfg = tinyConfig(['mode=fas', 'amp=false', 'model.dropout=0']);
+  const t = new Trainer(cfg, { numClasses: CLASSES, group: null });
+  try {
+    const norms = t.nets.generator!.namedModules().filter(([, m]) => m instanceof BatchNorm) as [
+      string,
+      BatchNorm,
+    ][];
+    assert.ok(norms.length > 0, 'the generator has BatchNorm layers');
+    const counts = () => norms.map(([, m]) => m.numBatchesTracked.dataSync()[0]!);
+    const means = () => norms.map(([, m]) => Array.from(m.runningMean.dataSync()));
+    const batch = (seed: number) => randomBatch(4, cfg.model.input_size, CLASSES, seed, cfg.model.groups);
+    const c = counts();
+    await t.step(batch(7), 0); // the first step also creates the optimizers' slots
+    assert.deepEqual(
+      counts(),
+      c.map((x) => x + 1),
+      'first step: each BatchNorm counted the batch once',
+    );
+    const [c0, m0] = [counts(), means()];
+    const tensors = tf.memory().numTensors;
+    await t.step(batch(8), 1);
+    assert.equal(tf.memory().numTensors, tensors, 'no tensor leaked by the step');
+    assert.deepEqual(
+      counts(),
+      c0.map((c) => c + 1),
+      'each BatchNorm counted the batch exactly once',
+    );
+    means().forEach((m, i) =>
+      assert.ok(
+        m.some((v, j) => v !== m0[i]![j]),
+        `${norms[i]![0]} running mean moved`,
+      ),
+    );
+  } finally {
+    t.dispose();
   }
 });

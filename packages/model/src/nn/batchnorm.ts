@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Layer } from './module.js';
+import { Layer, type Module } from './module.js';
 
 export interface BatchNormOptions {
   /** PyTorch convention: running = (1 − m)·running + m·batch. */
@@ -20,6 +20,8 @@ export class BatchNorm extends Layer {
   readonly numBatchesTracked: tf.Variable;
   readonly momentum: number;
   readonly eps: number;
+  /** Training forwards update the running statistics (off inside {@link withoutStatUpdates}). */
+  updateStats = true;
 
   constructor(
     readonly numFeatures: number,
@@ -64,10 +66,12 @@ export class BatchNorm extends Layer {
       const [input, scale, shift] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
       const save = args[3] as tf.GradSaveFunc;
       const { mean, variance } = tf.moments(input, axes);
-      const m = this.momentum;
-      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
-      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
+      if (this.updateStats) {
+        const m = this.momentum;
+        this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
+        this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
+      }
       const invStd = tf.rsqrt(tf.add(variance, this.eps));
       const xHat = tf.mul(tf.sub(input, mean), invStd);
       save([xHat, invStd, scale]);
@@ -83,5 +87,21 @@ export class BatchNorm extends Layer {
       };
     });
     return f(x, w, b);
+  }
+}
+
+/**
+ * Runs `fn` with the running statistics of every BatchNorm under `root` left as they are; training
+ * mode still normalises with the batch statistics. For a second forward of the same batch that
+ * PyTorch would not run (tfjs cannot keep a graph for a later backward, so a step that needs the
+ * generator's output both detached and differentiated computes it twice): the batch counts once.
+ */
+export function withoutStatUpdates<T>(root: Module, fn: () => T): T {
+  const norms = root.namedModules().flatMap(([, m]) => (m instanceof BatchNorm && m.updateStats ? [m] : []));
+  for (const m of norms) m.updateStats = false;
+  try {
+    return fn();
+  } finally {
+    for (const m of norms) m.updateStats = true;
   }
 }
