@@ -5,30 +5,16 @@
 //    says so and the `native` backend reports itself unavailable (`auto` falls back).
 // 2. build/tfjs-gradients.cjs: tfjs-core's op gradients bundled for Node (see
 //    src/gradients.ts; bundled lazily at first use if this step could not run).
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeGypRebuild } from '../../../scripts/node-gyp-build.mjs';
 
 const pkgDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const header = '/usr/include/oneapi/dnnl/dnnl.hpp';
 const tag = '@mtlface/backend:';
 const require = createRequire(import.meta.url);
-
-// node-gyp: npm passes its own in lifecycle scripts (npm_config_node_gyp); else npm's copy next to node.
-function findNodeGyp() {
-  const candidates = [
-    process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
-  ];
-  try {
-    candidates.push(require.resolve('node-gyp/bin/node-gyp.js'));
-  } catch {
-    // not a package here: npm's copy is enough
-  }
-  return candidates.find((p) => p && existsSync(p));
-}
 
 function buildAddon() {
   if (process.env.MTL_SKIP_NATIVE_BUILD === '1') {
@@ -37,21 +23,8 @@ function buildAddon() {
   if (!existsSync(header)) {
     return `${header} not found, skipping the oneDNN addon (the native backend); get it with: sudo apt-get install libdnnl-dev`;
   }
-  const gyp = findNodeGyp();
-  if (!gyp) return 'node-gyp not found, skipping the oneDNN addon (npm ships it; or npm i -g node-gyp)';
-  // Offline machines: use the headers installed with node instead of downloading them.
-  const nodeDir = join(dirname(process.execPath), '..');
-  const args = [gyp, 'rebuild', '--release'];
-  if (existsSync(join(nodeDir, 'include/node/node_api.h'))) args.push(`--nodedir=${nodeDir}`);
-  const r = spawnSync(process.execPath, args, {
-    cwd: pkgDir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) {
-    process.stderr.write((r.stdout ?? '') + (r.stderr ?? '') + (r.error ? String(r.error) : ''));
-    return 'building the oneDNN addon failed (see above); the native backend will be unavailable';
-  }
+  const why = nodeGypRebuild(pkgDir);
+  if (why) return `building the oneDNN addon: ${why}; the native backend will be unavailable`;
   return 'built the oneDNN addon (build/Release/mtl_dnnl.node)';
 }
 

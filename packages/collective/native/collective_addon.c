@@ -343,108 +343,96 @@ static napi_value Map(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+// The kernels' arguments: [half,] two typed arrays of equal length, then scalars.
+typedef struct {
+  size_t argc;
+  napi_value argv[8];
+  int64_t half;
+  void* a;
+  void* b;
+  size_t n;
+} kernel_args;
+
+// Reads `nargs` arguments; the two arrays sit at `at` and `at + 1` (types ta, tb). 0: a JS error is pending.
+static int kernel_parse(napi_env env, napi_callback_info info, size_t nargs, size_t at,
+                        napi_typedarray_type ta, const char* na, napi_typedarray_type tb, const char* nb,
+                        kernel_args* k) {
+  k->argc = nargs;
+  k->half = 0;
+  if (napi_get_cb_info(env, info, &k->argc, k->argv, NULL, NULL) != napi_ok || k->argc < nargs) {
+    napi_throw_type_error(env, NULL, "collective addon: too few arguments");
+    return 0;
+  }
+  if (at == 1 && !arg_int(env, k->argv[0], &k->half)) {
+    napi_throw_type_error(env, NULL, "collective addon: half must be 0 (f16) or 1 (bf16)");
+    return 0;
+  }
+  size_t nb_len = 0;
+  if (!arg_array(env, k->argv[at], ta, &k->a, &k->n, na) || !arg_array(env, k->argv[at + 1], tb, &k->b, &nb_len, nb))
+    return 0;
+  if (k->n != nb_len) {
+    length_error(env, k->n, nb_len);
+    return 0;
+  }
+  return 1;
+}
+
+#if MTL_X86
+#define DISPATCH(vec, portable) \
+  do {                          \
+    if (use_avx)                \
+      vec;                      \
+    else                        \
+      portable;                 \
+  } while (0)
+#else
+#define DISPATCH(vec, portable) portable
+#endif
+
 // reduceF32(acc, src, max, divisor)
 static napi_value ReduceF32(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  float *acc, *src;
-  size_t na, ns;
-  if (argc < 4 || !arg_array(env, argv[0], napi_float32_array, (void**)&acc, &na, "acc") ||
-      !arg_array(env, argv[1], napi_float32_array, (void**)&src, &ns, "src"))
-    return NULL;
-  if (na != ns) return length_error(env, na, ns);
-  const int max = arg_bool(env, argv[2]);
-  const float d = arg_divisor(env, argv[3]);
-#if MTL_X86
-  if (use_avx) {
-    reduce_f32_avx(acc, src, na, max, d);
-    return NULL;
-  }
-#endif
-  reduce_f32_c(acc, src, na, max, d);
+  kernel_args k;
+  if (!kernel_parse(env, info, 4, 0, napi_float32_array, "acc", napi_float32_array, "src", &k)) return NULL;
+  const int max = arg_bool(env, k.argv[2]);
+  const float d = arg_divisor(env, k.argv[3]);
+  DISPATCH(reduce_f32_avx(k.a, k.b, k.n, max, d), reduce_f32_c(k.a, k.b, k.n, max, d));
   return NULL;
 }
 
 // encode(half, src f32, dst u16, round)
 static napi_value Encode(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int64_t half = 0;
-  float* src;
-  uint16_t* dst;
-  size_t ns, nd;
-  if (argc < 4 || !arg_int(env, argv[0], &half) ||
-      !arg_array(env, argv[1], napi_float32_array, (void**)&src, &ns, "src") ||
-      !arg_array(env, argv[2], napi_uint16_array, (void**)&dst, &nd, "dst"))
-    return NULL;
-  if (ns != nd) return length_error(env, ns, nd);
-  const int round = arg_bool(env, argv[3]);
-#if MTL_X86
-  if (use_avx) {
-    encode_avx((int)half, src, dst, ns, round);
-    return NULL;
-  }
-#endif
-  encode_c((int)half, src, dst, ns, round);
+  kernel_args k;
+  if (!kernel_parse(env, info, 4, 1, napi_float32_array, "src", napi_uint16_array, "dst", &k)) return NULL;
+  const int round = arg_bool(env, k.argv[3]);
+  DISPATCH(encode_avx((int)k.half, k.a, k.b, k.n, round), encode_c((int)k.half, k.a, k.b, k.n, round));
   return NULL;
 }
 
 // decode(half, src u16, dst f32)
 static napi_value Decode(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int64_t half = 0;
-  uint16_t* src;
-  float* dst;
-  size_t ns, nd;
-  if (argc < 3 || !arg_int(env, argv[0], &half) ||
-      !arg_array(env, argv[1], napi_uint16_array, (void**)&src, &ns, "src") ||
-      !arg_array(env, argv[2], napi_float32_array, (void**)&dst, &nd, "dst"))
-    return NULL;
-  if (ns != nd) return length_error(env, ns, nd);
-#if MTL_X86
-  if (use_avx) {
-    decode_avx((int)half, src, dst, ns);
-    return NULL;
-  }
-#endif
-  decode_c((int)half, src, dst, ns);
+  kernel_args k;
+  if (!kernel_parse(env, info, 3, 1, napi_uint16_array, "src", napi_float32_array, "dst", &k)) return NULL;
+  DISPATCH(decode_avx((int)k.half, k.a, k.b, k.n), decode_c((int)k.half, k.a, k.b, k.n));
   return NULL;
 }
 
 // reduceHalf(half, acc f32, src u16, max, divisor, out u16 | null, keepAcc)
 static napi_value ReduceHalf(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int64_t half = 0;
-  float* acc;
-  uint16_t *src, *out = NULL;
-  size_t na, ns, no = 0;
-  if (argc < 7 || !arg_int(env, argv[0], &half) ||
-      !arg_array(env, argv[1], napi_float32_array, (void**)&acc, &na, "acc") ||
-      !arg_array(env, argv[2], napi_uint16_array, (void**)&src, &ns, "src"))
-    return NULL;
-  if (na != ns) return length_error(env, na, ns);
+  kernel_args k;
+  if (!kernel_parse(env, info, 7, 1, napi_float32_array, "acc", napi_uint16_array, "src", &k)) return NULL;
+  uint16_t* out = NULL;
   napi_valuetype t;
-  napi_typeof(env, argv[5], &t);
+  napi_typeof(env, k.argv[5], &t);
   if (t != napi_null && t != napi_undefined) {
-    if (!arg_array(env, argv[5], napi_uint16_array, (void**)&out, &no, "out")) return NULL;
-    if (no != na) return length_error(env, na, no);
+    size_t no = 0;
+    if (!arg_array(env, k.argv[5], napi_uint16_array, (void**)&out, &no, "out")) return NULL;
+    if (no != k.n) return length_error(env, k.n, no);
   }
-  const int max = arg_bool(env, argv[3]);
-  const float d = arg_divisor(env, argv[4]);
-  const int keep = arg_bool(env, argv[6]);
-#if MTL_X86
-  if (use_avx) {
-    reduce_half_avx((int)half, acc, src, na, max, d, out, keep);
-    return NULL;
-  }
-#endif
-  reduce_half_c((int)half, acc, src, na, max, d, out, keep);
+  const int max = arg_bool(env, k.argv[3]);
+  const float d = arg_divisor(env, k.argv[4]);
+  const int keep = arg_bool(env, k.argv[6]);
+  DISPATCH(reduce_half_avx((int)k.half, k.a, k.b, k.n, max, d, out, keep),
+           reduce_half_c((int)k.half, k.a, k.b, k.n, max, d, out, keep));
   return NULL;
 }
 

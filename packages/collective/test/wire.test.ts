@@ -353,6 +353,23 @@ test('the native kernels (AVX2 + F16C and portable C) give the JavaScript codec 
   // npm ci builds the addon (a C compiler is among the system packages); without it this fails, naming why.
   assert.ok(k, `the native addon did not load: ${nativeAddonMissing()}`);
   assert.equal(KERNELS, 'native', 'the codecs use the native kernels when the addon is there');
+  // Bad arguments are errors naming them, never a read past an array.
+  assert.throws(
+    () => k.addon.reduceF32(new Float32Array(2), new Uint16Array(2) as never, false, 1),
+    /src must be a Float32Array/,
+  );
+  assert.throws(
+    () => k.addon.encode(0, new Float32Array(3), new Uint16Array(2), false),
+    /lengths differ \(3 vs 2\)/,
+  );
+  assert.throws(
+    () => k.addon.reduceHalf(0, new Float32Array(4), new Uint16Array(4), false, 1, new Uint16Array(3), true),
+    /lengths differ/,
+  );
+  assert.throws(
+    () => (k.addon.decode as (...a: unknown[]) => void)(0, new Uint16Array(1)),
+    /too few arguments/,
+  );
   const vector = k.addon.vector;
   try {
     for (const on of [true, false]) {

@@ -41,29 +41,14 @@ const code = (h: Half) => (h === 'f16' ? 0 : 1);
 export class NativeKernels implements ElementKernels {
   readonly name = 'native';
   constructor(readonly addon: CollectiveAddon) {}
-  inputArea(): null {
-    return null;
-  }
-  encode(half: Half, src: Float32Array, dst: Uint16Array, round: boolean): void {
+  inputArea = (): null => null;
+  encode: ElementKernels['encode'] = (half, src, dst, round) =>
     this.addon.encode(code(half), src, dst, round);
-  }
-  decode(half: Half, src: Uint16Array, dst: Float32Array): void {
-    this.addon.decode(code(half), src, dst);
-  }
-  reduceHalf(
-    half: Half,
-    acc: Float32Array,
-    src: Uint16Array,
-    max: boolean,
-    divisor: number,
-    out: Uint16Array | null,
-    keepAcc = true,
-  ): void {
+  decode: ElementKernels['decode'] = (half, src, dst) => this.addon.decode(code(half), src, dst);
+  reduceHalf: ElementKernels['reduceHalf'] = (half, acc, src, max, divisor, out, keepAcc = true) =>
     this.addon.reduceHalf(code(half), acc, src, max, divisor, out, keepAcc);
-  }
-  reduceF32(acc: Float32Array, src: Float32Array, max: boolean, divisor: number): void {
+  reduceF32: ElementKernels['reduceF32'] = (acc, src, max, divisor) =>
     this.addon.reduceF32(acc, src, max, divisor);
-  }
 }
 
 /** The native kernels, or null when the addon is not there (or MTL_PG_NATIVE=0). */

@@ -92,20 +92,7 @@ export class SimdKernels implements ElementKernels {
     }
   }
 
-  /**
-   * acc = (acc ⊕ decode(src)) / divisor; then, when `out` is given, out = encode(acc) and acc is
-   * rounded to the decoded value. ⊕ is + or max (NaN wins). With `keepAcc` false (and `out`),
-   * acc is left as it was: only the encoded result is wanted.
-   */
-  reduceHalf(
-    half: Half,
-    acc: Float32Array,
-    src: Uint16Array,
-    max: boolean,
-    divisor: number,
-    out: Uint16Array | null,
-    keepAcc = true,
-  ): void {
+  reduceHalf: ElementKernels['reduceHalf'] = (half, acc, src, max, divisor, out, keepAcc = true) => {
     const { f32, u16, k } = this;
     for (let i = 0; i < acc.length; i += BLOCK) {
       const n = Math.min(BLOCK, acc.length - i);
@@ -124,7 +111,7 @@ export class SimdKernels implements ElementKernels {
       }
       if (keepAcc || !out) acc.set(f32.subarray(A >> 2, (A >> 2) + n), i);
     }
-  }
+  };
 
   /** acc = (acc ⊕ src) / divisor in f32. */
   reduceF32(acc: Float32Array, src: Float32Array, max: boolean, divisor: number): void {
