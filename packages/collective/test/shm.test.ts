@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +120,35 @@ test('ring files that a rank killed during the handshake left behind are swept a
     for (const f of [files.leftover, files.sized, files.stranger]) utimesSync(join(dir, f), old, old);
     await withGroups(2, async () => undefined, { transport: 'shm', shm: { dir } });
     assert.deepEqual(readdirSync(dir).sort(), [files.fresh, files.sized, files.stranger].sort());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("mapped rings of closed groups are unmapped once collected: nothing keeps a closed group's rings alive", async () => {
+  assert.ok(nativeAddon(), `needs the native addon: ${nativeAddonMissing()}`);
+  const dir = shmDir();
+  const mapped = () =>
+    readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(dir)).length;
+  try {
+    let most = 0;
+    // Each group maps 4 rings of 8 MiB (both ends of both directions): 40 groups would hold 1.25 GiB.
+    for (let i = 0; i < 40; i++) {
+      await withGroups(
+        2,
+        async (groups) => {
+          const bufs = groups.map(() => new Float32Array(1 << 20).fill(1));
+          await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!)));
+          assert.equal(bufs[0]![0], 2);
+          most = Math.max(most, mapped());
+        },
+        { transport: 'shm', shm: { dir } },
+      );
+    }
+    assert.ok(most >= 4, `the rings were mapped (${most} mappings seen)`);
+    assert.ok(mapped() < 60, `${mapped()} mappings still there after 40 groups (160 made)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
