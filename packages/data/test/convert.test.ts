@@ -129,14 +129,14 @@ test('pickle reader: protocols 2, 3 and 4 as Python writes them', { skip: !hasPy
     const r = spawnSync(PY, ['-c', `import pickle,sys; sys.stdout.buffer.write(pickle.dumps(([b'ab', b'\\xff\\x00', b''], [True, False]), protocol=${p}))`]);
     assert.equal(r.status, 0, String(r.stderr));
     const v = readPickle(r.stdout, `p${p}`);
-    assert.deepEqual(v, { tuple: [[Uint8Array.of(0x61, 0x62), Uint8Array.of(0xff, 0), new Uint8Array(0)], [true, false]] }, `protocol ${p}`);
+    assert.deepEqual(v, [[Uint8Array.of(0x61, 0x62), Uint8Array.of(0xff, 0), new Uint8Array(0)], [true, false]], `protocol ${p}`);
   }
 });
 
 test('pickle reader: hand-written Python 2 strings; truncation and unknown globals name the byte offset', () => {
   // PROTO 2, EMPTY_LIST, MARK, SHORT_BINSTRING 'ab', BINSTRING 'c', APPENDS, NEWTRUE, TUPLE2, STOP
   const py2 = Buffer.from([0x80, 2, 0x5d, 0x28, 0x55, 2, 0x61, 0x62, 0x54, 1, 0, 0, 0, 0x63, 0x65, 0x88, 0x86, 0x2e]);
-  assert.deepEqual(readPickle(py2), { tuple: [[Uint8Array.of(0x61, 0x62), Uint8Array.of(0x63)], true] });
+  assert.deepEqual(readPickle(py2), [[Uint8Array.of(0x61, 0x62), Uint8Array.of(0x63)], true]);
   assert.throws(() => readPickle(py2.subarray(0, 11), 'x.bin'), (e: unknown) => e instanceof PickleError && /x\.bin: byte offset 8: truncated/.test(e.message));
   const evil = Buffer.from('\x80\x02cos\nsystem\n.', 'latin1');
   assert.throws(() => readPickle(evil, 'evil.bin'), /evil\.bin: byte offset 2: global os\.system is not allowed/);

@@ -24,8 +24,7 @@ export async function fromBin(file: string, out: string, onProgress?: (done: num
     throw new Error(`${file}: cannot read: ${(err as Error).message}`, { cause: err });
   }
   const root = readPickle(buf, file);
-  const parts: PickleValue[] | undefined =
-    root !== null && typeof root === 'object' && 'tuple' in root ? root.tuple : Array.isArray(root) ? root : undefined;
+  const parts: PickleValue[] | undefined = Array.isArray(root) ? root : undefined;
   if (parts === undefined || parts.length < 2 || !Array.isArray(parts[0]) || !Array.isArray(parts[1])) {
     throw new Error(`${file}: expected a pickle of (list of images, list of flags)`);
   }
