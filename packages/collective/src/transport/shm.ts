@@ -344,8 +344,13 @@ export class ShmReceiver {
     if (this.mapTried || !this.addon || this.fd === null) return this.mem;
     this.mapTried = true;
     const bytes = this.slots * this.slotBytes;
-    // A file shorter than its geometry would fault on access: pread then (it reports the shortfall).
-    if (fstatSync(this.fd).size >= bytes) this.mem = new Uint8Array(this.addon.map(this.fd, bytes, false));
+    // A file shorter than its geometry would fault on access, and a runtime may refuse external
+    // memory: pread then (it reports a shortfall itself).
+    try {
+      if (fstatSync(this.fd).size >= bytes) this.mem = new Uint8Array(this.addon.map(this.fd, bytes, false));
+    } catch {
+      this.mem = null;
+    }
     return this.mem;
   }
 
