@@ -45,7 +45,7 @@ export class OpContext {
     take: (bytes: number) => Uint8Array,
   ): void {
     const header = writeHeader(this.desc, Kind.Data, this.sent[peer]!++);
-    if (this.transport.sendFill) return this.transport.sendFill(peer, header, bytes, fill, take);
+    if (this.transport.sendInPlace?.(peer, header, bytes, fill)) return;
     const b = take(bytes);
     fill(b);
     this.transport.send(peer, header, b);

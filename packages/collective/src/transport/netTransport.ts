@@ -212,17 +212,8 @@ export class NetTransport extends PeerTransport {
     return Promise.resolve();
   }
 
-  sendFill(
-    peer: number,
-    header: Uint8Array,
-    bytes: number,
-    fill: (dst: Uint8Array) => void,
-    take: (bytes: number) => Uint8Array,
-  ): void {
-    if (this.shmOut[peer]?.sendFill(header, bytes, fill)) return;
-    const b = take(bytes);
-    fill(b);
-    this.send(peer, header, b);
+  sendInPlace(peer: number, header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean {
+    return this.shmOut[peer]?.sendInPlace(header, bytes, fill) ?? false;
   }
 
   /**

@@ -121,7 +121,7 @@ interface Pending {
 }
 
 /**
- * Sender side of one directed pair. `write` is handed every data frame for the
+ * Sender side of one directed pair: `send` is handed every data frame for the
  * peer, in order; `frame` writes one socket frame (descriptor or inline).
  */
 export class ShmSender {
@@ -130,7 +130,7 @@ export class ShmSender {
   /** The mapped ring (native addon), once reserved. */
   private mem: Uint8Array | null = null;
   /** The file has its full size (set at the first payload). */
-  private reserved = false;
+  private sized = false;
   private ready = false;
   private disabled = false;
   /** The receiver answered the offer. */
@@ -146,7 +146,7 @@ export class ShmSender {
     private readonly log: (line: string) => void,
   ) {
     this.path = join(opts.dir, `mtl-${randomBytes(12).toString('hex')}.shm`);
-    // O_EXCL: never adopt a file someone else prepared. Sparse until written.
+    // O_EXCL: never adopt a file someone else prepared. Empty until its first payload (reserve).
     this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
     this.free = opts.slots;
   }
@@ -171,11 +171,6 @@ export class ShmSender {
     this.flush();
   }
 
-  /** Number of sends waiting for a free slot. */
-  get queued(): number {
-    return this.queue.length - this.qHead;
-  }
-
   get active(): boolean {
     return this.ready && !this.disabled;
   }
@@ -193,18 +188,9 @@ export class ShmSender {
    * its descriptor. false (nothing done): no slot free now, sends queued before it, not mapped, or
    * a size the ring does not carry; the caller then sends from memory of its own.
    */
-  sendFill(header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean {
-    if (!this.active || this.qHead < this.queue.length || this.free === 0) return false;
-    if (bytes === 0 || bytes < this.opts.minBytes || bytes > this.opts.slotBytes) return false;
-    if (!this.reserved) {
-      try {
-        this.reserve();
-      } catch (err) {
-        this.disable(`cannot write it (${(err as Error).message})`);
-        return false;
-      }
-    }
-    if (!this.mem) return false;
+  sendInPlace(header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean {
+    if (!this.carries(bytes) || this.qHead < this.queue.length || this.free === 0) return false;
+    if (!this.reserved() || !this.mem) return false;
     const pos = this.next * this.opts.slotBytes;
     fill(this.mem.subarray(pos, pos + bytes));
     this.commit(header, bytes);
@@ -224,15 +210,13 @@ export class ShmSender {
   /** false: needs a slot and none is free. */
   private trySend(header: Uint8Array, payload: Uint8Array | undefined): boolean {
     const n = payload?.byteLength ?? 0;
-    if (!this.active || n === 0 || n < this.opts.minBytes || n > this.opts.slotBytes) {
+    if (this.carries(n) && this.free === 0) return false;
+    if (!this.carries(n) || !this.reserved()) {
       this.frame(header, payload);
       return true;
     }
-    if (this.free === 0) return false;
-    const slot = this.next;
-    const pos = slot * this.opts.slotBytes;
+    const pos = this.next * this.opts.slotBytes;
     try {
-      if (!this.reserved) this.reserve();
       if (this.mem) this.mem.set(payload!, pos);
       else {
         let off = 0;
@@ -261,16 +245,29 @@ export class ShmSender {
     this.frame(d);
   }
 
+  /** Whether a payload of `n` bytes goes through the ring (else on the socket). */
+  private carries(n: number): boolean {
+    return this.active && n > 0 && n >= this.opts.minBytes && n <= this.opts.slotBytes;
+  }
+
   /**
    * Gives the file its full size before the first descriptor (so the receiver can map it) and,
-   * with the addon, reserves its pages and maps it. Rings that never carry a payload stay empty.
+   * with the addon, reserves its pages and maps it; rings that never carry a payload stay empty.
+   * false: that failed (a full tmpfs), the ring is disabled and the peer gets the socket.
    */
-  private reserve(): void {
+  private reserved(): boolean {
+    if (this.sized) return true;
     const bytes = this.opts.slots * this.opts.slotBytes;
-    const addon = mapper(this.opts);
-    if (addon) this.mem = new Uint8Array(addon.map(this.fd!, bytes, true));
-    else ftruncateSync(this.fd!, bytes);
-    this.reserved = true;
+    try {
+      const addon = mapper(this.opts);
+      if (addon) this.mem = new Uint8Array(addon.map(this.fd!, bytes, true));
+      else ftruncateSync(this.fd!, bytes);
+    } catch (err) {
+      this.disable(`cannot write it (${(err as Error).message})`);
+      return false;
+    }
+    this.sized = true;
+    return true;
   }
 
   private flush(): void {

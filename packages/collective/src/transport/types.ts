@@ -51,17 +51,11 @@ export interface Transport {
   readonly size: number;
   send(peer: number, header: Uint8Array, payload?: Uint8Array): void;
   /**
-   * Sends a payload of `bytes` bytes that `fill` writes in place: into a free shared-memory slot
-   * when there is one (no copy), else into memory from `take` (then sent as by {@link send}).
-   * Same order as `send`.
+   * Sends a payload of `bytes` bytes that `fill` writes straight into the memory it travels from
+   * (a free shared-memory slot), in `send` order; false, with nothing done, when the transport has
+   * no such memory for it now (the caller then fills a buffer of its own and uses `send`).
    */
-  sendFill?(
-    peer: number,
-    header: Uint8Array,
-    bytes: number,
-    fill: (dst: Uint8Array) => void,
-    take: (bytes: number) => Uint8Array,
-  ): void;
+  sendInPlace?(peer: number, header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean;
   /** Next message from `peer` in send order; rejects with a {@link PeerError} after `timeoutMs`. */
   recv(peer: number, timeoutMs: number): Promise<Message>;
   /** Tells every peer this rank gave up (naming the culprit rank, default itself); they fail their pending waits. */
