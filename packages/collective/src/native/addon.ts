@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /**
  * The optional native addon (native/collective_addon.c, built by `npm ci` when a C compiler is
@@ -39,7 +40,7 @@ export function nativeAddon(): CollectiveAddon | null {
     return loaded;
   }
   // src/native/addon.ts and dist/native/addon.js sit at the same depth below the package.
-  const path = new URL('../../build/Release/mtl_collective.node', import.meta.url).pathname;
+  const path = fileURLToPath(new URL('../../build/Release/mtl_collective.node', import.meta.url));
   try {
     loaded = createRequire(import.meta.url)(path) as CollectiveAddon;
   } catch (err) {

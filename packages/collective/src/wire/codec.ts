@@ -16,10 +16,10 @@ import { bytesOf, f32View, u16View } from './views.js';
  * The element kernels in use, bit-identical to the JavaScript loops below: the native addon
  * (AVX2 + F16C) where it was built, else WebAssembly SIMD, else (null) the JavaScript loops.
  */
-const simd: ElementKernels | null = nativeKernels() ?? simdKernels();
+const kernels: ElementKernels | null = nativeKernels() ?? simdKernels();
 
 /** Which element kernels run: 'native', 'wasm-simd' or 'js'. */
-export const KERNELS: 'native' | 'wasm-simd' | 'js' = simd ? simd.name : 'js';
+export const KERNELS: 'native' | 'wasm-simd' | 'js' = kernels ? kernels.name : 'js';
 
 export type Wire = 'f32' | 'f16' | 'bf16';
 export type ElementwiseOp = 'sum' | 'max';
@@ -229,8 +229,8 @@ const bf16Codec: WireCodec = {
   reduceFinal: (...args) => composedFinal(bf16Codec)(...args),
 };
 
-/** The f32 wire with its reductions on the WebAssembly SIMD kernels (same bits as f32Codec). */
-function simdF32Codec(k: ElementKernels): WireCodec {
+/** The f32 wire with its reductions on the element kernels (same bits as f32Codec). */
+function kernelF32Codec(k: ElementKernels): WireCodec {
   return {
     ...f32Codec,
     inputArea: (bytes) => k.inputArea('f32', bytes),
@@ -246,8 +246,8 @@ function simdF32Codec(k: ElementKernels): WireCodec {
   };
 }
 
-/** The 16-bit wires on the WebAssembly SIMD kernels (same bits as the codecs above). */
-function simdHalfCodec(half: Half, k: ElementKernels): WireCodec {
+/** The 16-bit wires on the element kernels (same bits as the codecs above). */
+function kernelHalfCodec(half: Half, k: ElementKernels): WireCodec {
   return {
     wire: half,
     bytesPerElement: 2,
@@ -289,7 +289,7 @@ function simdHalfCodec(half: Half, k: ElementKernels): WireCodec {
 export const JS_CODECS: Readonly<Record<Wire, WireCodec>> = { f32: f32Codec, f16: f16Codec, bf16: bf16Codec };
 
 export const CODECS: Readonly<Record<Wire, WireCodec>> = {
-  f32: simd ? simdF32Codec(simd) : f32Codec,
-  f16: simd ? simdHalfCodec('f16', simd) : f16Codec,
-  bf16: simd ? simdHalfCodec('bf16', simd) : bf16Codec,
+  f32: kernels ? kernelF32Codec(kernels) : f32Codec,
+  f16: kernels ? kernelHalfCodec('f16', kernels) : f16Codec,
+  bf16: kernels ? kernelHalfCodec('bf16', kernels) : bf16Codec,
 };
