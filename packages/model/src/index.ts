@@ -25,7 +25,6 @@ export * from './fas/router.js';
 export * from './fas/upsample.js';
 export * from './fas/aging-module.js';
 export * from './fas/discriminator.js';
-export * from './io/pickle.js';
 export * from './io/torch-file.js';
 export * from './io/torch-import.js';
 export * from './io/weights.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { DTYPE_BYTES, numElements, type Dtype, type RawTensor } from './dtypes.js';
-import { PickleObject, unpickle, type PickleValue } from './pickle.js';
+import { PickleObject, unpickle, type PickleValue } from '@mtlface/pickle';
 import { readSafetensors } from './safetensors.js';
 
 const STORAGE_DTYPES: Record<string, Dtype> = {

@@ -1,9 +1,0 @@
-// The pickle reader lives in @mtlface/pickle (shared with @mtlface/data); re-exported for .pth import.
-export {
-  unpickle,
-  PickleError,
-  PickleGlobal,
-  PickleObject,
-  type PickleValue,
-  type UnpickleOptions,
-} from '@mtlface/pickle';
