@@ -69,6 +69,9 @@ export const configSchema = z
         lr: z.number().positive().default(1e-4),
         betas: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.5, 0.99]),
         eps: z.number().positive().default(1e-8),
+        /** The release's --d_lr / --g_lr: per-network learning rates (null: `lr`). */
+        d_lr: z.number().positive().nullable().default(null),
+        g_lr: z.number().positive().nullable().default(null),
       })
       .strict()
       .default({}),
@@ -99,7 +102,29 @@ export const configSchema = z
     keep_checkpoints: positiveInt.default(2),
     /** FAS / joint: start the backbone and age estimator from this AIFR checkpoint (directory or .safetensors). */
     init_checkpoint: z.string().nullable().default(null),
-    resume: z.boolean().default(false),
+    /** true: resume from the newest usable checkpoint or fail; 'auto': resume if one is usable, else start. */
+    resume: z.union([z.boolean(), z.literal('auto')]).default(false),
+    /** Config keys (dotted) that may differ from the resumed checkpoint's config. */
+    resume_override: z.array(z.string().min(1)).default([]),
+    /** The FAS step's age estimator: 'train' (batch statistics, as the release) or 'eval' (the paper's frozen net). */
+    fas_estimator: z.enum(['train', 'eval']).default('train'),
+    /** Per-iteration losses as JSON lines (null: `<checkpoint_dir>/losses.jsonl`). */
+    losses_file: z.string().min(1).nullable().default(null),
+    /** Compatibility with the MTLFace release's files and schedule (DESIGN.md). */
+    release: z
+      .object({
+        /** The release's `save_models` directory (`<module>-<iter>` torch.save files); null: not used. */
+        save_models: z.string().min(1).nullable().default(null),
+        /** Continue from `<save_models>/<module>-<restore_iter>` (0: start fresh, as the release). */
+        restore_iter: z.number().int().nonnegative().default(0),
+        /** Backbone / age-estimator state dicts (torch.save) to start from, as --id/--age_pretrained_path. */
+        id_pretrained_path: z.string().min(1).nullable().default(null),
+        age_pretrained_path: z.string().min(1).nullable().default(null),
+        /** Train at a constant learning rate, as the release as published does (it never calls its schedule). */
+        constant_lr: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
     log_interval: positiveInt.default(50),
     /** Stop after this iteration (for tests and benchmarks); the schedule still follows `iterations`. */
     stop_at: positiveInt.nullable().default(null),
