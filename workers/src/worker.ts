@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The built-in training worker: `worker.ts <config.yaml> [key=value ...] [--resume]`.
 // mtl-launch runs it in every worker with the launcher's environment (RANK, WORLD_SIZE, ...).
-import { ConfigError, loadConfig } from '@mtlface/train';
+import { loadConfig } from '@mtlface/train';
+import { reportFailure } from './errors.js';
 import { runTraining } from './train/run.js';
 
 const args = process.argv.slice(2);
@@ -21,10 +22,5 @@ try {
   await runTraining(cfg, { resume: flags.has('--resume') });
   process.exit(0);
 } catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(`${rankPrefix}config error:\n${err.message}`);
-    process.exit(2);
-  }
-  console.error(`${rankPrefix}training failed: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
+  process.exit(reportFailure(err, rankPrefix));
 }

@@ -9,11 +9,14 @@ import {
   broadcastInitialState,
   configHash,
   findLatestCheckpoint,
+  planResume,
   readCheckpointTensors,
+  sweepStaleTemps,
   verifyIdenticalState,
   writeCheckpoint,
   type FoundCheckpoint,
   type IterationReport,
+  type RunIdentity,
   type TrainConfig,
 } from '@mtlface/train';
 import { rawToTensor } from '@mtlface/model';
@@ -159,12 +162,22 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     });
     trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
 
-    // Resume (asked, or any launcher restart) from rank 0's newest complete checkpoint.
+    // Rank 0 decides where the run starts: fresh, or the newest usable checkpoint of this run.
     let found: FoundCheckpoint | null = null;
-    if (rank === 0 && (cfg.resume || opts.resume || restartCount > 0)) {
-      found = findLatestCheckpoint(cfg.checkpoint_dir, log);
+    let runIdentity: RunIdentity | null = null;
+    if (rank === 0) {
+      for (const f of sweepStaleTemps(cfg.checkpoint_dir)) log(`removed ${f}, left by a writer that is gone`);
+      const plan = planResume({
+        dir: cfg.checkpoint_dir,
+        resume: opts.resume ? true : cfg.resume,
+        restart: restartCount > 0,
+        config: cfg,
+        worldSize,
+      });
+      plan.notes.forEach((l) => log(l));
+      found = plan.found;
+      runIdentity = plan.run;
       if (found) log(`resuming from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
-      else log(`no complete checkpoint in ${cfg.checkpoint_dir}: starting from scratch`);
     }
     if (rank === 0 && !found && cfg.init_checkpoint) loadInitCheckpoint(trainer, cfg.init_checkpoint, log);
     const state = await broadcastInitialState(group, found, () => trainer!.checkpointTensors());
@@ -266,6 +279,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
           config: cfg,
           configHash: hash,
           ...(last ? { losses: last.losses } : {}),
+          ...(runIdentity ? { run: runIdentity } : {}),
         },
         cfg.keep_checkpoints,
       );
