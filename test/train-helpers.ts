@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { synthesize } from '@mtlface/data';
 import { TINY_MODEL } from '../packages/train/test/helpers.js';
 
-export const REPO = new URL('../', import.meta.url).pathname;
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 /** The demo design at test size, as key=value overrides of configs/demo.yaml. */
 export const TINY = [...TINY_MODEL, 'data.loader_threads=1', 'backend=auto', 'val_interval=0'];

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
@@ -100,7 +101,7 @@ test('permutation and sampler batches equal an independent Python derivation of 
     { name: 'odd', N: 103, B: 4, W: 3, seed: 7, count: 20 },
     { name: 'many-ranks', N: 250, B: 5, W: 8, seed: 12345, count: 9 },
   ];
-  const script = new URL('./fixtures/sampler_reference.py', import.meta.url).pathname;
+  const script = fileURLToPath(new URL('./fixtures/sampler_reference.py', import.meta.url));
   const r = spawnSync('/usr/bin/python3', [script, JSON.stringify(cases)], { encoding: 'utf8' });
   assert.equal(r.status, 0, `python3 failed: ${r.stderr}${r.error?.message ?? ''}`);
   const ref = JSON.parse(r.stdout) as Record<string, number[][][]>;

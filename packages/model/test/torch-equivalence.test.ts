@@ -28,7 +28,7 @@ import { useCpu } from './helpers.js';
 await useCpu();
 
 const PYTHON = '/usr/bin/python3';
-const SCRIPT = new URL('./fixtures/reference_mtlface.py', import.meta.url).pathname;
+const SCRIPT = fileURLToPath(new URL('./fixtures/reference_mtlface.py', import.meta.url));
 let dir = '';
 let io = new Map<string, RawTensor>();
 

@@ -178,7 +178,7 @@ test('kill -9 at seeded random points of checkpoint writes, repeated: every chec
   let s = seed >>> 0;
   const rand = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const dir = mkdtempSync(join(tmpdir(), 'mtl-kill-'));
-  const writer = new URL('./fixtures/checkpoint-writer.ts', import.meta.url).pathname;
+  const writer = fileURLToPath(new URL('./fixtures/checkpoint-writer.ts', import.meta.url));
   let lastGood = 0;
   for (let trial = 0; trial < 8; trial++) {
     const child = spawn(process.execPath, ['--conditions=mtl-source', '--import', 'tsx', writer, dir], {

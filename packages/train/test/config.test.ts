@@ -1,11 +1,12 @@
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseOverride, configHash, ConfigError } from '../src/config.js';
 
-const repoConfigs = new URL('../../../configs/', import.meta.url).pathname;
+const repoConfigs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 
 function tmpYaml(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'mtl-cfg-'));

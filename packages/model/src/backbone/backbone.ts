@@ -27,7 +27,7 @@ export const BACKBONE_PRESETS: Record<BackboneArch, BackboneShape> = {
   ir64: { units: [3, 4, 10, 3], widths: [64, 128, 256, 512], mode: 'ir' },
   ir101: { units: [3, 13, 30, 3], widths: [64, 128, 256, 512], mode: 'ir' },
   irse101: { units: [3, 13, 30, 3], widths: [64, 128, 256, 512], mode: 'ir_se' },
-  /** One unit per stage at full width: the FR/FAS test model of issue 5. */
+  /** One unit per stage at full width: a small model of the full design for FR/FAS tests. */
   'ir-tiny': { units: [1, 1, 1, 1], widths: [64, 128, 256, 512], mode: 'ir' },
   /** One unit per stage, narrow: the laptop demo (use a 32–64 px input). */
   demo: { units: [1, 1, 1, 1], widths: [16, 32, 64, 128], mode: 'ir' },
