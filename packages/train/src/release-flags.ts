@@ -10,7 +10,7 @@ export type FlagValue = boolean | number | string | number[] | null;
 export type FlagValues = Record<string, FlagValue>;
 
 /** A raw, not yet validated config object. */
-type RawConfig = Record<string, Record<string, unknown> | unknown>;
+type RawConfig = Record<string, unknown>;
 
 export interface ReleaseFlag {
   /** The long spelling, e.g. `--learning_rate`; values are stored under the name without dashes. */
@@ -102,6 +102,11 @@ function isOptionLike(t: string): boolean {
   return t.startsWith('-') && t !== '-' && !NEGATIVE_NUMBER.test(t) && !t.includes(' ');
 }
 
+/** A token `--milestone` takes as one of its values (a `key=value` ends the list). */
+function isListValue(t: string | undefined): t is string {
+  return t !== undefined && t !== '--' && !isOptionLike(t) && !t.includes('=');
+}
+
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -134,7 +139,9 @@ function lookup(spelling: string): ReleaseFlag {
     const flags = [...new Set(matches.map((s) => BY_SPELLING.get(s)!))];
     if (flags.length === 1) return flags[0]!;
     if (flags.length > 1)
-      throw new ReleaseFlagError(`ambiguous flag ${spelling}: could be ${flags.map((f) => f.flag).join(', ')}`);
+      throw new ReleaseFlagError(
+        `ambiguous flag ${spelling}: could be ${flags.map((f) => f.flag).join(', ')}`,
+      );
   }
   throw new ReleaseFlagError(`unknown flag ${spelling} (did you mean ${closestFlag(spelling)}?)`);
 }
@@ -199,15 +206,14 @@ export function parseReleaseArgs(argv: readonly string[]): ParsedReleaseArgs {
     } else if (f.type === 'int*') {
       const items: string[] = [];
       if (explicit !== undefined) items.push(explicit);
-      else
-        while (i + 1 < argv.length && !isOptionLike(argv[i + 1]!) && !argv[i + 1]!.includes('=') && argv[i + 1] !== '--')
-          items.push(argv[++i]!);
+      else while (isListValue(argv[i + 1])) items.push(argv[++i]!);
       values[dest] = items.map((x) => convert(f, x) as number);
     } else {
       let text = explicit;
       if (text === undefined) {
         const next = argv[i + 1];
-        if (next === undefined || isOptionLike(next)) throw new ReleaseFlagError(`${f.flag} expects one value`);
+        if (next === undefined || isOptionLike(next))
+          throw new ReleaseFlagError(`${f.flag} expects one value`);
         text = next;
         i++;
       }
@@ -225,7 +231,11 @@ function checkOverride(arg: string): string {
   return arg;
 }
 
-const FAS_WEIGHTS = { fas_gan_loss_weight: 'fas_gan', fas_id_loss_weight: 'fas_id', fas_age_loss_weight: 'fas_age' };
+const FAS_WEIGHTS = {
+  fas_gan_loss_weight: 'fas_gan',
+  fas_id_loss_weight: 'fas_id',
+  fas_age_loss_weight: 'fas_age',
+};
 
 /** The config object the flags describe, before overrides and validation. */
 export function releaseRawConfig(p: ParsedReleaseArgs): RawConfig {
@@ -305,7 +315,8 @@ export function releaseConfig(argv: readonly string[]): TrainConfig {
     const key = issue.path.join('.');
     const f = flagFor(issue.path);
     const who = f && !parsed.overrides.some((o) => o.startsWith(`${key}=`)) ? `${f.flag} (${key})` : key;
-    if (issue.code === 'unrecognized_keys') return `unknown config key ${issue.keys.map((k) => (key ? `${key}.${k}` : k)).join(', ')}`;
+    if (issue.code === 'unrecognized_keys')
+      return `unknown config key ${issue.keys.map((k) => (key ? `${key}.${k}` : k)).join(', ')}`;
     const value = issue.path.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)?.[k], raw);
     return `${who}: ${value === undefined ? 'required' : issue.message}`;
   });
@@ -317,7 +328,8 @@ export function releaseHelp(): string {
   const rows = RELEASE_FLAGS.map((f) => {
     const spell = [f.flag, ...(f.aliases ?? [])].join(', ');
     const arg = f.type === 'store_true' ? '' : f.type === 'int*' ? ' N [N ...]' : ` ${f.type.toUpperCase()}`;
-    const def = f.type === 'store_true' || f.default === null ? '' : ` (default ${JSON.stringify(f.default)})`;
+    const def =
+      f.type === 'store_true' || f.default === null ? '' : ` (default ${JSON.stringify(f.default)})`;
     return `  ${(spell + arg).padEnd(34)} ${f.help}${def}`;
   });
   return [
