@@ -81,9 +81,8 @@ const BY_SPELLING = new Map<string, ReleaseFlag>(
   RELEASE_FLAGS.flatMap((f) => [f.flag, ...(f.aliases ?? [])].map((s) => [s, f] as const)),
 );
 
-export class ReleaseFlagError extends ConfigError {
-  override name = 'ReleaseFlagError';
-}
+/** A bad flag or value. Named ConfigError still: the worker reports every config error as one line. */
+export class ReleaseFlagError extends ConfigError {}
 
 export interface ParsedReleaseArgs {
   /** Every flag's value (defaults included), by dest. */

@@ -287,7 +287,7 @@ test('bad values are named by their flag; no task flag is an error; every flag h
   assert.throws(() => releaseConfig(['--backbone_name', 'ir50']), /give --train_fr, --train_fas, or both/);
   assert.throws(
     () => releaseConfig(['--train_fr', '-d', 'x', '--batch_size', '2']),
-    /^ReleaseFlagError: --backbone_name \(model\.arch\): required/,
+    /^ConfigError: --backbone_name \(model\.arch\): required/,
   );
   assert.throws(
     () => releaseConfig(['--train_fr', '--backbone_name', 'ir50', '-d', 'x']),
@@ -303,7 +303,7 @@ test('bad values are named by their flag; no task flag is an error; every flag h
   );
   assert.throws(
     () => releaseConfig([...words(AIFR_LINE), 'data.batch_size=0']),
-    /^ReleaseFlagError: data\.batch_size: /,
+    /^ConfigError: data\.batch_size: /,
   );
   for (const f of RELEASE_FLAGS)
     assert.ok(f.keys.length > 0 || f.flag === '--local_rank', `${f.flag} maps to nothing`);
