@@ -15,9 +15,8 @@ before(async () => {
   data = await tinySynth();
 });
 
-test('rank 1 killed at iteration 3 of 6: the launcher restarts both workers from checkpoint 2 and the run completes', () => {
-  const ckpt = mkdtempSync(join(tmpdir(), 'mtl-restart-'));
-  const r = spawnSync(
+function launch(ckpt: string, env: NodeJS.ProcessEnv) {
+  return spawnSync(
     process.execPath,
     [
       ...SOURCE_EXEC_ARGV,
@@ -36,8 +35,13 @@ test('rank 1 killed at iteration 3 of 6: the launcher restarts both workers from
       'log_interval=1',
       `checkpoint_dir=${ckpt}`,
     ],
-    { encoding: 'utf8', env: { ...process.env, MTL_FAULT_EXIT_AT: '3:1' }, timeout: 280_000 },
+    { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 280_000 },
   );
+}
+
+test('rank 1 killed at iteration 3 of 6: the launcher restarts both workers from checkpoint 2, and the run ends byte for byte where an uninterrupted run ends', () => {
+  const ckpt = mkdtempSync(join(tmpdir(), 'mtl-restart-'));
+  const r = launch(ckpt, { MTL_FAULT_EXIT_AT: '3:1' });
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, `launcher failed:\n${out.slice(-3000)}`);
   assert.match(out, /killing rank 1 at iteration 3/);
@@ -45,4 +49,13 @@ test('rank 1 killed at iteration 3 of 6: the launcher restarts both workers from
   const found = findLatestCheckpoint(ckpt);
   assert.equal(found?.sidecar.iteration, 6);
   assert.equal(found?.sidecar.worldSize, 2);
+
+  const straight = mkdtempSync(join(tmpdir(), 'mtl-restart-ref-'));
+  const u = launch(straight, {});
+  assert.equal(u.status, 0, `uninterrupted run failed:\n${u.stderr.slice(-3000)}`);
+  const ref = findLatestCheckpoint(straight)!;
+  assert.equal(ref.sidecar.iteration, 6);
+  assert.equal(found!.sidecar.tensors.sha256, ref.sidecar.tensors.sha256, 'the tensor files are identical');
+  assert.deepEqual(found!.sidecar.scalers, ref.sidecar.scalers);
+  assert.deepEqual(found!.sidecar.optimizers, ref.sidecar.optimizers);
 });

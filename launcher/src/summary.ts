@@ -18,6 +18,10 @@ export function failureSummary(
     `root cause: rank ${root.rank} (node ${root.nodeRank}, local rank ${root.localRank}${root.pid !== undefined ? `, pid ${root.pid}` : ''}) ${describeExit(root.code, root.signal)} at ${new Date(root.atMs).toISOString()}` +
       (root.detail ? ` (${root.detail})` : ''),
   ];
+  // A worker reports an error it expected as one `error: ...` line: that line is the root cause
+  // a person needs, so it goes right under the rank, above the rest of the tail.
+  const cause = [...root.stderrTail].reverse().find((l) => /(^|\] )error: /.test(l));
+  if (cause) lines.push(`  ${cause.replace(/^.*?error: /, 'error: ')}`);
   if (root.stderrTail.length > 0) {
     lines.push(`last stderr lines of rank ${root.rank}:`);
     for (const l of root.stderrTail) lines.push(`  ${l}`);

@@ -2,7 +2,7 @@
 // The built-in training worker: `worker.ts <config.yaml> [key=value ...] [--resume]`, or the MTLFace
 // release's flags (`worker.ts --train_fr --backbone_name ir50 ...`, see worker-args.ts).
 // mtl-launch runs it in every worker with the launcher's environment (RANK, WORLD_SIZE, ...).
-import { ConfigError } from '@mtlface/train';
+import { reportFailure } from './errors.js';
 import { parseWorkerArgs } from './worker-args.js';
 import { runTraining } from './train/run.js';
 
@@ -16,10 +16,5 @@ try {
   await runTraining(args.config, { resume: args.resume });
   process.exit(0);
 } catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(`${rankPrefix}config error:\n${err.message}`);
-    process.exit(2);
-  }
-  console.error(`${rankPrefix}training failed: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
+  process.exit(reportFailure(err, rankPrefix));
 }

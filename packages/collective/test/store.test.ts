@@ -53,14 +53,21 @@ test('get and wait block until another client sets the keys', async () => {
       got = true;
       return text(v);
     });
-    const waiting = a.wait(['k1', 'k2']);
+    let waited = false;
+    const waiting = a.wait(['k1', 'k2']).then(() => (waited = true));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(got, false);
+    assert.equal(waited, false, 'wait is pending while none of its keys is set');
     await b.set('late', 'now');
     assert.equal(await pending, 'now');
     await b.set('k1', '1');
+    // The round trip of a get on another key is later than any reply the set of k1 could trigger.
+    await b.get('k1');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(waited, false, 'wait is still pending with one of its two keys set');
     await b.set('k2', '2');
     await waiting;
+    assert.equal(waited, true);
   });
 });
 

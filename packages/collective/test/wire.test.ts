@@ -154,14 +154,17 @@ test('array codecs match the scalar ones and preserve inf and NaN', () => {
 test('the f32 mean step rounds exactly as "acc += x; acc /= N" for every divisor', async () => {
   const { CODECS } = await import('../src/wire/codec.js');
   const n = 4096;
-  const rnd = () => fromBits((Math.random() * 2 ** 32) >>> 0);
+  const seed = Number(process.env.MTL_TEST_SEED ?? 4242);
+  let state = seed >>> 0;
+  const random = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const rnd = () => fromBits((random() * 2 ** 32) >>> 0);
   for (const divisor of [2, 3, 4, 5, 8, 6, 1024]) {
     const acc = new Float32Array(n);
     const src = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       // Mostly ordinary magnitudes, some arbitrary bit patterns (subnormals, huge, inf, NaN).
-      acc[i] = i % 8 === 0 ? rnd() : (Math.random() - 0.5) * 2 ** ((i % 60) - 30);
-      src[i] = i % 16 === 1 ? rnd() : (Math.random() - 0.5) * 2 ** ((i % 50) - 25);
+      acc[i] = i % 8 === 0 ? rnd() : (random() - 0.5) * 2 ** ((i % 60) - 30);
+      src[i] = i % 16 === 1 ? rnd() : (random() - 0.5) * 2 ** ((i % 50) - 25);
     }
     const want = acc.slice();
     for (let i = 0; i < n; i++) {
@@ -173,7 +176,9 @@ test('the f32 mean step rounds exactly as "acc += x; acc /= N" for every divisor
     const ref = new Uint32Array(want.buffer);
     for (let i = 0; i < n; i++) {
       if (got[i] !== ref[i] && !(Number.isNaN(acc[i]) && Number.isNaN(want[i])))
-        assert.fail(`divisor ${divisor}, element ${i}: got ${acc[i]}, want ${want[i]}`);
+        assert.fail(
+          `divisor ${divisor}, element ${i}: got ${acc[i]}, want ${want[i]} (MTL_TEST_SEED=${seed})`,
+        );
     }
   }
 });

@@ -44,6 +44,11 @@ export class AnnotationError extends Error {
   }
 }
 
+/** A dataset that cannot be used as a whole (missing or empty list). */
+export class DatasetError extends Error {
+  override name = 'DatasetError';
+}
+
 const INTEGER = /^[0-9]+$/;
 const NUMBER = /^[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
 
@@ -114,9 +119,9 @@ export async function loadDataset(
   try {
     text = await readFile(listFile, 'utf8');
   } catch (err) {
-    throw new Error(`${listFile}: cannot read annotation list: ${(err as Error).message}`, { cause: err });
+    throw new DatasetError(`${listFile}: cannot read annotation list: ${(err as Error).message}`, { cause: err });
   }
   const entries = parseAnnotations(text, listFile);
-  if (entries.length === 0) throw new Error(`${listFile}: annotation list is empty`);
+  if (entries.length === 0) throw new DatasetError(`${listFile}: annotation list is empty`);
   return buildDataset(entries, { root: opts.root ?? dirname(listFile), source: listFile, ageGroups: opts.ageGroups ?? 7 });
 }

@@ -20,6 +20,7 @@ import {
   AgeEstimation,
   cosFaceLoss,
   ageLoss,
+  withInitSeeds,
 } from '@mtlface/model';
 import { maxAbsDiff, useCpu } from './helpers.js';
 
@@ -119,7 +120,7 @@ test('spectral norm: power iterations converge to σ(W/σ) = 1 on a matrix with 
 
 test('spectral norm updates u and v in training forward only', () => {
   const sn = new SpectralNormConv2d(2, 3, 3, 1, 1);
-  const x = tf.randomNormal([1, 4, 4, 2]);
+  const x = tf.randomNormal([1, 4, 4, 2], 0, 1, 'float32', 5);
   const u0 = sn.weightU.dataSync().slice();
   sn.eval();
   tf.tidy(() => sn.forward(x));
@@ -212,7 +213,7 @@ test('bilinear ×2 with half-pixel centres matches the PyTorch formula and its g
   }
   assert.ok(maxAbsDiff(y.dataSync(), want) < 1e-5);
   // adjoint test: <U x, g> = <x, Uᵀ g>
-  const g = tf.randomNormal([1, 4, 6, 1]);
+  const g = tf.randomNormal([1, 4, 6, 1], 0, 1, 'float32', 6);
   const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(upsampleBilinear2x(t as tf.Tensor4D), g)))(x);
   const lhs = tf.sum(tf.mul(y, g)).dataSync()[0]!;
   const rhs = tf.sum(tf.mul(x, dx)).dataSync()[0]!;
@@ -220,16 +221,22 @@ test('bilinear ×2 with half-pixel centres matches the PyTorch formula and its g
 });
 
 test('numerical gradient check of a small backbone + CosFace + age estimation (train-mode BN, no dropout)', () => {
-  const b = buildBackbone({
-    arch: 'demo',
-    widths: [16, 16, 16, 16],
-    inputSize: 16,
-    dropout: 0,
-    embeddingSize: 8,
-  });
-  const head = new CosFace(8, 5, 4, 0.35);
-  const est = new AgeEstimation({ channels: 16, inputSize: 16, groups: 3, hidden: 8 });
-  const x = tf.randomUniform([3, 16, 16, 3], -1, 1, 'float32', 7);
+  // Seeded, so that a failure can be replayed: MTL_TEST_SEED=<the seed in the message>.
+  const seed = Number(process.env.MTL_TEST_SEED ?? 11);
+  let s = seed >>> 0;
+  const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  const { b, head, est } = withInitSeeds(next, () => ({
+    b: buildBackbone({
+      arch: 'demo',
+      widths: [16, 16, 16, 16],
+      inputSize: 16,
+      dropout: 0,
+      embeddingSize: 8,
+    }),
+    head: new CosFace(8, 5, 4, 0.35),
+    est: new AgeEstimation({ channels: 16, inputSize: 16, groups: 3, hidden: 8 }),
+  }));
+  const x = tf.randomUniform([3, 16, 16, 3], -1, 1, 'float32', seed);
   const labels = tf.tensor1d([0, 3, 4], 'int32');
   const ages = tf.tensor1d([20, 45, 61]);
   const groups = tf.tensor1d([0, 1, 2], 'int32');
@@ -284,7 +291,7 @@ test('numerical gradient check of a small backbone + CosFace + age estimation (t
       const numeric = (at(h) - at(-h)) / (2 * h);
       tf.tidy(() => v.assign(tf.tensor(orig, v.shape)));
       const rel = Math.abs(numeric - g[i]!) / Math.max(Math.abs(g[i]!), 1e-2);
-      assert.ok(rel < 0.05, `${name}[${i}]: analytic ${g[i]} numeric ${numeric}`);
+      assert.ok(rel < 0.05, `${name}[${i}]: analytic ${g[i]} numeric ${numeric} (seed ${seed})`);
     }
   }
   tf.dispose(Object.values(grads));

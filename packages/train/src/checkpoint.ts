@@ -1,8 +1,10 @@
 // Checkpoints (DESIGN.md): a safetensors file of every tensor (parameters, buffers, optimizer
 // slots) plus a JSON sidecar with the rest. Each file is written under a temporary name, fsynced
 // and renamed; the sidecar — which carries the tensors' sha256 — is written last, so a checkpoint
-// exists only once both are complete, and the previous one is deleted only after that.
-import { createHash } from 'node:crypto';
+// exists only once both are complete. Pruning happens only after the new checkpoint has been read
+// back and verified, and touches only checkpoints of the same run (its id survives resumes): a
+// directory may hold other runs' files, and those are never ours to delete.
+import { createHash, randomUUID } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -12,11 +14,12 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  statfsSync,
   statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { encodeSafetensors, readSafetensors, tensorsToRaw, type RawTensor } from '@mtlface/model';
 import type { LossScalerState } from './loss-scaler.js';
@@ -43,6 +46,26 @@ export interface CheckpointMeta {
   configHash: string;
   /** Last logged losses, for people reading the sidecar. */
   losses?: Record<string, number>;
+  /**
+   * The run that wrote it: `id` is made at a fresh start and kept by every resume of that run;
+   * `attempt` counts the starts (fresh = 0). Pruning only ever deletes checkpoints of `id`.
+   */
+  run?: RunIdentity;
+}
+
+export interface RunIdentity {
+  id: string;
+  attempt: number;
+}
+
+/** A checkpoint problem the user must act on (disk, torn files, nothing to resume): one line, no stack. */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+/** A new run's identity. */
+export function newRunIdentity(): RunIdentity {
+  return { id: randomUUID(), attempt: 0 };
 }
 
 export interface CheckpointSidecar extends CheckpointMeta {
@@ -65,17 +88,89 @@ export function checkpointBase(iteration: number): string {
   return `ckpt-${String(iteration).padStart(7, '0')}`;
 }
 
-function writeDurably(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+const TMP = /\.tmp-(\d+)$/;
+
+function diskProblem(err: unknown): string | null {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return 'no space left on the device';
+  if (code === 'EIO') return 'an I/O error from the device';
+  if (code === 'EROFS') return 'the filesystem is read-only';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return null;
+}
+
+function freeBytes(dir: string): number | null {
   try {
-    let off = 0;
-    while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return null;
   }
-  renameSync(tmp, path);
+}
+
+/**
+ * Writes `bytes` to `path` atomically: a temporary file, fsync, rename. On any failure the
+ * temporary file is removed, and a disk error becomes a CheckpointError naming the file and the
+ * bytes it needed.
+ */
+export function writeFileDurably(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      let off = 0;
+      while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created, or already renamed
+    }
+    const problem = diskProblem(err);
+    if (!problem) throw err;
+    const free = freeBytes(dirname(path));
+    throw new CheckpointError(
+      `cannot write ${path}: ${problem} (needs ${bytes.byteLength} bytes` +
+        (free !== null ? `, ${free} free` : '') +
+        ')',
+    );
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary files that no running writer owns: those of dead processes, and this
+ * process's own (it has written nothing yet when this runs at start). Returns the names removed.
+ */
+export function sweepStaleTemps(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const m = TMP.exec(f);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && pidAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, f));
+      removed.push(f);
+    } catch {
+      // another process swept it first
+    }
+  }
+  return removed;
 }
 
 function fsyncDir(dir: string): void {
@@ -92,22 +187,24 @@ function fsyncDir(dir: string): void {
 }
 
 /**
- * Writes checkpoint `meta.iteration` into `dir` and prunes all but the newest `keep` complete ones.
- * Tensors are read from the device here (await data()), so call it between steps.
+ * Writes checkpoint `meta.iteration` into `dir`, reads it back to verify it, then prunes this
+ * run's older checkpoints down to the newest `keep` (the new one included). Checkpoints of other
+ * runs, of no run, or newer than this one are left alone. Tensors are read from the device here
+ * (await data()), so call it between steps.
  */
 export async function writeCheckpoint(
   dir: string,
   tensors: Iterable<[string, tf.Tensor]>,
   meta: CheckpointMeta,
   keep = 2,
-): Promise<{ sidecarPath: string; tensorsPath: string; bytes: number }> {
+): Promise<{ sidecarPath: string; tensorsPath: string; bytes: number; pruned: string[] }> {
   mkdirSync(dir, { recursive: true });
   const raw = await tensorsToRaw(tensors);
   const bytes = encodeSafetensors(raw, { format: CHECKPOINT_FORMAT, iteration: String(meta.iteration) });
   const base = checkpointBase(meta.iteration);
   const tensorsPath = join(dir, `${base}.safetensors`);
   const sidecarPath = join(dir, `${base}.json`);
-  writeDurably(tensorsPath, bytes);
+  writeFileDurably(tensorsPath, bytes);
   const sidecar: CheckpointSidecar = {
     format: CHECKPOINT_FORMAT,
     version: CHECKPOINT_VERSION,
@@ -121,29 +218,53 @@ export async function writeCheckpoint(
       count: raw.size,
     },
   };
-  writeDurably(sidecarPath, new TextEncoder().encode(JSON.stringify(sidecar, null, 2) + '\n'));
+  writeFileDurably(sidecarPath, new TextEncoder().encode(JSON.stringify(sidecar, null, 2) + '\n'));
   fsyncDir(dir);
-  pruneCheckpoints(dir, keep);
-  return { sidecarPath, tensorsPath, bytes: bytes.byteLength };
+  const check = verifyCheckpoint(sidecarPath);
+  if ('problem' in check) {
+    throw new CheckpointError(`checkpoint ${sidecarPath} did not verify after writing: ${check.problem}`);
+  }
+  const pruned = meta.run ? pruneCheckpoints(dir, meta.run.id, meta.iteration, keep) : [];
+  return { sidecarPath, tensorsPath, bytes: bytes.byteLength, pruned };
 }
 
-function listSidecars(dir: string): { iteration: number; path: string }[] {
+/** A sidecar in a directory, with the run that wrote it (null when unreadable or written by no run). */
+export interface ListedCheckpoint {
+  iteration: number;
+  path: string;
+  runId: string | null;
+}
+
+/** The checkpoint sidecars in `dir`, newest first. */
+export function listCheckpoints(dir: string): ListedCheckpoint[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .flatMap((f) => {
       const m = NAME.exec(f);
-      return m ? [{ iteration: Number(m[1]), path: join(dir, f) }] : [];
+      if (!m) return [];
+      const path = join(dir, f);
+      let runId: string | null = null;
+      try {
+        const id = (JSON.parse(readFileSync(path, 'utf8')) as CheckpointSidecar).run?.id;
+        if (typeof id === 'string') runId = id;
+      } catch {
+        // torn or foreign: belongs to no run we could prune for
+      }
+      return [{ iteration: Number(m[1]), path, runId }];
     })
     .sort((a, b) => b.iteration - a.iteration);
 }
 
-function pruneCheckpoints(dir: string, keep: number): void {
-  for (const old of listSidecars(dir).slice(keep)) {
+function pruneCheckpoints(dir: string, runId: string, newest: number, keep: number): string[] {
+  const ours = listCheckpoints(dir).filter((c) => c.runId === runId && c.iteration < newest);
+  const removed: string[] = [];
+  for (const old of ours.slice(Math.max(0, keep - 1))) {
     const tensors = old.path.replace(/\.json$/, '.safetensors');
     unlinkSync(old.path); // sidecar first: a half-pruned checkpoint is never mistaken for a complete one
     if (existsSync(tensors)) unlinkSync(tensors);
+    removed.push(basename(old.path));
   }
-  for (const f of readdirSync(dir)) if (/\.tmp-\d+$/.test(f)) unlinkSync(join(dir, f));
+  return removed;
 }
 
 /** Why a checkpoint is unusable, or null when it is complete and intact. */
@@ -172,6 +293,29 @@ export function verifyCheckpoint(sidecarPath: string): { problem: string } | Fou
   return { sidecarPath, tensorsPath, sidecar };
 }
 
+/** Every checkpoint that was tried and rejected, with the reason. */
+export interface Rejected {
+  path: string;
+  problem: string;
+}
+
+/**
+ * The newest complete, intact checkpoint in `dir` (or a sidecar path), with the ones skipped on the
+ * way (torn, corrupt) and why; `found` is null when there is none.
+ */
+export function scanCheckpoints(dirOrFile: string): { found: FoundCheckpoint | null; rejected: Rejected[] } {
+  const candidates = dirOrFile.endsWith('.json')
+    ? [{ iteration: -1, path: dirOrFile }]
+    : listCheckpoints(dirOrFile);
+  const rejected: Rejected[] = [];
+  for (const c of candidates) {
+    const r = verifyCheckpoint(c.path);
+    if ('problem' in r) rejected.push({ path: c.path, problem: r.problem });
+    else return { found: r, rejected };
+  }
+  return { found: null, rejected };
+}
+
 /**
  * The newest complete, intact checkpoint in `dir` (or a sidecar path), skipping torn or corrupt
  * ones with a message through `warn`; null when there is none.
@@ -180,18 +324,9 @@ export function findLatestCheckpoint(
   dirOrFile: string,
   warn: (msg: string) => void = console.warn,
 ): FoundCheckpoint | null {
-  const candidates = dirOrFile.endsWith('.json')
-    ? [{ iteration: -1, path: dirOrFile }]
-    : listSidecars(dirOrFile);
-  for (const c of candidates) {
-    const r = verifyCheckpoint(c.path);
-    if ('problem' in r) {
-      warn(`checkpoint ${c.path} is not usable: ${r.problem}; trying the previous one`);
-      continue;
-    }
-    return r;
-  }
-  return null;
+  const { found, rejected } = scanCheckpoints(dirOrFile);
+  for (const r of rejected) warn(`checkpoint ${r.path} is not usable: ${r.problem}; trying the previous one`);
+  return found;
 }
 
 /** The tensors of a verified checkpoint, by name. */

@@ -5,6 +5,7 @@ export * from './optim.js';
 export * from './weight-decay.js';
 export * from './grad-sync.js';
 export * from './checkpoint.js';
+export * from './resume.js';
 export * from './networks.js';
 export * from './steps.js';
 export * from './trainer.js';

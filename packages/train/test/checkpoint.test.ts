@@ -35,6 +35,7 @@ function meta(iteration: number): CheckpointMeta {
     worldSize: 2,
     config: { any: 'thing' },
     configHash: 'abc',
+    run: { id: 'run-a', attempt: 0 },
   };
 }
 

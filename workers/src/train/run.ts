@@ -6,14 +6,18 @@ import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '
 import { createWorkerMetrics, type WorkerMetrics } from '@mtlface/metrics';
 import {
   Trainer,
+  broadcastBuffers,
   broadcastInitialState,
   configHash,
   findLatestCheckpoint,
+  planResume,
   readCheckpointTensors,
+  sweepStaleTemps,
   verifyIdenticalState,
   writeCheckpoint,
   type FoundCheckpoint,
   type IterationReport,
+  type RunIdentity,
   type TrainConfig,
 } from '@mtlface/train';
 import { rawToTensor } from '@mtlface/model';
@@ -79,31 +83,6 @@ export function validationScores(
   return out.filter(([, , v]) => Number.isFinite(v));
 }
 
-/**
- * Copies rank 0's buffers (batch-norm running statistics) of these modules to every rank. Ranks train
- * their running statistics on their own batches (per-rank BN, as DDP), so without this a sharded
- * evaluation would embed each share with a different model; rank 0's is the one checkpoints keep.
- */
-async function broadcastBuffers(
-  group: ProcessGroup,
-  modules: Array<{ namedBuffers(): Array<[string, tf.Variable]> }>,
-): Promise<void> {
-  const vars = modules.flatMap((m) => m.namedBuffers().map(([, v]) => v));
-  const buf = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
-  let off = 0;
-  for (const v of vars) {
-    buf.set(v.dataSync(), off);
-    off += v.size;
-  }
-  await group.broadcast(buf, 0);
-  off = 0;
-  for (const v of vars) {
-    const part = buf.subarray(off, off + v.size);
-    off += v.size;
-    tf.tidy(() => v.assign(tf.tensor(part, v.shape, v.dtype)));
-  }
-}
-
 function faultAt(env: NodeJS.ProcessEnv, rank: number): number | null {
   // Test hook: MTL_FAULT_EXIT_AT="<iteration>:<rank>" kills that rank at that iteration, first attempt only.
   const spec = env.MTL_FAULT_EXIT_AT;
@@ -160,12 +139,22 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     });
     trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
 
-    // Resume (asked, or any launcher restart) from rank 0's newest complete checkpoint.
+    // Rank 0 decides where the run starts: fresh, or the newest usable checkpoint of this run.
     let found: FoundCheckpoint | null = null;
-    if (rank === 0 && (cfg.resume || opts.resume || restartCount > 0)) {
-      found = findLatestCheckpoint(cfg.checkpoint_dir, log);
+    let runIdentity: RunIdentity | null = null;
+    if (rank === 0) {
+      for (const f of sweepStaleTemps(cfg.checkpoint_dir)) log(`removed ${f}, left by a writer that is gone`);
+      const plan = planResume({
+        dir: cfg.checkpoint_dir,
+        resume: opts.resume ? true : cfg.resume,
+        restart: restartCount > 0,
+        config: cfg,
+        worldSize,
+      });
+      plan.notes.forEach((l) => log(l));
+      found = plan.found;
+      runIdentity = plan.run;
       if (found) log(`resuming from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
-      else log(`no complete checkpoint in ${cfg.checkpoint_dir}: starting from scratch`);
     }
     if (rank === 0 && !found && cfg.init_checkpoint) loadInitCheckpoint(trainer, cfg.init_checkpoint, log);
     const state = await broadcastInitialState(group, found, () => trainer!.checkpointTensors());
@@ -225,7 +214,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const runValidation = async (iteration: number): Promise<void> => {
       const nets = trainer!.nets;
       const before = tf.memory().numTensors;
-      if (group && worldSize > 1) await broadcastBuffers(group, [nets.backbone, nets.estimation]);
+      await broadcastBuffers(group, [nets.backbone, nets.estimation]);
       const report = await validate(
         faceModelFromModules({ backbone: nets.backbone, estimation: nets.estimation }),
         valSets,
@@ -268,6 +257,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
           config: cfg,
           configHash: hash,
           ...(last ? { losses: last.losses } : {}),
+          ...(runIdentity ? { run: runIdentity } : {}),
         },
         cfg.keep_checkpoints,
       );
