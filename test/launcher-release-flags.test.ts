@@ -4,7 +4,7 @@
 // before any worker starts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { synthesize } from '@mtlface/data';
 import { spawn } from 'node:child_process';
@@ -96,10 +96,12 @@ test("the README's AIFR line trains on 2 workers and writes ../output/losses.jso
 });
 
 test("the README's FAS line trains on 2 workers and logs the discriminator means and FAS losses", async () => {
+  // A new run in the same ../output would be refused (it holds the AIFR run's checkpoints).
+  rmSync(join(root.dir, 'output'), { recursive: true });
   const r = await launchLine(FAS);
   assert.equal(r.code, 0, r.stderr);
   const [line, ...more] = lossLines();
-  assert.deepEqual(more, [], 'a fresh run starts the file over');
+  assert.deepEqual(more, []);
   assert.equal(line!.iter, 1);
   for (const k of ['d1_logit', 'd3_logit', 'g_logit', 'fas_id_loss', 'fas_age_loss'])
     assert.ok(Number.isFinite(line![k]), `${k} in ${JSON.stringify(line)}`);
