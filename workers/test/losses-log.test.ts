@@ -1,6 +1,6 @@
 // losses.jsonl: the release's names, the mean over ranks, and a resumed run's file equal to an
 // uninterrupted run's.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,13 +13,8 @@ import { REPO, TINY, tinySynth, dataOverrides } from '../../test/train-helpers.j
 import { LossesLog, lossRecord, truncateLosses } from '../src/train/losses-log.js';
 import { runTraining } from '../src/train/run.js';
 
-let store: StoreServer;
 before(async () => {
   await initBackend({ backend: 'auto', log: () => {} });
-  store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 't' });
-});
-after(async () => {
-  await store.close();
 });
 
 function report(iteration: number, losses: Record<string, number>, logits: Record<string, number> = {}) {
@@ -67,6 +62,7 @@ test("the release's names for its values, ours for the rest", () => {
 test('each value is the mean over ranks; rank 0 writes one line per iteration with the 1-based iter', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mtl-losses-'));
   const cfg = { losses_file: join(dir, 'sub', 'l.jsonl'), checkpoint_dir: dir } as TrainConfig;
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 't' });
   const groups = await localGroups(store.port, `losses-${process.pid}`);
   try {
     const logs = groups.map((g) => LossesLog.open(cfg, g.rank, g, 0));
@@ -74,6 +70,7 @@ test('each value is the mean over ranks; rank 0 writes one line per iteration wi
     await Promise.all(logs.map((l, r) => l.append(report(1, { fr_id: 10 * r, fr_da: 0.5 }))));
   } finally {
     await Promise.all(groups.map((g) => g.close()));
+    await store.close();
   }
   assert.deepEqual(lines(cfg.losses_file!), [
     { iter: 1, id_loss: 2, da_loss: 2, lr: 0.1 },
