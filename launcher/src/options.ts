@@ -69,8 +69,11 @@ export function buildCommand(): Command {
     .description(
       'Start and supervise one training worker per GPU on one or many nodes (torchrun for mtlface).',
     )
-    .usage('[options] <config.yaml | script.(js|mjs|cjs|ts)> [args...]')
-    .argument('<entry>', 'a training config (runs the built-in worker) or a script run in every worker')
+    .usage('[options] <config.yaml | mtlface [release flags] | script.(js|mjs|cjs|ts)> [args...]')
+    .argument(
+      '<entry>',
+      'a training config or `mtlface` (the built-in worker), or a script run in every worker',
+    )
     .argument('[args...]', 'arguments for the script, or key=value overrides for the config')
     .option('--nproc-per-node <n>', 'workers on this node: N, auto (one per GPU, else 1), gpu, cpu', '1')
     .addOption(new Option('--nproc <n>', 'alias of --nproc-per-node'))

@@ -184,6 +184,14 @@ function applyOverride(target: Record<string, unknown>, path: string[], value: u
   node[path[path.length - 1]!] = value;
 }
 
+/** Applies `key=value` overrides to a raw config object in place (later ones win). */
+export function applyOverrides(obj: Record<string, unknown>, overrides: readonly string[]): void {
+  for (const arg of overrides) {
+    const { path, value } = parseOverride(arg);
+    applyOverride(obj, path, value, arg);
+  }
+}
+
 function describeIssues(err: z.ZodError, source: string): string {
   return err.issues
     .map((issue) => {
@@ -227,10 +235,7 @@ export function loadConfig(file: string, overrides: readonly string[] = []): Tra
     throw new ConfigError(`${file}: the top level must be a mapping of keys`);
   }
   const obj = raw as Record<string, unknown>;
-  for (const arg of overrides) {
-    const { path, value } = parseOverride(arg);
-    applyOverride(obj, path, value, arg);
-  }
+  applyOverrides(obj, overrides);
   const source = overrides.length ? `${file} (with overrides ${overrides.join(' ')})` : file;
   return validateConfig(obj, source);
 }

@@ -29,6 +29,7 @@ import {
   type ValidationReport,
 } from '@mtlface/eval/model';
 import { createTrainProgress } from './progress.js';
+import { LossesLog } from './losses-log.js';
 
 export interface RunOptions {
   /** Continue from the newest complete checkpoint in checkpoint_dir (also implied by a launcher restart). */
@@ -234,6 +235,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         for (const [set, metric, value] of validationScores(report)) metrics.validation(set, metric, value);
     };
 
+    const lossesLog = LossesLog.open(cfg, rank, group, start);
     const fault = faultAt(env, rank);
     let last: IterationReport | null = null;
     let lastCheckpoint: string | null = null;
@@ -279,6 +281,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (after !== before)
         log(`warning: tensor count went from ${before} to ${after} in iteration ${it + 1} (leak)`);
       last = report;
+      await lossesLog.append(report);
       images += batch.n;
       const stepSec = (performance.now() - tIter) / 1000;
       if (metrics) {
