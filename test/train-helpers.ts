@@ -1,4 +1,5 @@
 // Shared by the training end-to-end tests: a tiny synthetic set and the tiny demo-design config.
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

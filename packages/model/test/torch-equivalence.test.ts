@@ -1,6 +1,7 @@
 // Equivalence with PyTorch: fixtures/reference_mtlface.py builds the networks from the spec in
 // PyTorch 1.13 (/usr/bin/python3, installed here and in CI), saves weights with torch.save and
 // the inputs/outputs it computed; we import the .pth files and must reproduce the outputs.
+import { fileURLToPath } from 'node:url';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

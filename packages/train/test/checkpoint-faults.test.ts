@@ -1,6 +1,7 @@
 // Checkpoints a run cannot lose: pruning stays within the run's own lineage and waits for the new
 // checkpoint to verify, temporary files never outlive their writer, and a full disk is one clear
 // error that leaves the previous checkpoint as the resume point.
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
