@@ -38,7 +38,8 @@ export interface AgentConfig {
   tee: StreamSpec;
   localRanksFilter?: Set<number> | undefined;
   metricsPort?: number | undefined;
-  metricsHost: string;
+  /** Unset: the address this node reaches the master from (see `defaultMetricsHost`). */
+  metricsHost?: string | undefined;
   timeline?: string | undefined;
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -121,7 +122,7 @@ export class Agent {
           stopTimeoutMs: cfg.shutdownTimeoutMs + cfg.heartbeatTimeoutMs + 10_000,
         });
         const world = await this.untilSignal(rdzv.join());
-        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, cfg.nodeRank);
+        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, addr.host, cfg.nodeRank);
         const code = await this.supervise(rdzv, world, addr, metrics);
         await rdzv.leave().catch(() => undefined);
         return code;

@@ -100,7 +100,10 @@ export function buildCommand(): Command {
     .option('--tee <spec>', 'streams written to log files and the console (same values)')
     .option('--local-ranks-filter <ranks>', 'only these local ranks reach the console, e.g. 0,1')
     .option('--metrics-port <port>', 'serve Prometheus /metrics for this node on this port (0 = off)', '0')
-    .option('--metrics-host <host>', 'address for /metrics', '0.0.0.0')
+    .option(
+      '--metrics-host <host>',
+      "address for /metrics (default: this node's address toward --master-addr; 0.0.0.0 = every interface)",
+    )
     .option('--timeline <file>', 'record a per-step timeline (MTL_TIMELINE) and merge it at the end')
     .version(launcherVersion(), '--version')
     .passThroughOptions()
@@ -243,7 +246,7 @@ export function parseLaunchArgs(
       tee,
       localRanksFilter: parseRanksFilter(o.localRanksFilter as string | undefined),
       metricsPort: metricsPort === 0 ? undefined : metricsPort,
-      metricsHost: String(o.metricsHost),
+      metricsHost: o.metricsHost === undefined ? undefined : String(o.metricsHost),
       timeline: o.timeline === undefined ? undefined : resolve(cwd, String(o.timeline)),
       env,
       cwd,

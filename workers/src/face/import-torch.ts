@@ -71,11 +71,39 @@ function build(net: NetworkName, tensors: Map<string, RawTensor>, o: ImportOptio
   }
 }
 
+/**
+ * The file's tensors by network. A file that holds none for the named network (or, unnamed, for any
+ * MTLFace network) is refused in one line saying what was expected and what was found, instead of
+ * becoming a checkpoint with nothing in it.
+ */
+function networksOf(
+  file: string,
+  tensors: Map<string, RawTensor>,
+  network: NetworkName | undefined,
+): Map<NetworkName, Map<string, RawTensor>> {
+  let nets: Map<NetworkName, Map<string, RawTensor>>;
+  try {
+    nets = splitByNetwork(tensors, network ?? null);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  if (nets.size > 0 && (network === undefined || nets.has(network))) return nets;
+  const expected =
+    network === undefined
+      ? `tensors of an MTLFace network (${NETWORK_NAMES.map((n) => `${n}.*`).join(', ')}, or one network's bare state dict)`
+      : `tensors of the ${network} (${network}.* or a bare state dict)`;
+  const found =
+    tensors.size === 0
+      ? 'no tensors at all'
+      : `${tensors.size} tensor(s), of ${[...nets].map(([n, t]) => `${n} (${t.size})`).join(', ')}`;
+  throw new Error(`${file}: expected ${expected}; found ${found}`);
+}
+
 export async function importTorch(files: string[], o: ImportOptions): Promise<string[]> {
   const networks: Array<[NetworkName, Module]> = [];
   try {
     for (const file of files) {
-      for (const [net, tensors] of splitByNetwork(readTorchWeights(file), o.network ?? null)) {
+      for (const [net, tensors] of networksOf(file, readTorchWeights(file), o.network)) {
         if (networks.some(([n]) => n === net)) throw new Error(`${file}: '${net}' given twice`);
         const module = build(net, tensors, o);
         networks.push([net, module]);
