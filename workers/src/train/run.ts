@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
 import { initProcessGroup, optionsFromEnv, type ProcessGroup } from '@mtlface/collective';
 import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '@mtlface/data';
-import { createWorkerMetrics, type WorkerMetrics } from '@mtlface/metrics';
+import { createWorkerMetrics, instrumentAllReduce, type WorkerMetrics } from '@mtlface/metrics';
 import {
   Trainer,
   broadcastBuffers,
@@ -137,7 +137,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       root: cfg.data.root,
       ageGroups: cfg.model.groups,
     });
-    trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
+    // Gradient all-reduces are measured (bytes, seconds) into mtl_allreduce_* by wrapping the group.
+    const gradGroup = group && metrics ? instrumentAllReduce(group, metrics) : group;
+    trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group: gradGroup });
 
     // Rank 0 decides where the run starts: fresh, or the newest usable checkpoint of this run.
     let found: FoundCheckpoint | null = null;
@@ -284,26 +286,18 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       await lossesLog.append(report);
       images += batch.n;
       const stepSec = (performance.now() - tIter) / 1000;
-      if (metrics) {
-        const t = report.timings;
-        metrics.stepPhase('data_wait', waitMs / 1000);
-        metrics.stepPhase('compute', t.computeMs / 1000);
-        metrics.stepPhase('grad_copy', t.copyOutMs / 1000);
-        metrics.stepPhase('allreduce', t.exposedCommMs / 1000);
-        metrics.stepPhase('optimizer', t.optimizerMs / 1000);
-        metrics.step(stepSec, it + 1);
-        metrics.iterations(1, it + 1);
-        metrics.images(batch.n);
-        for (const [k, v] of Object.entries(report.losses)) {
-          const task = k.startsWith('fas') ? 'fas' : 'fr';
-          if (Number.isFinite(v)) metrics.loss(task, k.replace(/^(fr|fas)_/, ''), v);
-        }
-        if (report.lr.fr !== undefined) metrics.learningRate(report.lr.fr, 'fr');
-        if (report.lr.fas !== undefined) metrics.learningRate(report.lr.fas, 'fas');
-        if (report.scale.fr !== undefined) metrics.lossScale(report.scale.fr);
-        if (report.skipped.length > 0) metrics.skippedSteps(report.skipped.length);
-        if (t.bytes > 0) metrics.allReduce(t.bytes, t.exposedCommMs / 1000);
-      }
+      metrics?.recordIteration({
+        iteration: it + 1,
+        images: batch.n,
+        stepSeconds: stepSec,
+        dataWaitSeconds: waitMs / 1000,
+        losses: report.losses,
+        // The generator's rate is the FAS task's; the discriminator's has its own task label.
+        lr: { fr: report.lr.fr, fas: report.lr.fas, fas_d: report.lr.fas_d },
+        scale: report.scale,
+        skipped: report.skipped,
+        timings: report.timings,
+      });
       if (report.skipped.length > 0 && rank === 0) {
         log(
           `iteration ${it + 1}: overflow in ${report.skipped.join(', ')}: step skipped, loss scale now ${JSON.stringify(report.scale)}`,
