@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OrderedDict, PyFloat, PyTuple } from '@mtlface/pickle';
+import { OrderedDict, PyFloat, PyTuple, type PickleWritable } from '@mtlface/pickle';
 import {
   TorchTensor,
   encodeTorchSave,
@@ -124,7 +124,7 @@ test('torch.load reads every dtype we write bit-exactly, with shapes, 0-d and em
 
 test('the Python types of optimizer and scaler state dicts come out as Python wrote them', () => {
   const momentum = new TorchTensor('F32', [2], bytesOf('F32', [0.5, -0.5]));
-  const value = new Map<import('@mtlface/pickle').PickleWritable | TorchTensor, unknown>([
+  const value = new Map<PickleWritable | TorchTensor, unknown>([
     [
       'state',
       new Map([
