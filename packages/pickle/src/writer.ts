@@ -20,7 +20,7 @@ export class PyTuple {
 }
 
 /** A dict pickled as `collections.OrderedDict` (what `Module.state_dict()` returns). */
-export class OrderedDict extends Map<PickleWritable, PickleWritable> {}
+export class OrderedDict<K = PickleWritable, V = PickleWritable> extends Map<K, V> {}
 
 /** A persistent id (`BINPERSID`): the reader's `persistent_load` turns it into an object. */
 export class PyPersistent {

@@ -45,6 +45,9 @@ export interface CheckpointMeta {
   losses?: Record<string, number>;
 }
 
+/** What resuming needs besides the tensors: from our sidecar, or from the release's files. */
+export type ResumeMeta = Pick<CheckpointMeta, 'iteration' | 'optimizers' | 'scalers'>;
+
 export interface CheckpointSidecar extends CheckpointMeta {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
@@ -65,7 +68,8 @@ export function checkpointBase(iteration: number): string {
   return `ckpt-${String(iteration).padStart(7, '0')}`;
 }
 
-function writeDurably(path: string, bytes: Uint8Array): void {
+/** Writes `bytes` under a temporary name, fsyncs and renames it onto `path`. */
+export function writeDurably(path: string, bytes: Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
@@ -78,7 +82,8 @@ function writeDurably(path: string, bytes: Uint8Array): void {
   renameSync(tmp, path);
 }
 
-function fsyncDir(dir: string): void {
+/** Makes a folder's renames durable (where the filesystem allows). */
+export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {

@@ -9,3 +9,4 @@ export * from './networks.js';
 export * from './steps.js';
 export * from './trainer.js';
 export * from './state-sync.js';
+export * from './release-checkpoint.js';

@@ -29,7 +29,11 @@ const STORAGE_NAMES: Record<Dtype, string> = {
 };
 
 /** Values `encodeTorchSave` accepts: pickle values with {@link TorchTensor}s anywhere inside. */
-export type TorchSaveValue = PickleWritable | TorchTensor;
+export type TorchSaveValue =
+  | Exclude<PickleWritable, PickleWritable[] | Map<PickleWritable, PickleWritable>>
+  | TorchTensor
+  | TorchSaveValue[]
+  | Map<TorchSaveValue, TorchSaveValue>;
 
 const REBUILD = new PickleGlobal('torch._utils', '_rebuild_tensor_v2');
 const ORDERED_DICT = new PickleGlobal('collections', 'OrderedDict');
@@ -64,7 +68,8 @@ function lowerTensors(value: TorchSaveValue, storages: Uint8Array[], path: strin
     return new PyTuple(...value.items.map((v, i) => lowerTensors(v, storages, `${path}[${i}]`)));
   if (value instanceof Map) {
     const out = value instanceof OrderedDict ? new OrderedDict() : new Map<PickleWritable, PickleWritable>();
-    for (const [k, v] of value) out.set(k, lowerTensors(v, storages, `${path}.${String(k)}`));
+    for (const [k, v] of value)
+      out.set(lowerTensors(k, storages, `${path} key`), lowerTensors(v, storages, `${path}.${String(k)}`));
     return out;
   }
   return value;
