@@ -134,6 +134,7 @@ function numberOf(v: PickleValue, file: string, key: string): number {
  */
 function readOptimizer(
   file: string,
+  iteration: number,
   optimizer: Optimizer,
   entries: StateEntry[],
   out: Map<string, tf.Tensor>,
@@ -192,8 +193,8 @@ function readOptimizer(
     throw e;
   }
   for (const [k, t] of staged) out.set(k, t);
-  // SGD keeps no step count; its update does not need one (0: no buffers yet).
-  return steps.size === 1 ? [...steps][0]! : state.size > 0 ? 1 : 0;
+  // SGD's state has no step count (its update needs none): the release steps once per iteration.
+  return steps.size === 1 ? [...steps][0]! : state.size > 0 ? iteration : 0;
 }
 
 function readScaler(file: string, scaler: LossScaler): LossScalerState {
@@ -242,7 +243,9 @@ export function readReleaseCheckpoint(dir: string, iteration: number, trainer: T
     for (const task of p.tasks) {
       const o = trainer[task]!.optimizer;
       const file = releaseFilePath(dir, OPTIMIZER_FILES[task], iteration);
-      optimizers[o.name] = { stepCount: readOptimizer(file, o, paramEntries(trainer, o.params), tensors) };
+      optimizers[o.name] = {
+        stepCount: readOptimizer(file, iteration, o, paramEntries(trainer, o.params), tensors),
+      };
     }
     const scalers: ResumeMeta['scalers'] = {};
     for (const [which, stem] of p.scalers) {
@@ -451,4 +454,26 @@ export async function writeReleaseCheckpoint(
   }
   fsyncDir(dir);
   return paths;
+}
+
+/**
+ * Rank 0's start from the release's files (no checkpoint of ours to resume): `restore_iter > 0`
+ * reads `<save_models>/<module>-<restore_iter>`; a fresh start loads `id_pretrained_path` /
+ * `age_pretrained_path` into the backbone / age estimator. Null when nothing is restored.
+ */
+export function startFromRelease(trainer: Trainer, log: (line: string) => void): ReleaseState | null {
+  const r = trainer.cfg.release;
+  if (r.restore_iter > 0) {
+    if (!r.save_models)
+      throw new Error(`release.restore_iter is ${r.restore_iter} but release.save_models names no folder`);
+    const state = readReleaseCheckpoint(r.save_models, r.restore_iter, trainer);
+    log(`restored iteration ${r.restore_iter} from the release's files in ${r.save_models}`);
+    return state;
+  }
+  const loaded = loadReleasePretrained(trainer, {
+    backbone: r.id_pretrained_path,
+    estimation: r.age_pretrained_path,
+  });
+  if (loaded.length > 0) log(`initialised ${loaded.join(', ')}`);
+  return null;
 }
