@@ -30,7 +30,7 @@ import {
 } from '@mtlface/model';
 import type { Trainer } from './trainer.js';
 import type { LossScaler, LossScalerState } from './loss-scaler.js';
-import { Adam, type NamedParam, type Optimizer } from './optim.js';
+import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { fsyncDir, writeDurably, type ResumeMeta } from './checkpoint.js';
 
 /** The release's file stem of each network (its LoggerX names files after the variables). */
@@ -177,7 +177,8 @@ function readOptimizer(
           steps.add(numberOf(t ?? null, file, key));
           continue;
         }
-        if (t === null && slot === 'momentum_buffer') continue; // SGD without momentum
+        // torch keeps a None buffer for SGD without momentum; ours keeps no slot then
+        if (t === null && optimizer instanceof SGD && optimizer.momentum === 0) continue;
         if (!(t instanceof TorchTensor)) throw new ReleaseFileError(file, `${key} (${p.name}) is missing`);
         const e = entries[i]!;
         const want = torchShape(e.tensor.shape, e.layout);

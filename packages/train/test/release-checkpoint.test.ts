@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { OrderedDict } from '@mtlface/pickle';
+import { OrderedDict, PyFloat } from '@mtlface/pickle';
 import {
   TorchTensor,
   encodeTorchSave,
@@ -27,14 +27,17 @@ import {
   tensorToTorch,
   type RawTensor,
 } from '@mtlface/model';
+import { StoreServer } from '@mtlface/collective';
 import {
   RELEASE_NETWORK_FILES,
   Trainer,
+  broadcastInitialState,
   readReleaseCheckpoint,
+  stateChecksum,
   writeReleaseCheckpoint,
   type TrainConfig,
 } from '../src/index.js';
-import { tinyConfig } from './helpers.js';
+import { localGroups, tinyConfig } from './helpers.js';
 
 await initBackend({ backend: 'cpu', log: () => {} });
 
@@ -298,6 +301,54 @@ test('an amp run refuses the empty scaler state of a run without amp, as GradSca
       writeFileSync(join(d, `scaler-${ITER}`), encodeTorchSave(new Map())),
     );
     assert.match(message, /scaler-7: empty GradScaler state \(saved with amp off\)/);
+  } finally {
+    trainer.dispose();
+  }
+});
+
+test("rank 0's restored release state reaches every rank: same tensors, step counts and scalers", async () => {
+  const { cfg, pt } = setup('joint');
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 't' });
+  const groups = await localGroups(store.port, `release-test-${process.pid}`);
+  const trainers = groups.map(() => new Trainer(cfg, { numClasses: CLASSES, group: null }));
+  try {
+    const restored = readReleaseCheckpoint(pt, ITER, trainers[0]!);
+    const states = await Promise.all(
+      groups.map((g, r) =>
+        broadcastInitialState(g, r === 0 ? restored : null, () => trainers[r]!.checkpointTensors()),
+      ),
+    );
+    restored.tensors.forEach((t) => t.dispose());
+    for (const [r, s] of states.entries()) {
+      assert.equal(s.sidecar, null);
+      assert.equal(s.meta?.iteration, ITER);
+      trainers[r]!.loadState(s.tensors, s.meta);
+      s.tensors.forEach((t) => t.dispose());
+    }
+    const sums = await Promise.all(trainers.map((t) => stateChecksum(t.checkpointTensors())));
+    assert.equal(sums[1], sums[0]);
+    assert.deepEqual(trainers[1]!.checkpointMeta(), trainers[0]!.checkpointMeta());
+    assert.equal(trainers[1]!.fasG!.optimizer.stepCount, 2, 'Adam steps as PyTorch took them');
+  } finally {
+    trainers.forEach((t) => t.dispose());
+    await Promise.all(groups.map((g) => g.close()));
+    await store.close();
+  }
+});
+
+test('an SGD state with momentum but no buffer is refused, naming the key', () => {
+  const { trainer, pt } = setup('aifr');
+  try {
+    const message = refusal(trainer, pt, (d) => {
+      const file = join(d, `optimizer-${ITER}`);
+      const sd = readTorchPickle(file) as Map<string, Map<number, Map<string, unknown>>>;
+      sd.get('state')!.get(4)!.set('momentum_buffer', null);
+      // the reader returns Python floats as numbers: mark them again for the writer
+      for (const g of sd.get('param_groups') as unknown as Array<Map<string, unknown>>)
+        for (const [k, v] of g) if (typeof v === 'number' && !Number.isInteger(v)) g.set(k, new PyFloat(v));
+      writeFileSync(file, encodeTorchSave(sd as never));
+    });
+    assert.match(message, /optimizer-7: state\.4\.momentum_buffer \(backbone\.[\w.]+\) is missing/);
   } finally {
     trainer.dispose();
   }
