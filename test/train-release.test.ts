@@ -12,7 +12,7 @@ import { initBackend } from '@mtlface/backend';
 import { importTorchState, readTorchWeights } from '@mtlface/model';
 import { loadConfig, findLatestCheckpoint, readCheckpointTensors, Trainer } from '@mtlface/train';
 import { runTraining } from '../workers/src/train/run.js';
-import { REPO, TINY, tinySynth, dataOverrides } from './train-helpers.js';
+import { QUIET_RUN, REPO, TINY, dataOverrides, sixIterationRun, tinySynth } from './train-helpers.js';
 
 let data: string;
 before(async () => {
@@ -20,18 +20,8 @@ before(async () => {
   data = await tinySynth();
 });
 
-function cfg(dir: string, extra: string[]) {
-  return loadConfig(join(REPO, 'configs/demo.yaml'), [
-    ...TINY,
-    ...dataOverrides(data),
-    'iterations=6',
-    'checkpoint_interval=3',
-    `checkpoint_dir=${dir}`,
-    ...extra,
-  ]);
-}
-
-const quiet = { log: () => {}, env: {}, skipBackendInit: true, group: null };
+const cfg = (dir: string, extra: string[]) => sixIterationRun(data, dir, extra);
+const quiet = QUIET_RUN;
 const tmp = (name: string) => mkdtempSync(join(tmpdir(), `mtl-release-${name}-`));
 
 /** PyTorch reads every file of the folder and writes it again, as a run continued there would. */
