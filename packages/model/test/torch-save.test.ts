@@ -99,7 +99,11 @@ test('torch.load reads every dtype we write bit-exactly, with shapes, 0-d and em
     ['empty', new TorchTensor('F32', [0, 4], new Uint8Array(0)), 'torch.float32'],
   ];
   const value = new OrderedDict(tensors.map(([k, t]) => [k, t]));
-  const got = torchLoad(encodeTorchSave(value), DESCRIBE) as {
+  // a state dict also passes torch.load(weights_only=True), the loader that refuses arbitrary globals
+  const got = torchLoad(
+    encodeTorchSave(value),
+    `${DESCRIBE}\ntorch.load(sys.argv[1], weights_only=True)\n`,
+  ) as {
     value: {
       type: string;
       items: Array<[{ repr: string }, { tensor: string; shape: number[]; hex: string }]>;
