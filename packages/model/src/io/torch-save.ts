@@ -3,6 +3,7 @@
 // calls on persistent-id storages), one stored entry `<archive>/data/<key>` per tensor and
 // `<archive>/version`. Entries are stored uncompressed with their data 64-byte aligned, as
 // PyTorch's writer does, so readers may map them in place.
+import * as zlib from 'node:zlib';
 import {
   OrderedDict,
   PickleGlobal,
@@ -75,19 +76,11 @@ function lowerTensors(value: TorchSaveValue, storages: Uint8Array[], path: strin
   return value;
 }
 
-let crcTable: Uint32Array | null = null;
 function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[i] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  const native = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+  if (!native)
+    throw new Error(`torch.save: writing needs zlib.crc32 (Node ≥ 20.15), this is ${process.version}`);
+  return native(bytes);
 }
 
 const ALIGN = 64;
