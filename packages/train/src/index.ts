@@ -9,4 +9,6 @@ export * from './networks.js';
 export * from './steps.js';
 export * from './trainer.js';
 export * from './state-sync.js';
-export * from './release-checkpoint.js';
+export * from './release-files.js';
+export * from './release-read.js';
+export * from './release-write.js';
