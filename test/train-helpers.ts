@@ -4,6 +4,7 @@ import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synthesize } from '@mtlface/data';
+import { loadConfig, type TrainConfig } from '@mtlface/train';
 import { TINY_MODEL } from '../packages/train/test/helpers.js';
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -33,3 +34,18 @@ export async function tinySynth(): Promise<string> {
 export function dataOverrides(dir: string): string[] {
   return [`data.root=${dir}`, `data.train_list=${join(dir, 'train.txt')}`];
 }
+
+/** A run of the tiny design: 6 iterations, a checkpoint every 3 into `dir`, then `extra` overrides. */
+export function sixIterationRun(data: string, dir: string, extra: string[] = []): TrainConfig {
+  return loadConfig(join(REPO, 'configs/demo.yaml'), [
+    ...TINY,
+    ...dataOverrides(data),
+    'iterations=6',
+    'checkpoint_interval=3',
+    `checkpoint_dir=${dir}`,
+    ...extra,
+  ]);
+}
+
+/** runTraining options of an in-process, single-rank, silent run. */
+export const QUIET_RUN = { log: () => {}, env: {}, skipBackendInit: true, group: null };

@@ -11,3 +11,6 @@ export * from './steps.js';
 export * from './trainer.js';
 export * from './state-sync.js';
 export * from './release-flags.js';
+export * from './release-files.js';
+export * from './release-read.js';
+export * from './release-write.js';

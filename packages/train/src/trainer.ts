@@ -8,7 +8,7 @@ import { LossScaler } from './loss-scaler.js';
 import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
-import type { CheckpointMeta, CheckpointSidecar } from './checkpoint.js';
+import type { CheckpointMeta, ResumeMeta } from './checkpoint.js';
 import { broadcastBuffers, type BufferGroup } from './state-sync.js';
 import {
   fasDiscriminatorGradients,
@@ -288,7 +288,7 @@ export class Trainer {
   }
 
   /** Restores model tensors, optimizer slots and step counts, and the scalers (a resumed checkpoint). */
-  loadState(tensors: ReadonlyMap<string, tf.Tensor>, sidecar: CheckpointSidecar | null): void {
+  loadState(tensors: ReadonlyMap<string, tf.Tensor>, sidecar: ResumeMeta | null): void {
     const model = new Map<string, tf.Tensor>();
     const slots = new Map<string, tf.Tensor>();
     for (const [k, t] of tensors) (k.startsWith('optim.') ? slots : model).set(k, t);

@@ -12,9 +12,11 @@ import {
   findLatestCheckpoint,
   planResume,
   readCheckpointTensors,
+  startFromRelease,
   sweepStaleTemps,
   verifyIdenticalState,
   writeCheckpoint,
+  writeReleaseCheckpoint,
   type FoundCheckpoint,
   type IterationReport,
   type RunIdentity,
@@ -159,13 +161,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (found) log(`resuming from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
     }
     if (rank === 0 && !found && cfg.init_checkpoint) loadInitCheckpoint(trainer, cfg.init_checkpoint, log);
-    const state = await broadcastInitialState(group, found, () => trainer!.checkpointTensors());
-    trainer.loadState(state.tensors, state.sidecar);
+    const released = rank === 0 && !found ? startFromRelease(trainer, log) : null;
+    const state = await broadcastInitialState(group, found ?? released, () => trainer!.checkpointTensors());
+    released?.tensors.forEach((t) => t.dispose());
+    trainer.loadState(state.tensors, state.meta);
     state.tensors.forEach((t) => t.dispose());
     const checksum = await verifyIdenticalState(group, trainer.checkpointTensors());
     if (rank === 0) log(`initial state identical on ${worldSize} rank(s) (sha256 ${checksum.slice(0, 12)})`);
 
-    const start = state.sidecar?.iteration ?? 0;
+    const start = state.meta?.iteration ?? 0;
     const end = Math.min(cfg.iterations, cfg.stop_at ?? cfg.iterations);
     const sampler = new DistributedSampler({
       size: dataset.files.length,
@@ -263,6 +267,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         },
         cfg.keep_checkpoints,
       );
+      if (cfg.release.save_models) await writeReleaseCheckpoint(cfg.release.save_models, trainer!, iteration);
       metrics?.checkpoint((performance.now() - c) / 1000);
       lastCheckpoint = r.tensorsPath;
     };
