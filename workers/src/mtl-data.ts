@@ -2,11 +2,13 @@
 // `mtl-data`: dataset preparation. Subcommands live in @mtlface/data; this file only wires them.
 import { Command, InvalidArgumentError } from 'commander';
 import {
+  annotateImageFolder,
   createProgress,
   datasetDifficulty,
   fromBin,
   fromRec,
   generatorDifficulty,
+  type LabelEstimator,
   type Progress,
   synthImages,
   synthesize,
@@ -108,6 +110,73 @@ program
     progress?.stop();
     console.log(`from-bin: ${r.images} images, ${r.pairs} pairs (${r.positives} same) → ${o.out}`);
   });
+
+/** face-api's age/gender network as the estimator, on the fastest tfjs backend here (loaded on first use). */
+async function faceApiEstimator(backend: string): Promise<{ estimate: LabelEstimator; dispose(): void }> {
+  const { initBackend } = await import('@mtlface/backend');
+  await initBackend({ backend: backend as 'auto', log: (l) => console.error(l) });
+  const { FaceApiLabeller } = await import('@mtlface/eval/judges');
+  const labeller = new FaceApiLabeller();
+  return { estimate: (paths) => labeller.label(paths), dispose: () => labeller.dispose() };
+}
+
+/** Runs annotate with a progress bar and prints its summary. */
+async function annotateWithProgress(o: {
+  root: string;
+  out: string;
+  ages?: string;
+  batch: number;
+  backend: string;
+}): Promise<void> {
+  let progress: Progress | undefined;
+  const estimator = await faceApiEstimator(o.backend);
+  const started = Date.now();
+  try {
+    const r = await annotateImageFolder({
+      root: o.root,
+      out: o.out,
+      estimate: estimator.estimate,
+      batchSize: o.batch,
+      ...(o.ages ? { published: o.ages } : {}),
+      onProgress: (d, total) => {
+        progress ??= createProgress('annotate', total);
+        progress.update(d);
+      },
+    });
+    progress?.stop();
+    const seconds = (Date.now() - started) / 1000;
+    for (const u of r.unreadable) console.error(`annotate: ${u.file}: unreadable, skipped (${u.reason})`);
+    console.log(
+      `annotate: ${r.images - r.unreadable.length} images of ${r.identities} identities → ${r.out} ` +
+        `(${r.estimated} estimated in ${seconds.toFixed(1)} s, ${r.fromPublished} from ${o.ages ?? 'no published list'}, ` +
+        `${r.resumed} from an earlier run); ids → ${r.identityMap}` +
+        (r.unreadableList ? `; ${r.unreadable.length} unreadable → ${r.unreadableList}` : ''),
+    );
+  } finally {
+    estimator.dispose();
+  }
+}
+
+program
+  .command('annotate')
+  .description(
+    'write the release\'s "id filename age gender" list (1 = male) for an <identity>/<file> tree of face crops; ' +
+      "ages and genders from face-api's age/gender network; resumable",
+  )
+  .argument('<dir>', 'the image tree: one folder per identity (what from-rec and from-folder write)')
+  .requiredOption(
+    '--out <list>',
+    'the list to write (paths relative to <dir>); ids go to <list>.identities.txt',
+  )
+  .option(
+    '--ages <file>',
+    "a published list (the release's annotations): its ages and genders where file names match",
+  )
+  .option('--batch <n>', 'images per network call', int('--batch', 1), 64)
+  .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+  .action((dir: string, o: { out: string; ages?: string; batch: number; backend: string }) =>
+    annotateWithProgress({ root: dir, ...o }),
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -2,3 +2,4 @@
 // ageing and identity, and label ages and genders.
 export * from './age-gender-net.js';
 export * from './face-recognition-net.js';
+export * from './labeller.js';

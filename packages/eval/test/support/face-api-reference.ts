@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import vm from 'node:vm';
 import { faceApiModelDir } from '../../src/align/index.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- the bundle is untyped JavaScript from another realm */
 export interface FaceApiReference {
   ageGender(rgb: Uint8Array, height: number, width: number): Promise<{ age: number; male: number }>;
   descriptor(rgb: Uint8Array, height: number, width: number): Promise<Float32Array>;
