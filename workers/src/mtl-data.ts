@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // `mtl-data`: dataset preparation. Subcommands live in @mtlface/data; this file only wires them.
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import {
   annotateImageFolder,
@@ -111,10 +113,18 @@ program
     console.log(`from-bin: ${r.images} images, ${r.pairs} pairs (${r.positives} same) → ${o.out}`);
   });
 
-/** face-api's age/gender network as the estimator, on the fastest tfjs backend here (loaded on first use). */
-async function faceApiEstimator(backend: string): Promise<{ estimate: LabelEstimator; dispose(): void }> {
+let backendReady = false;
+/** tfjs on the fastest backend here (or the one asked for), once per process, loaded only by commands that use it. */
+async function useBackend(backend: string): Promise<void> {
+  if (backendReady) return;
   const { initBackend } = await import('@mtlface/backend');
   await initBackend({ backend: backend as 'auto', log: (l) => console.error(l) });
+  backendReady = true;
+}
+
+/** face-api's age/gender network as the estimator. */
+async function faceApiEstimator(backend: string): Promise<{ estimate: LabelEstimator; dispose(): void }> {
+  await useBackend(backend);
   const { FaceApiLabeller } = await import('@mtlface/eval/judges');
   const labeller = new FaceApiLabeller();
   return { estimate: (paths) => labeller.label(paths), dispose: () => labeller.dispose() };
@@ -176,6 +186,87 @@ program
   .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
   .action((dir: string, o: { out: string; ages?: string; batch: number; backend: string }) =>
     annotateWithProgress({ root: dir, ...o }),
+  );
+
+program
+  .command('from-folder')
+  .description(
+    'detect and align the faces of an <identity>/<photo> tree (any size, JPEG/PNG/WebP, EXIF orientation) to ' +
+      '112×112 insightface crops in <out>/<identity>/, then annotate them into <out>/all.txt; resumable',
+  )
+  .argument('<photos>', 'one folder per person, as torchvision ImageFolder')
+  .requiredOption('--out <dir>', 'output directory')
+  .option(
+    '--all-faces',
+    'keep every face of a photo (<stem>-1.jpg, … beside the largest), not only the largest',
+  )
+  .option('--aligned', 'the photos are aligned crops already: resize them, do not detect')
+  .option('--no-annotate', 'only align; annotate later with `mtl-data annotate <out> --out <out>/all.txt`')
+  .option(
+    '--ages <file>',
+    'for annotate: a published list whose ages and genders are taken where file names match',
+  )
+  .option('--batch <n>', 'for annotate: images per network call', int('--batch', 1), 64)
+  .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+  .action(
+    async (
+      photos: string,
+      o: {
+        out: string;
+        allFaces?: boolean;
+        aligned?: boolean;
+        annotate: boolean;
+        ages?: string;
+        batch: number;
+        backend: string;
+      },
+    ) => {
+      await useBackend(o.backend);
+      const { FaceAligner, alignImageFolder } = await import('@mtlface/eval/align');
+      const aligner = new FaceAligner();
+      let progress: Progress | undefined;
+      const r = await alignImageFolder({
+        photos,
+        out: o.out,
+        aligner,
+        allFaces: o.allFaces ?? false,
+        ...(o.aligned ? { align: { aligned: true } } : {}),
+        onProgress: (d, total) => {
+          progress ??= createProgress('from-folder', total);
+          progress.update(d);
+        },
+      }).finally(() => aligner.dispose());
+      progress?.stop();
+      const write = (name: string, lines: string[]) => {
+        const path = join(o.out, name);
+        if (lines.length > 0) writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
+        else rmSync(path, { force: true });
+        return path;
+      };
+      for (const f of r.noFace) console.error(`from-folder: ${f}: no face found`);
+      for (const u of r.unreadable)
+        console.error(`from-folder: ${u.file}: unreadable, skipped (${u.reason})`);
+      const noFace = write('no-face.txt', r.noFace);
+      const unreadable = write(
+        'unreadable-photos.txt',
+        r.unreadable.map((u) => `${u.file}\t${u.reason}`),
+      );
+      console.log(
+        `from-folder: ${r.written + r.kept} of ${r.photos} photos aligned → ${o.out} (${r.kept} from an earlier run; ` +
+          `${r.severalFaces.length} with several faces: ${o.allFaces ? 'all kept' : 'the largest taken'})` +
+          (r.noFace.length ? `; ${r.noFace.length} without a face → ${noFace}` : '') +
+          (r.unreadable.length ? `; ${r.unreadable.length} unreadable → ${unreadable}` : ''),
+      );
+      if (o.annotate) {
+        await annotateWithProgress({
+          root: o.out,
+          out: join(o.out, 'all.txt'),
+          batch: o.batch,
+          backend: o.backend,
+          ...(o.ages ? { ages: o.ages } : {}),
+        });
+      }
+    },
   );
 
 try {

@@ -52,7 +52,9 @@ const SPEC: [string, string[]][] = [
 
 test('format: "id file age gender", ids contiguous in sorted folder order, the map beside the list', async () => {
   const root = makeTree(SPEC);
-  const out = join(root, '..', `${root.split('/').pop()}-list.txt`);
+  // a list outside the tree: its paths lead from its own folder into the tree
+  const tree = root.split('/').pop()!;
+  const out = join(root, '..', `${tree}-list.txt`);
   const { estimate } = counting();
   const r = await annotateImageFolder({ root, out, estimate, batchSize: 2 });
   // code-unit order: upper case before lower case; "empty" has no image and takes no id
@@ -69,14 +71,14 @@ test('format: "id file age gender", ids contiguous in sorted folder order, the m
   ] as const;
   assert.deepEqual(
     entries.map((e) => [e.file, e.id]),
-    expected.map(([f, id]) => [f, id]),
+    expected.map(([f, id]) => [`${tree}/${f}`, id]),
   );
   for (const e of entries) {
-    const k = known(join(root, e.file)) as { age: number; gender: number };
+    const k = known(join(root, '..', e.file)) as { age: number; gender: number };
     assert.equal(e.age, Math.round(k.age));
     assert.equal(e.gender, k.gender);
   }
-  assert.match(text, /^0 Bob\/1\.JPG \d+ [01]\n/);
+  assert.match(text, /^0 annotate-\w+\/Bob\/1\.JPG \d+ [01]\n/);
   assert.equal(readFileSync(r.identityMap, 'utf8'), '0 Bob\n1 alice\n2 n000002\n');
   assert.equal(r.identityMap, out.replace(/\.txt$/, '.identities.txt'));
   // the bad image: listed with its reason, not in the list, not fatal

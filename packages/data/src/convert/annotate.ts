@@ -13,7 +13,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseAnnotations } from '../annotations.js';
 import { formatIdentityMap, identityMapPath, listImageFolder, type FolderImage } from './image-folder.js';
 
@@ -33,7 +33,7 @@ export type LabelEstimator = (paths: string[]) => Promise<LabelResult[]>;
 export interface AnnotateOptions {
   /** the ImageFolder tree's root */
   root: string;
-  /** the annotation list to write (paths in it are relative to `root`) */
+  /** the annotation list to write; its paths are relative to its own folder, so loadDataset finds them */
   out: string;
   /** needed unless `published` covers every image */
   estimate?: LabelEstimator;
@@ -157,10 +157,12 @@ export async function annotateImageFolder(opts: AnnotateOptions): Promise<Annota
   }
   const unreadable: { file: string; reason: string }[] = [];
   const list: string[] = [];
+  const listDir = resolve(dirname(opts.out));
+  const listed = (file: string) => relative(listDir, join(root, file)).split('\\').join('/');
   for (const im of images) {
     const e = journal.get(im.file)!;
     if ('error' in e) unreadable.push({ file: im.file, reason: e.error });
-    else list.push(`${im.id} ${im.file} ${formatAge(e.age)} ${e.gender}\n`);
+    else list.push(`${im.id} ${listed(im.file)} ${formatAge(e.age)} ${e.gender}\n`);
   }
   const identityMap = identityMapPath(opts.out);
   writeAtomically(identityMap, formatIdentityMap(identities));

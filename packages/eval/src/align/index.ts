@@ -5,3 +5,4 @@ export * from './landmarks68.js';
 export * from './align.js';
 export * from './merge-detections.js';
 export { faceApiModelDir, loadManifestWeights } from './weights.js';
+export * from './from-folder.js';
