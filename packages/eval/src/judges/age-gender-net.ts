@@ -4,9 +4,13 @@
 // weights bundled in @vladmandic/face-api (trained on real photos: UTKFace). Nothing is downloaded.
 import * as tf from '@tensorflow/tfjs-core';
 import { loadManifestWeights, take } from '../align/weights.js';
+import type { FaceImages } from '../model/images.js';
 
 const SIZE = 112;
 const MEAN_RGB = [122.782, 117.001, 104.298] as const;
+
+/** [-1, 1] model input → the 0..255 pixels face-api expects. */
+export const toPixels = (x: tf.Tensor4D): tf.Tensor4D => tf.mul(tf.add(x, 1), 127.5);
 
 export interface AgeGender {
   /** years */
@@ -114,6 +118,21 @@ export class AgeGenderNet {
     const out = { age: age.dataSync() as Float32Array, male: male.dataSync() as Float32Array };
     tf.dispose([age, genderLogits, male]);
     return { age: Float32Array.from(out.age), male: Float32Array.from(out.male) };
+  }
+
+  /** Ages in years of a face set (NHWC in [-1, 1], any side), in batches. */
+  predictFaces(set: FaceImages, batchSize = 32): Float32Array {
+    const per = set.size * set.size * 3;
+    const out = new Float32Array(set.n);
+    for (let s = 0; s < set.n; s += batchSize) {
+      const m = Math.min(batchSize, set.n - s);
+      const x = tf.tidy(() =>
+        toPixels(tf.tensor4d(set.images.subarray(s * per, (s + m) * per), [m, set.size, set.size, 3])),
+      );
+      out.set(this.predict(x).age, s);
+      x.dispose();
+    }
+    return out;
   }
 
   dispose(): void {

@@ -3,3 +3,4 @@
 export * from './age-gender-net.js';
 export * from './face-recognition-net.js';
 export * from './labeller.js';
+export * from './face-api-judge.js';
