@@ -88,6 +88,26 @@ test('format: "id file age gender", ids contiguous in sorted folder order, the m
   assert.ok(!existsSync(`${out}.partial`));
 });
 
+test('an identity whose every image is unreadable takes no id: the ids stay contiguous', async () => {
+  const root = makeTree([
+    ['a', ['1.jpg']],
+    ['b', ['bad1.jpg', 'bad2.jpg']],
+    ['c', ['1.jpg']],
+  ]);
+  const out = join(root, 'list.txt');
+  const r = await annotateImageFolder({ root, out, estimate: counting().estimate });
+  assert.deepEqual(
+    parseAnnotations(readFileSync(out, 'utf8'), out).map((e) => [e.id, e.file]),
+    [
+      [0, 'a/1.jpg'],
+      [1, 'c/1.jpg'],
+    ],
+  );
+  assert.equal(readFileSync(r.identityMap, 'utf8'), '0 a\n1 c\n');
+  assert.equal(r.identities, 2);
+  assert.equal(r.unreadable.length, 2);
+});
+
 test('resume: an interrupted run leaves no list; the rerun labels only what is left and writes the same list', async () => {
   const spec: [string, string[]][] = Array.from({ length: 5 }, (_, i) => [
     `id${i}`,

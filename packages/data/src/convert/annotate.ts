@@ -156,16 +156,22 @@ export async function annotateImageFolder(opts: AnnotateOptions): Promise<Annota
     opts.onProgress?.(done, images.length);
   }
   const unreadable: { file: string; reason: string }[] = [];
-  const list: string[] = [];
-  const listDir = resolve(dirname(opts.out));
-  const listed = (file: string) => relative(listDir, join(root, file)).split('\\').join('/');
+  const labelled: { im: FolderImage; age: number; gender: 0 | 1 }[] = [];
   for (const im of images) {
     const e = journal.get(im.file)!;
     if ('error' in e) unreadable.push({ file: im.file, reason: e.error });
-    else list.push(`${im.id} ${listed(im.file)} ${formatAge(e.age)} ${e.gender}\n`);
+    else labelled.push({ im, age: e.age, gender: e.gender });
   }
+  // ids over the identities that kept an image, so they stay contiguous when a folder's images all failed
+  const kept = identities.filter((_, id) => labelled.some((l) => l.im.id === id));
+  const idOf = new Map(kept.map((name, id) => [name, id]));
+  const listDir = resolve(dirname(opts.out));
+  const listed = (file: string) => relative(listDir, join(root, file)).split('\\').join('/');
+  const list = labelled.map(
+    (l) => `${idOf.get(l.im.identity)!} ${listed(l.im.file)} ${formatAge(l.age)} ${l.gender}\n`,
+  );
   const identityMap = identityMapPath(opts.out);
-  writeAtomically(identityMap, formatIdentityMap(identities));
+  writeAtomically(identityMap, formatIdentityMap(kept));
   const unreadableList = `${opts.out.replace(/(\.txt)?$/, '')}.unreadable.txt`;
   if (unreadable.length > 0)
     writeAtomically(unreadableList, unreadable.map((u) => `${u.file}\t${u.reason}\n`).join(''));
@@ -174,7 +180,7 @@ export async function annotateImageFolder(opts: AnnotateOptions): Promise<Annota
   rmSync(journalPath, { force: true });
   return {
     images: images.length,
-    identities: identities.length,
+    identities: kept.length,
     estimated,
     fromPublished,
     resumed,
