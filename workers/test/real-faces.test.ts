@@ -4,28 +4,26 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { AgeEstimation, AgingModule, buildBackbone, encodeSafetensors, prefixedState } from '@mtlface/model';
 import { parseAnnotations } from '@mtlface/data';
 import { cosineSimilarity, embeddingDistance, row } from '@mtlface/eval';
-import { embedImages, faceModelFromModules } from '@mtlface/eval/model';
+import { embedImages } from '@mtlface/eval/model';
 import { FaceAligner } from '@mtlface/eval/align';
 import { AgeGenderNet, FaceRecognitionNet, describeFaces } from '@mtlface/eval/judges';
 import { SOURCE_EXEC_ARGV } from '../../scripts/source-argv.mjs';
+import { randomFaceModel } from './support/random-face-model.js';
 import { composePhoto } from '../../packages/eval/test/support/rendered-faces.js';
 import { readFaces } from '../src/face/face-model.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 let dir = '';
-const backbone = buildBackbone({ arch: 'demo', inputSize: 32, embeddingSize: 64 });
-const estimation = new AgeEstimation({ channels: 128, inputSize: 32, groups: 7, hidden: 32 });
-const generator = new AgingModule({ groups: 7, widths: [16, 32, 64, 128], unitCount: 8 });
-const model = faceModelFromModules({ backbone, estimation, generator });
+const nets = randomFaceModel();
+const { model } = nets;
 let aligner: FaceAligner;
 
 function run(cli: 'mtl-data' | 'mtl-face', ...args: string[]): string {
@@ -62,21 +60,12 @@ before(async () => {
       .png()
       .toFile(photo(person, 'old.png'));
   }
-  writeFileSync(
-    join(dir, 'ckpt.safetensors'),
-    encodeSafetensors(
-      await prefixedState([
-        ['backbone', backbone],
-        ['estimation', estimation],
-        ['generator', generator],
-      ]),
-    ),
-  );
+  await nets.save(join(dir, 'ckpt.safetensors'));
 });
 after(() => {
   rmSync(dir, { recursive: true, force: true });
   aligner.dispose();
-  [backbone, estimation, generator].forEach((m) => m.dispose());
+  nets.dispose();
 });
 
 test('from-folder: each photo aligned to a 112×112 crop and annotated with face-api’s ages and genders', async () => {
