@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFil
 import { basename, join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '@mtlface/train';
-import { REPO_ROOT, alive, tempDir } from './support/launch.js';
+import { REPO_ROOT, alive } from './support/launch.js';
 import { NODES, slurmCluster } from './support/slurm.js';
 import type { JobProcess, SlurmCluster } from './support/slurm.js';
 import { TINY, dataOverrides, tinySynth } from './train-helpers.js';
@@ -51,26 +51,24 @@ function observe(cluster: SlurmCluster, jobId: string, seen: Seen): void {
 describe('docker/slurm/mtlface.sbatch on a real two-node Slurm cluster', () => {
   let cluster: SlurmCluster | undefined;
   let skip: string | undefined;
-  const tmp = tempDir('mtl-slurm-test-');
   let dir = '';
   let n = 0;
 
   before(async () => {
+    cluster = await slurmCluster('slm', CPUS);
+    skip = cluster.skip;
+    if (skip) return;
     // The script runs the build (bin/mtl-launch.js → launcher/dist, workers/dist): bring it up to date.
     execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    cluster = await slurmCluster('slm', CPUS);
-    skip = cluster.skip;
-    dir = tmp.dir;
+    dir = cluster.dir; // removed with the cluster, on every exit path
   });
   after(() => {
-    const pids = cluster?.daemonPids?.() ?? [];
     cluster?.tearDown();
-    tmp.cleanup();
-    const left = pids.filter((p) => alive(p));
-    assert.deepEqual(left, [], 'no Slurm or munge daemon left running');
+    if (cluster && !cluster.skip)
+      assert.deepEqual(cluster.leftovers(), [], 'no Slurm daemon, slurmstepd or job process left running');
   });
 
   /** Writes the tiny config and submits the script from a fresh checkout; returns what the assertions need. */

@@ -36,6 +36,8 @@ export interface JobProcess {
 
 export interface SlurmCluster {
   skip: string | undefined;
+  /** A directory for the test's own files, removed with the cluster. */
+  dir: string;
   /** Submits from node n1 (`sbatch --parsable args...`); returns the job id. */
   sbatch(args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): string;
   scancel(jobId: string): void;
@@ -47,8 +49,8 @@ export interface SlurmCluster {
   jobProcesses(jobId?: string): JobProcess[];
   /** The daemons' log files, for failure messages. */
   logs(): string;
-  /** Process ids of munged, slurmctld and both slurmd. */
-  daemonPids(): number[];
+  /** After tearDown: pids of anything of this cluster still running (daemons, slurmstepd, jobs). */
+  leftovers(): number[];
   tearDown(): void;
 }
 
@@ -108,7 +110,12 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
     return r.stdout;
   };
 
-  const jobProcesses = (jobId?: string): JobProcess[] => {
+  /**
+   * Processes of this cluster: the jobs' (their SLURM_CLUSTER_NAME) and, with `all`, every process
+   * started with this cluster's SLURM_CONF (the daemons and the slurmstepd they fork, which outlive
+   * a killed slurmd).
+   */
+  const clusterProcesses = (opts: { jobId?: string; all?: boolean } = {}): JobProcess[] => {
     const nodeOfUts = new Map<string, string>();
     for (const [node, pid] of slurmdPids) {
       try {
@@ -122,8 +129,10 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
       const pid = Number(entry);
       if (!Number.isInteger(pid) || pid === process.pid) continue;
       const env = readEnviron(pid);
-      if (env?.SLURM_CLUSTER_NAME !== cluster) continue;
-      if (jobId !== undefined && env.SLURM_JOB_ID !== jobId) continue;
+      if (env === undefined) continue;
+      const ofJob =
+        env.SLURM_CLUSTER_NAME === cluster && (opts.jobId === undefined || env.SLURM_JOB_ID === opts.jobId);
+      if (!ofJob && !(opts.all && env.SLURM_CONF === conf)) continue;
       if (!alive(pid)) continue;
       try {
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
@@ -155,16 +164,35 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
         timeout: 10_000,
       });
       const deadline = Date.now() + 5_000;
-      while (jobProcesses().length > 0 && Date.now() < deadline) spawnSync('sleep', ['0.2']);
-      for (const p of jobProcesses()) process.kill(p.pid, 'SIGKILL');
+      while (clusterProcesses().length > 0 && Date.now() < deadline) spawnSync('sleep', ['0.2']);
       for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+      for (const p of clusterProcesses({ all: true })) process.kill(p.pid, 'SIGKILL');
     }
     hosts.tearDown();
     tmp.cleanup();
   };
+  // A test process stopped by a signal takes the cluster down first, then dies of that signal.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    tearDown();
+    process.kill(process.pid, sig);
+  };
   const skipWith = (why: string): SlurmCluster => {
     tearDown();
-    return { skip: why } as SlurmCluster;
+    const unusable = (): never => {
+      throw new Error(`the Slurm cluster did not start: ${why}`);
+    };
+    return {
+      skip: why,
+      dir: '',
+      sbatch: unusable,
+      scancel: unusable,
+      state: unusable,
+      waitState: unusable,
+      jobProcesses: unusable,
+      logs: () => '',
+      leftovers: () => [],
+      tearDown: () => undefined,
+    };
   };
 
   if (missing.length > 0)
@@ -173,6 +201,7 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
     );
   if (hosts.skip) return skipWith(hosts.skip);
   process.once('exit', tearDown);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
 
   // munge: a fresh key, socket and state under the cluster's directory (root-owned, mode 0700).
   const munge = join(dir, 'munge');
@@ -294,8 +323,11 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
     return /JobState=(\S+)/.exec(out)?.[1] ?? 'UNKNOWN';
   };
 
+  const work = join(dir, 'work');
+  mkdirSync(work);
   return {
     skip: undefined,
+    dir: work,
     sbatch(args, opts) {
       const out = run(inNode(0, ['sbatch', '--parsable', ...args]), { ...baseEnv, ...opts.env }, opts.cwd);
       const id = out.trim().split(';')[0]!;
@@ -331,9 +363,9 @@ export async function slurmCluster(tag: string, cpus: number): Promise<SlurmClus
         await new Promise((r) => setTimeout(r, 200));
       }
     },
-    jobProcesses,
+    jobProcesses: (jobId) => clusterProcesses({ jobId }),
     logs,
-    daemonPids: () => daemons.map((d) => d.pid!),
+    leftovers: () => clusterProcesses({ all: true }).map((p) => p.pid),
     tearDown,
   };
 }
