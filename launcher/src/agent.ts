@@ -80,7 +80,13 @@ export class Agent {
     let rdzv: Rendezvous | undefined;
     try {
       if (cfg.nodeRank === 0) {
-        server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
+        server = await this.untilSignal(
+          hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken, cfg.rdzvTimeoutMs, (why) =>
+            say(
+              `--master-addr ${cfg.masterAddr} does not resolve yet (${why}); retrying for up to ${cfg.rdzvTimeoutMs / 1000}s (--rdzv-timeout)`,
+            ),
+          ),
+        );
         if (cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
           say(
             `--master-addr ${cfg.masterAddr} is a loopback address (${server.host}): only launchers on this machine can join`,
