@@ -2,7 +2,7 @@
 // loaded everywhere, and verified with a checksum gathered from every rank.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { encodeSafetensors, readSafetensors, rawToTensor, tensorsToRaw } from '@mtlface/model';
 import type { CheckpointSidecar, FoundCheckpoint } from './checkpoint.js';
 
@@ -90,4 +90,35 @@ export async function verifyIdenticalState(
     );
   }
   return mine;
+}
+
+/** The collective call that buffer sync needs. */
+export type BufferGroup = Pick<StateGroup, 'rank' | 'worldSize' | 'broadcast'>;
+
+/**
+ * Copies rank 0's buffers of these modules (batch-norm running statistics and batch counters,
+ * spectral-norm u and v) to every rank, in one broadcast of their concatenation. Ranks update
+ * running statistics on their own batches (per-rank BN, as DDP); DDP with broadcast_buffers
+ * replaces them by rank 0's before every training forward, and so do the trainer and a sharded
+ * evaluation. Integer buffers travel as f32: exact below 2^24.
+ */
+export async function broadcastBuffers(
+  group: BufferGroup | null,
+  modules: ReadonlyArray<{ namedBuffers(): Array<[string, tf.Variable]> }>,
+): Promise<void> {
+  if (!group || group.worldSize === 1) return;
+  const vars = modules.flatMap((m) => m.namedBuffers().map(([, v]) => v));
+  const buf = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+  let off = 0;
+  for (const v of vars) {
+    buf.set(await v.data(), off);
+    off += v.size;
+  }
+  await group.broadcast(buf, 0);
+  off = 0;
+  for (const v of vars) {
+    const part = buf.subarray(off, off + v.size);
+    off += v.size;
+    tf.tidy(() => v.assign(tf.tensor(part, v.shape, v.dtype)));
+  }
 }

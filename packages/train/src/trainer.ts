@@ -9,6 +9,7 @@ import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
 import type { CheckpointMeta, CheckpointSidecar } from './checkpoint.js';
+import { broadcastBuffers, type BufferGroup } from './state-sync.js';
 import {
   fasDiscriminatorGradients,
   fasGeneratorGradients,
@@ -40,9 +41,12 @@ export interface IterationReport {
   timings: StepTimings;
 }
 
+/** The collectives a training step uses: gradient all-reduce and the buffers' broadcast. */
+export type TrainerGroup = GradientGroup & BufferGroup;
+
 export interface TrainerOptions {
   numClasses: number;
-  group: GradientGroup | null;
+  group: TrainerGroup | null;
   /** Test hook: called with each task's local gradients before the sync (may replace entries). */
   beforeSync?: (task: 'fr' | 'fas_d' | 'fas_g', iteration: number, grads: (tf.Tensor | null)[]) => void;
   /** Run the networks in eval mode (batch norm on running statistics, no dropout): for equivalence tests. */
@@ -72,7 +76,7 @@ export class Trainer {
   readonly fr: SyncedTask | null;
   readonly fasD: SyncedTask | null;
   readonly fasG: SyncedTask | null;
-  private readonly group: GradientGroup | null;
+  private readonly group: TrainerGroup | null;
 
   constructor(
     readonly cfg: TrainConfig,
@@ -185,6 +189,9 @@ export class Trainer {
     try {
       if (this.fr) {
         this.nets.train(train);
+        // As DDP's broadcast_buffers before each training forward of these modules.
+        const n = this.nets;
+        await broadcastBuffers(this.group, [n.backbone, n.head, n.estimation, n.daDiscriminator]);
         const lr = this.frLr(iteration);
         report.lr.fr = lr;
         const c = performance.now();
@@ -206,9 +213,13 @@ export class Trainer {
         const lr = this.cfg.fas_optim.lr;
         report.lr.fas = lr;
         // Frozen backbone and age estimator (eval mode, no updates); generator and discriminator train.
-        this.nets.train(false);
-        this.nets.generator!.train(train);
-        this.nets.discriminator!.train(train);
+        const n = this.nets;
+        n.train(false);
+        n.generator!.train(train);
+        n.discriminator!.train(train);
+        // The release wraps these three in DDP (rank 0's buffers before each training forward) but
+        // hands FAS the backbone unwrapped: its eval-mode statistics stay each rank's own.
+        await broadcastBuffers(this.group, [n.generator!, n.discriminator!, n.estimation]);
         let c = performance.now();
         const src = fasSource(this.nets, fb);
         try {

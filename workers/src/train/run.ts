@@ -6,6 +6,7 @@ import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '
 import { createWorkerMetrics, type WorkerMetrics } from '@mtlface/metrics';
 import {
   Trainer,
+  broadcastBuffers,
   broadcastInitialState,
   configHash,
   findLatestCheckpoint,
@@ -76,31 +77,6 @@ export function validationScores(
       if (b.pairs > 0) out.push([s.name, `accuracy_gap_${b.label}`, b.accuracy]);
   }
   return out.filter(([, , v]) => Number.isFinite(v));
-}
-
-/**
- * Copies rank 0's buffers (batch-norm running statistics) of these modules to every rank. Ranks train
- * their running statistics on their own batches (per-rank BN, as DDP), so without this a sharded
- * evaluation would embed each share with a different model; rank 0's is the one checkpoints keep.
- */
-async function broadcastBuffers(
-  group: ProcessGroup,
-  modules: Array<{ namedBuffers(): Array<[string, tf.Variable]> }>,
-): Promise<void> {
-  const vars = modules.flatMap((m) => m.namedBuffers().map(([, v]) => v));
-  const buf = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
-  let off = 0;
-  for (const v of vars) {
-    buf.set(v.dataSync(), off);
-    off += v.size;
-  }
-  await group.broadcast(buf, 0);
-  off = 0;
-  for (const v of vars) {
-    const part = buf.subarray(off, off + v.size);
-    off += v.size;
-    tf.tidy(() => v.assign(tf.tensor(part, v.shape, v.dtype)));
-  }
 }
 
 function faultAt(env: NodeJS.ProcessEnv, rank: number): number | null {
@@ -224,7 +200,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const runValidation = async (iteration: number): Promise<void> => {
       const nets = trainer!.nets;
       const before = tf.memory().numTensors;
-      if (group && worldSize > 1) await broadcastBuffers(group, [nets.backbone, nets.estimation]);
+      await broadcastBuffers(group, [nets.backbone, nets.estimation]);
       const report = await validate(
         faceModelFromModules({ backbone: nets.backbone, estimation: nets.estimation }),
         valSets,
