@@ -82,7 +82,7 @@ test("FR step at world size 2: each FR network starts from rank 0's buffers", as
 });
 
 test("FAS step at world size 2: generator and age estimator start from rank 0's buffers, D's agree", async () => {
-  const cfg = tinyConfig(['mode=fas', 'amp=false', 'model.dropout=0']);
+  const cfg = tinyConfig(['mode=fas', 'amp=false', 'model.dropout=0', 'fas_estimator=train']);
   // The discriminator's spectral-norm vectors depend on its updated weights in the G step, which the
   // rank-1-only reference does not share; both ranks iterate identically, so they must simply agree.
   await rank1FollowsRank0(cfg, ['generator', 'estimation'], ['discriminator'], 'fas');
