@@ -227,11 +227,13 @@ export class Trainer {
         const [lrD, lrG] = [o.d_lr ?? o.lr, o.g_lr ?? o.lr];
         report.lr.fas = lrG;
         report.lr.fas_d = lrD;
-        // Frozen backbone and age estimator (eval mode, no updates); generator and discriminator train.
+        // Frozen backbone (eval mode); no optimizer steps the age estimator, but as in the release
+        // its BatchNorm runs on batch statistics (fas_estimator 'train') unless set to 'eval'.
         const n = this.nets;
         n.train(false);
         n.generator!.train(train);
         n.discriminator!.train(train);
+        n.estimation.train(train && this.cfg.fas_estimator === 'train');
         // The release wraps these three in DDP (rank 0's buffers before each training forward) but
         // hands FAS the backbone unwrapped: its eval-mode statistics stay each rank's own.
         await broadcastBuffers(this.group, [n.generator!, n.discriminator!, n.estimation]);
