@@ -8,6 +8,7 @@ import { LossScaler } from './loss-scaler.js';
 import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
+import { hash32 } from '@mtlface/data/rng';
 import type { CheckpointMeta, ResumeMeta } from './checkpoint.js';
 import { broadcastBuffers, type BufferGroup } from './state-sync.js';
 import {
@@ -64,14 +65,6 @@ interface SyncedTask {
   bucketer: GradientBucketer;
 }
 
-function hash32(...words: number[]): number {
-  let h = 0x811c9dc5;
-  for (const w of words) {
-    h = Math.imul(h ^ (w >>> 0), 0x01000193) >>> 0;
-    h ^= h >>> 15;
-  }
-  return h >>> 0;
-}
 
 export class Trainer {
   readonly nets: MtlFaceNetworks;
