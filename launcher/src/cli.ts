@@ -3,6 +3,7 @@
 // errors are one line on stderr, never a stack trace.
 import { LaunchError } from './errors.js';
 import { parseLaunchArgs } from './options.js';
+import { preflight } from './preflight.js';
 
 // `mtl-launch ... | head` closes our stdout early: losing the console must not kill the run.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -11,6 +12,9 @@ async function main(): Promise<number> {
   try {
     const { config, warnings } = parseLaunchArgs(process.argv.slice(2));
     for (const w of warnings) process.stderr.write(`mtl-launch: ${w}\n`);
+    // A config mistake fails here, once, instead of in every worker of every restart.
+    const problem = await preflight(config.entry, config.cwd, config.nodeRank === 0);
+    if (problem !== null) throw new LaunchError(problem, 2);
     // Loaded only now: a usage error should not pay for ZeroMQ and the store.
     const { Agent } = await import('./agent.js');
     return await new Agent(config).run();
