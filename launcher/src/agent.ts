@@ -8,6 +8,7 @@ import type { MetricsHook } from './metrics-hook.js';
 import type { Rendezvous, StopReason, World } from './rendezvous.js';
 import { connectStore, hostStore } from './store-host.js';
 import { StoreRendezvous } from './store-rendezvous.js';
+import { execShimArgv } from './exec-shim.js';
 import { describeExit, failureSummary } from './summary.js';
 import { watchdogImportUrl } from './watchdog.js';
 import { WorkerGroup } from './worker-group.js';
@@ -20,7 +21,10 @@ export interface AgentConfig {
   entry: Entrypoint;
   nprocPerNode: number;
   nnodes: number;
-  nodeRank: number;
+  /** null: the rendezvous assigns it (c10d without --node-rank). */
+  nodeRank: number | null;
+  /** This node hosts the store; `try`: it does unless the port is taken (another launcher here hosts it). */
+  hostsStore: boolean | 'try';
   masterAddr: string;
   /** 0 with `standalone`: node 0 picks a free port. */
   masterPort: number;
@@ -33,6 +37,10 @@ export interface AgentConfig {
   rdzvTimeoutMs: number;
   /** A node whose launcher stops answering for this long ends the run on every node. */
   heartbeatTimeoutMs: number;
+  /** torchrun's `--role`: ROLE_NAME in the workers. */
+  roleName: string;
+  /** torchrun's `--local-addr`: this node's address (MTL_NODE_ADDR for the workers' connections). */
+  localAddr?: string | undefined;
   logDir?: string | undefined;
   redirects: StreamSpec;
   tee: StreamSpec;
@@ -78,9 +86,14 @@ export class Agent {
     let metrics: MetricsHook | undefined;
     let rdzv: Rendezvous | undefined;
     try {
-      if (cfg.nodeRank === 0) {
-        server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken);
-        if (cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
+      if (cfg.hostsStore !== false) {
+        server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken).catch((e: unknown) => {
+          // Several launchers on one machine with a local endpoint: the first one hosts.
+          if (cfg.hostsStore === 'try' && e instanceof LaunchError && /in use/.test(e.message))
+            return undefined;
+          throw e;
+        });
+        if (server && cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
           say(
             `--master-addr ${cfg.masterAddr} is a loopback address (${server.host}): only launchers on this machine can join`,
           );
@@ -96,7 +109,7 @@ export class Agent {
           host: addr.host,
           port: addr.port,
           token: cfg.runToken,
-          name: `launcher of node ${cfg.nodeRank} (${hostname()})`,
+          name: `launcher of node ${cfg.nodeRank ?? '(rank from the rendezvous)'} (${cfg.localAddr ?? hostname()})`,
           // Node 0 silent for the heartbeat timeout is as lost as any other node.
           callTimeoutMs: cfg.heartbeatTimeoutMs,
           waitMs: cfg.rdzvTimeoutMs,
@@ -109,9 +122,10 @@ export class Agent {
             runId: cfg.runId,
             nnodes: cfg.nnodes,
             nodeRank: cfg.nodeRank,
+            hostsStore: server !== undefined,
             localWorldSize: cfg.nprocPerNode,
             maxRestarts: cfg.maxRestarts,
-            host: hostname(),
+            host: cfg.localAddr ?? hostname(),
             pid: process.pid,
           },
           address: `${addr.host}:${addr.port}`,
@@ -121,7 +135,7 @@ export class Agent {
           stopTimeoutMs: cfg.shutdownTimeoutMs + cfg.heartbeatTimeoutMs + 10_000,
         });
         const world = await this.untilSignal(rdzv.join());
-        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, cfg.nodeRank);
+        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, world.nodeRank);
         const code = await this.supervise(rdzv, world, addr, metrics);
         await rdzv.leave().catch(() => undefined);
         return code;
@@ -166,7 +180,7 @@ export class Agent {
           if (localSignal !== undefined) {
             stop = await rdzv.requestStop(attempt, {
               kind: 'abort',
-              nodeRank: cfg.nodeRank,
+              nodeRank: world.nodeRank,
               signal: localSignal,
               atMs: Date.now(),
             });
@@ -178,7 +192,7 @@ export class Agent {
             sleep(cfg.monitorIntervalMs).then(() => ({ t: 'tick' as const })),
           ]);
           if (ev.t === 'fail') {
-            stop = await rdzv.requestStop(attempt, failureReason(cfg.nodeRank, ev.f));
+            stop = await rdzv.requestStop(attempt, failureReason(world.nodeRank, ev.f));
           } else if (ev.t === 'sig') {
             localSignal = ev.s;
           } else {
@@ -188,7 +202,7 @@ export class Agent {
             else if (lost.length > 0) {
               stop = await rdzv.requestStop(attempt, {
                 kind: 'lost',
-                nodeRank: cfg.nodeRank,
+                nodeRank: world.nodeRank,
                 lost,
                 atMs: Date.now(),
               });
@@ -271,6 +285,8 @@ export class Agent {
         restartCount: attempt,
         maxRestarts: world.maxRestarts,
         timelineFile: cfg.timeline,
+        roleName: cfg.roleName,
+        nodeAddr: cfg.localAddr,
       });
       const shown = cfg.localRanksFilter === undefined || cfg.localRanksFilter.has(localRank);
       const redirect = cfg.redirects(localRank);
@@ -283,14 +299,8 @@ export class Agent {
             ? undefined
             : join(cfg.logDir, cfg.runId, `attempt_${attempt}`, `rank${rank}`),
       });
-      const argv = [
-        process.execPath,
-        ...cfg.entry.execArgv,
-        '--import',
-        watchdog,
-        cfg.entry.program,
-        ...cfg.entry.args,
-      ];
+      const run = cfg.entry.exec ? execShimArgv(cfg.entry.exec) : [cfg.entry.program, ...cfg.entry.args];
+      const argv = [process.execPath, ...cfg.entry.execArgv, '--import', watchdog, ...run];
       specs.push({ rank, localRank, argv, env, cwd: cfg.cwd, logs });
     }
     const group = new WorkerGroup(specs);

@@ -13,7 +13,7 @@ async function main(): Promise<number> {
     const { config, warnings } = parseLaunchArgs(process.argv.slice(2));
     for (const w of warnings) process.stderr.write(`mtl-launch: ${w}\n`);
     // A config mistake fails here, once, instead of in every worker of every restart.
-    const problem = await preflight(config.entry, config.cwd, config.nodeRank === 0);
+    const problem = await preflight(config.entry, config.cwd, config.hostsStore !== false);
     if (problem !== null) throw new LaunchError(problem, 2);
     // Loaded only now: a usage error should not pay for ZeroMQ and the store.
     const { Agent } = await import('./agent.js');
