@@ -11,6 +11,7 @@ import {
   synthImages,
   synthesize,
 } from '@mtlface/data';
+import { workersVersion } from './version.js';
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -21,7 +22,9 @@ function int(name: string, min: number) {
   };
 }
 
-const program = new Command('mtl-data').description('Prepare MTLFace datasets');
+const program = new Command('mtl-data')
+  .description('Prepare MTLFace datasets')
+  .version(workersVersion(), '--version');
 
 program
   .command('synth')

@@ -6,7 +6,7 @@ import { initBackend } from '@mtlface/backend';
 import { AGE_GROUP_THRESHOLDS, isAgeGroupCount } from '@mtlface/data';
 import { ageSeries, type FaceImages } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface AgeOptions {
   checkpoint: string;
@@ -124,7 +124,7 @@ export function register(program: Command): void {
     )
     .option('--no-labels', 'no label row (column = input, then the target age groups) above the grid')
     .option('--align', 'detect and align the faces first')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('age', run));
 }
 

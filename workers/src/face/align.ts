@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { initBackend } from '@mtlface/backend';
 import { AlignError } from '@mtlface/eval/align';
 import { createAligner } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface AlignCliOptions {
   out: string;
@@ -34,7 +34,7 @@ export function register(program: Command): void {
     )
     .option('--largest', 'with several faces, align the largest instead of failing')
     .option('--json', 'one JSON object per image')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('align', run));
 }
 

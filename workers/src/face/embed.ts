@@ -6,7 +6,7 @@ import { initBackend } from '@mtlface/backend';
 import { findLatestCheckpoint } from '@mtlface/train';
 import { loadFace } from './images.js';
 import { loadModule } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
 export function readBackboneTensors(checkpoint: string): Map<string, RawTensor> {
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--json', 'one JSON object per line: {"image", "embedding"}')
     .option('--batch <n>', 'images per forward', '16')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(
       reportErrors(
         'embed',

@@ -22,7 +22,7 @@ import {
 } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
 import { writeFileSync, renameSync } from 'node:fs';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface ImportOptions {
   /** A preset, or 'auto' to read units/widths/SE/input size from the backbone tensors. */
@@ -119,7 +119,7 @@ export function register(program: Command): void {
       '--network <name>',
       `for a bare state dict the names do not identify: ${NETWORK_NAMES.join(', ')}`,
     )
-    .option('--backend <name>', 'tfjs backend', 'cpu')
+    .addOption(backendOption('cpu'))
     .action(reportErrors('import-torch', run));
 }
 

@@ -5,7 +5,7 @@ import { initBackend } from '@mtlface/backend';
 import { cosineSimilarity, row } from '@mtlface/eval';
 import { embedImages, evaluatePairs, loadPairsSet } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface VerifyOptions {
   checkpoint: string;
@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--align', 'detect and align the faces first (for photos that are not 112×112 crops)')
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--json', 'print one JSON object')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('verify', run));
 }
 
