@@ -135,6 +135,12 @@ for (const flavour of ['gpu', 'cpu']) {
     assert.match(text, /^ENTRYPOINT \["node", "\/app\/bin\/mtl-launch.js"\]$/m);
     assert.match(text, /npm ci/);
     if (flavour === 'gpu') assert.match(text, /cuda:11\.2\.\d+-cudnn8/);
+    // The GPU image is healthy only while its backend loads (mtl-doctor's verdict, exit 0).
+    if (flavour === 'gpu')
+      assert.match(
+        text,
+        /^HEALTHCHECK [^\n]*\\\n\s+CMD .*node \/app\/bin\/mtl-doctor\.js --backend tensorflow --master-port 0/m,
+      );
   });
 }
 
