@@ -6,6 +6,7 @@ import type { StreamSpec } from './log-spec.js';
 import { finishTimeline, startMetrics } from './metrics-hook.js';
 import type { MetricsHook } from './metrics-hook.js';
 import type { Rendezvous, StopReason, World } from './rendezvous.js';
+import { StatusLine } from './console-status.js';
 import { connectStore, hostStore } from './store-host.js';
 import { StoreRendezvous } from './store-rendezvous.js';
 import { execShimArgv } from './exec-shim.js';
@@ -76,6 +77,8 @@ export class Agent {
   private readonly onSignal: Array<(s: ForwardedSignal) => void> = [];
   private readonly handlers = new Map<ForwardedSignal, () => void>();
   private group: WorkerGroup | undefined;
+  /** Rank 0's progress, redrawn as the console's last line when the console is a terminal. */
+  private readonly status = process.stderr.isTTY ? new StatusLine(process.stderr) : undefined;
 
   constructor(private readonly cfg: AgentConfig) {}
 
@@ -149,6 +152,7 @@ export class Agent {
       }
       throw e;
     } finally {
+      this.status?.end();
       this.removeSignalHandlers();
       await metrics?.close().catch(() => undefined);
       await server?.close();
@@ -226,6 +230,7 @@ export class Agent {
         );
       }
       const exits = await group.stop(cfg.shutdownTimeoutMs, localSignal ?? 'SIGTERM');
+      this.status?.end(); // the last progress stays; what follows starts on a line of its own
       for (const e of exits) metrics.detach(e);
       const localFailures = exits.filter(isFailure).sort((a, b) => a.atMs - b.atMs);
 
@@ -271,7 +276,7 @@ export class Agent {
     const specs: WorkerSpawn[] = [];
     for (let localRank = 0; localRank < world.localWorldSize; localRank++) {
       const rank = world.rankOffset + localRank;
-      const env = workerEnv(cfg.env, {
+      const env = workerEnv(this.status ? { MTL_PROGRESS: 'tty', ...cfg.env } : cfg.env, {
         rank,
         localRank,
         worldSize: world.worldSize,
@@ -298,6 +303,7 @@ export class Agent {
           cfg.logDir === undefined
             ? undefined
             : join(cfg.logDir, cfg.runId, `attempt_${attempt}`, `rank${rank}`),
+        status: this.status,
       });
       const run = cfg.entry.exec ? execShimArgv(cfg.entry.exec) : [cfg.entry.program, ...cfg.entry.args];
       const argv = [process.execPath, ...cfg.entry.execArgv, '--import', watchdog, ...run];

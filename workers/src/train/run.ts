@@ -194,7 +194,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
             start,
             end,
             logInterval: cfg.log_interval,
-            tty: Boolean(process.stderr.isTTY),
+            tty: env.MTL_PROGRESS === 'tty' ? 'launcher' : Boolean(process.stderr.isTTY),
             log,
           })
         : null;
