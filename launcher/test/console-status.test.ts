@@ -13,13 +13,11 @@ function terminal() {
     raw,
     write: (t: string) => void raw.push(t),
     screen(): string[] {
-      const lines = [''];
-      for (const t of raw.join('').split(/(\r\u001b\[2K|\n)/)) {
-        if (t === CLEAR) lines[lines.length - 1] = '';
-        else if (t === '\n') lines.push('');
-        else lines[lines.length - 1] += t;
-      }
-      return lines;
+      // Each screen line keeps what was written after its last clear.
+      return raw
+        .join('')
+        .split('\n')
+        .map((line) => line.split(CLEAR).at(-1)!);
     },
   };
 }

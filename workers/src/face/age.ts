@@ -7,6 +7,7 @@ import { AGE_GROUP_THRESHOLDS, isAgeGroupCount } from '@mtlface/data';
 import { ageSeries, type FaceImages } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces } from './face-model.js';
 import { reportErrors, backendOption } from './cli.js';
+import { escapeXml } from '../plot/svg.js';
 
 interface AgeOptions {
   checkpoint: string;
@@ -57,9 +58,6 @@ export function composeGrid(
   }
   return { data, width, height };
 }
-
-const escapeXml = (t: string): string =>
-  t.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
 /** Height in pixels of the label row above a grid of `cell`-pixel cells. */
 export function headerHeight(cell: number): number {

@@ -29,6 +29,7 @@ import {
   type ValidationReport,
 } from '@mtlface/eval/model';
 import { createTrainProgress } from './progress.js';
+import { plotRunCurves } from './plots.js';
 
 export interface RunOptions {
   /** Continue from the newest complete checkpoint in checkpoint_dir (also implied by a launcher restart). */
@@ -317,6 +318,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     }
     progress?.stop();
     if (rank === 0 && lastCheckpoint) log(`checkpoint: ${lastCheckpoint}`);
+    if (rank === 0) await plotRunCurves(cfg, log);
     return { iterations: end - start, lastReport: last, checkpoint: lastCheckpoint, rank, validations };
   } finally {
     await loader?.close();
