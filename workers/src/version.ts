@@ -1,13 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
-/** The version printed by `mtl-face --version` and `mtl-data --version` (this package's, as mtl-launch prints the launcher's). */
+/** The version `mtl-face`, `mtl-data` and `mtl-doctor --version` print: this package's. */
 export function workersVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 }

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { tensorflowBindingPresent } from './tf-binding.js';
 import { cudaChecks, libraryIndex, nodeCheck, shmBytesNeeded, type Check } from '../src/doctor/checks.js';
 import { maxRelativeDifference, SMOKE_TOLERANCE } from '../src/doctor/smoke.js';
 
@@ -107,16 +106,8 @@ describe('mtl-doctor on this machine', () => {
     } finally {
       srv.close();
     }
-    // The TensorFlow backend, judged independently: a tfjs-node package with its compiled binding.
-    const req = createRequire(join(REPO, 'packages/backend/package.json'));
-    const bound = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].some((name) => {
-      try {
-        const lib = join(dirname(req.resolve(`${name}/package.json`)), 'lib');
-        return readdirSync(lib).some((d) => existsSync(join(lib, d, 'tfjs_binding.node')));
-      } catch {
-        return false;
-      }
-    });
+    // The TensorFlow backend, installed or not (judged independently of the doctor).
+    const bound = tensorflowBindingPresent();
     const tf = doctor(['--json', '--backend', 'tensorflow', '--master-port', '0']);
     if (bound) {
       // Whether it loads depends on the CUDA libraries; either way the exit status is the verdict.

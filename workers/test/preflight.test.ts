@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { tensorflowBindingPresent } from './tf-binding.js';
 import { checkWorkerArgs } from '../src/preflight.js';
-
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 // A small config whose inputs the test creates (or leaves out) case by case; paths relative to `dir`.
 const CONFIG = `name: t
@@ -107,16 +104,7 @@ describe('checkWorkerArgs (mtl-launch preflight of a config run)', () => {
   });
 
   it('refuses a backend that is not installed here, naming why', () => {
-    // Independent look: is either TensorFlow package present with its compiled binding?
-    const req = createRequire(join(REPO, 'packages/backend/package.json'));
-    const bound = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].some((name) => {
-      try {
-        const lib = join(dirname(req.resolve(`${name}/package.json`)), 'lib');
-        return readdirSync(lib).some((d) => existsSync(join(lib, d, 'tfjs_binding.node')));
-      } catch {
-        return false;
-      }
-    });
+    const bound = tensorflowBindingPresent();
     const line = check(ws(), ['backend=tensorflow']);
     if (bound) assert.equal(line, null);
     else
