@@ -52,6 +52,8 @@ const r = spawnSync(
   process.execPath,
   [
     ...SOURCE_EXEC_ARGV,
+    // Memory tests force a collection (global.gc) before they measure; the runner passes it on.
+    '--expose-gc',
     '--test',
     `--test-concurrency=${concurrency}`,
     '--test-reporter=spec',

@@ -14,6 +14,7 @@ import * as embed from '../workers/src/face/embed.js';
 import * as evaluate from '../workers/src/face/eval.js';
 import * as importTorch from '../workers/src/face/import-torch.js';
 import * as verify from '../workers/src/face/verify.js';
+import * as exportTorch from '../workers/src/face/release-torch.js';
 import { keepPreviousRun } from '../scripts/keep-run.mjs';
 import { REPO_ROOT, SOURCE_EXEC_ARGV, tempDir } from './support/launch.js';
 
@@ -70,9 +71,9 @@ describe('documented command lines', () => {
 describe('mtl-face --backend', () => {
   it('offers every backend in every command that takes one', () => {
     const program = new Command();
-    for (const cmd of [importTorch, embed, verify, evaluate, age, align]) cmd.register(program);
+    for (const cmd of [importTorch, exportTorch, embed, verify, evaluate, age, align]) cmd.register(program);
     const withBackend = program.commands.filter((c) => c.options.some((o) => o.long === '--backend'));
-    assert.equal(withBackend.length, 6);
+    assert.equal(withBackend.length, 7);
     for (const c of withBackend) {
       const option = c.options.find((o) => o.long === '--backend') as Option;
       assert.deepEqual(option.argChoices, ['auto', 'tensorflow', 'native', 'wasm', 'cpu'], c.name());

@@ -2,8 +2,8 @@
 // temporary TSDB) scrapes `mtl-launch --nproc-per-node 2 --metrics-port …
 // configs/demo.yaml`, the built-in training worker on the synthetic set, and the
 // test reads Prometheus's HTTP API. The demo is shrunk by overrides (batch 4,
-// 16-wide backbone, small heads) so that iterations take seconds on a 2-core CI
-// box; the code path is the demo's (joint mode, AMP, f16 wire, bucketed sync).
+// 16-wide backbone, small heads) so that iterations take seconds on a small CI
+// machine; the code path is the demo's (joint mode, AMP, f16 wire, bucketed sync).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

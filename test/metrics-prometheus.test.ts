@@ -51,8 +51,21 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
     });
     assert.ok(throughput > 0);
 
-    // Every dashboard query runs against the live data without a PromQL error.
-    for (const q of dashboardQueries()) await query(concrete(q.expr));
+    // Every dashboard query runs against the live data and returns finite values.
+    const empty: string[] = [];
+    for (const q of dashboardQueries()) {
+      const series = await query(concrete(q.expr));
+      if (series.length === 0) empty.push(q.expr);
+      for (const s of series) assert.ok(Number.isFinite(Number(s.value[1])) || s.value[1] === 'NaN', q.expr);
+    }
+    // Before any failure only these may be empty: the fixture worker validates nothing, and no
+    // worker has exited or restarted yet (both are checked with values after the kill below).
+    const exitsQuery = 'sum by (cause) (mtl_worker_exits_total{instance=~"$instance"})';
+    const restartsQuery = 'changes(mtl_launcher_restarts_total[1m]) > 0';
+    assert.deepEqual(
+      empty.sort(),
+      [restartsQuery, 'mtl_validation_score{instance=~"$instance"}', exitsQuery].sort(),
+    );
     assert.ok(
       (await query(concrete('sum by (phase) (rate(mtl_step_phase_seconds_sum[$__rate_interval]))'))).length >=
         5,
@@ -68,6 +81,14 @@ test('a real Prometheus scrapes a 2-worker mtl-launch run: per-rank losses move,
     });
     const exits = await query('mtl_worker_exits_total{rank="1",cause="signal"}');
     assert.equal(Number(exits[0]?.value[1]), 1);
+    // The dashboard's failure panels now show the kill.
+    const byCause = await query(concrete(exitsQuery));
+    // Rank 1 killed by a signal; rank 0 stopped by the launcher to restart both together.
+    assert.deepEqual(Object.fromEntries(byCause.map((x) => [x.metric.cause, Number(x.value[1])])), {
+      signal: 1,
+      stopped: 1,
+    });
+    assert.equal((await query(concrete(restartsQuery))).length, 1);
     // The restarted rank 1 reports again.
     await until('rank 1 back after the restart', async () => {
       const r = byRank(await query('mtl_worker_up'));

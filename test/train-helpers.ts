@@ -1,11 +1,13 @@
 // Shared by the training end-to-end tests: a tiny synthetic set and the tiny demo-design config.
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { synthesize } from '@mtlface/data';
+import { loadConfig, type TrainConfig } from '@mtlface/train';
 import { TINY_MODEL } from '../packages/train/test/helpers.js';
 
-export const REPO = new URL('../', import.meta.url).pathname;
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 /** The demo design at test size, as key=value overrides of configs/demo.yaml. */
 export const TINY = [...TINY_MODEL, 'data.loader_threads=1', 'backend=auto', 'val_interval=0'];
@@ -32,3 +34,18 @@ export async function tinySynth(): Promise<string> {
 export function dataOverrides(dir: string): string[] {
   return [`data.root=${dir}`, `data.train_list=${join(dir, 'train.txt')}`];
 }
+
+/** A run of the tiny design: 6 iterations, a checkpoint every 3 into `dir`, then `extra` overrides. */
+export function sixIterationRun(data: string, dir: string, extra: string[] = []): TrainConfig {
+  return loadConfig(join(REPO, 'configs/demo.yaml'), [
+    ...TINY,
+    ...dataOverrides(data),
+    'iterations=6',
+    'checkpoint_interval=3',
+    `checkpoint_dir=${dir}`,
+    ...extra,
+  ]);
+}
+
+/** runTraining options of an in-process, single-rank, silent run. */
+export const QUIET_RUN = { log: () => {}, env: {}, skipBackendInit: true, group: null };

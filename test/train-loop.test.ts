@@ -1,12 +1,16 @@
 // The loop on demo data: losses go down, no tensor leaks across 50 steps, flat resident memory.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { loadConfig, GradientBucketer, SGD, LossScaler } from '@mtlface/train';
+import { StoreServer } from '@mtlface/collective';
+import { loadConfig } from '@mtlface/train';
 import { runTraining } from '../workers/src/train/run.js';
 import { REPO, TINY, tinySynth, dataOverrides } from './train-helpers.js';
 
@@ -59,37 +63,53 @@ test('50 AIFR steps on the synthetic set: the FR loss decreases and tf.memory().
   );
 });
 
-test('resident memory is flat across 500 sync + optimizer steps (bucketing, scaler, SGD)', async () => {
-  // The per-step allocations outside tfjs kernels (bucket buffers, gradient tensors, slots) are what
-  // could grow over a long run; 500 whole model steps would not fit the test budget on 2 cores.
-  const shapes = [[64, 3, 3, 16], [16], [256, 64], [64]];
-  const params = shapes.map((s, i) => ({
-    name: `p${i}`,
-    variable: tf.variable(tf.randomNormal(s)),
-    weightDecay: 5e-4,
-  }));
-  const opt = new SGD(params, 0.9);
-  const scaler = new LossScaler({ init: 1024 });
-  const bucketer = new GradientBucketer(shapes, { bucketBytes: 16 * 1024, wire: 'f16' });
-  const rss: number[] = [];
-  const tensors = tf.memory().numTensors;
-  for (let step = 0; step < 500; step++) {
-    const grads = shapes.map((s) => tf.randomNormal(s));
-    const r = await bucketer.sync(grads, null, scaler.scale);
-    grads.forEach((g) => g.dispose());
-    scaler.update(r.grads === null);
-    if (r.grads) {
-      opt.step(r.grads, 0.01);
-      r.grads.forEach((g) => g.dispose());
+test('resident memory is flat across 500 real 2-rank gradient syncs + optimizer steps, measured after forced GC', async () => {
+  // The per-step allocations outside tfjs kernels (bucket buffers, wire codecs, ring slots, gradient
+  // tensors, optimizer slots) are what could grow over a long run; 500 whole model steps would not
+  // fit the test budget on 2 cores, so each rank runs the sync + scaler + SGD part of a step in its
+  // own process, with --expose-gc so that the RSS read after gc() measures what is really held.
+  const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 'mem' });
+  const script = fileURLToPath(new URL('./fixtures/memory-rank.ts', import.meta.url));
+  const runRank = (rank: number): Promise<{ code: number | null; out: string; err: string }> =>
+    new Promise((resolve) => {
+      const p = spawn(process.execPath, ['--expose-gc', ...SOURCE_EXEC_ARGV, script], {
+        env: {
+          ...process.env,
+          RANK: String(rank),
+          WORLD_SIZE: '2',
+          MASTER_ADDR: '127.0.0.1',
+          MASTER_PORT: String(store.port),
+          MTL_RUN_ID: `mem-${process.pid}`,
+          MTL_RUN_TOKEN: 'mem',
+        },
+      });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => p.kill('SIGKILL'), 180_000);
+      p.once('exit', (code) => (clearTimeout(timer), resolve({ code, out, err })));
+    });
+  try {
+    const results = await Promise.all([runRank(0), runRank(1)]);
+    for (const [rank, r] of results.entries()) {
+      assert.equal(r.code, 0, `rank ${rank} failed:\n${r.err.slice(-2000)}`);
+      const m = JSON.parse(r.out.trim().split('\n').at(-1)!) as {
+        rss: number[];
+        tensors: number[];
+        slots: number;
+        steps: number;
+      };
+      assert.equal(m.steps, 500, `rank ${rank}: every step was taken (no overflow at scale 1024)`);
+      assert.ok(
+        m.tensors.every((t) => t === m.tensors[0]),
+        `rank ${rank}: tensor count moved: ${m.tensors.join(', ')}`,
+      );
+      // From step 100 on (allocators warmed up) to step 500.
+      const growthMb = (m.rss.at(-1)! - m.rss[1]!) / 2 ** 20;
+      assert.ok(growthMb < 20, `rank ${rank}: RSS grew by ${growthMb.toFixed(1)} MB over 400 steps`);
     }
-    if (step % 50 === 49) {
-      global.gc?.();
-      rss.push(process.memoryUsage().rss);
-    }
+  } finally {
+    await store.close();
   }
-  assert.equal(tf.memory().numTensors, tensors + opt.slots().size, 'only the momentum buffers remain');
-  const growthMb = (rss.at(-1)! - rss[1]!) / 2 ** 20;
-  assert.ok(growthMb < 20, `RSS grew by ${growthMb.toFixed(1)} MB over 450 steps`);
-  opt.dispose();
-  params.forEach((p) => p.variable.dispose());
 });

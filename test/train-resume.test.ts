@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
-import { loadConfig, findLatestCheckpoint, readCheckpointTensors } from '@mtlface/train';
+import { findLatestCheckpoint, readCheckpointTensors } from '@mtlface/train';
 import { runTraining } from '../workers/src/train/run.js';
-import { REPO, TINY, tinySynth, dataOverrides } from './train-helpers.js';
+import { QUIET_RUN, sixIterationRun, tinySynth } from './train-helpers.js';
 
 let data: string;
 before(async () => {
@@ -17,18 +17,10 @@ before(async () => {
 });
 
 function cfg(dir: string, extra: string[]) {
-  return loadConfig(join(REPO, 'configs/demo.yaml'), [
-    ...TINY,
-    ...dataOverrides(data),
-    'iterations=6',
-    'checkpoint_interval=3',
-    `checkpoint_dir=${dir}`,
-    'keep_checkpoints=5',
-    ...extra,
-  ]);
+  return sixIterationRun(data, dir, ['keep_checkpoints=5', ...extra]);
 }
 
-const quiet = { log: () => {}, env: {}, skipBackendInit: true, group: null };
+const quiet = QUIET_RUN;
 
 test('joint run stopped at iteration 3 and resumed reaches iteration 6 with the same weights as an uninterrupted run', async () => {
   const straight = mkdtempSync(join(tmpdir(), 'mtl-resume-a-'));

@@ -47,7 +47,8 @@ export interface AgentConfig {
   tee: StreamSpec;
   localRanksFilter?: Set<number> | undefined;
   metricsPort?: number | undefined;
-  metricsHost: string;
+  /** Unset: the address this node reaches the master from (see `defaultMetricsHost`). */
+  metricsHost?: string | undefined;
   timeline?: string | undefined;
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -138,7 +139,7 @@ export class Agent {
           stopTimeoutMs: cfg.shutdownTimeoutMs + cfg.heartbeatTimeoutMs + 10_000,
         });
         const world = await this.untilSignal(rdzv.join());
-        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, world.nodeRank);
+        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, addr.host, world.nodeRank);
         const code = await this.supervise(rdzv, world, addr, metrics);
         await rdzv.leave().catch(() => undefined);
         return code;

@@ -1,12 +1,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LaunchError } from './errors.js';
 
 /** What every worker runs: node + exec args + the file + its arguments. */
 export interface Entrypoint {
-  /** `exec`: a program that is not node (a Python script or module, or `--no-python`'s executable). */
-  kind: 'script' | 'config' | 'exec';
+  /**
+   * `release`: the built-in worker with the MTLFace release's flags (`mtlface --train_fr ...`);
+   * `exec`: a program that is not node (a Python script or module, or `--no-python`'s executable).
+   */
+  kind: 'script' | 'config' | 'release' | 'exec';
   /** The user's file: the script, or the config passed to the built-in worker. */
   file: string;
   /** The program node runs in each worker. */
@@ -21,6 +24,8 @@ export interface Entrypoint {
 const SCRIPT_EXT = /\.(js|mjs|cjs|ts|mts|cts)$/;
 const TS_EXT = /\.(ts|mts|cts)$/;
 const CONFIG_EXT = /\.(ya?ml)$/;
+/** The entry word that names the built-in trainer, as `main.py` in the release's launch line. */
+export const BUILTIN_ENTRY = 'mtlface';
 
 /** True when this module runs from its TypeScript source (tests, `npm run` from source). */
 export const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -40,12 +45,30 @@ export function builtinWorker(fromSource = RUNNING_FROM_SOURCE): string {
   return fileURLToPath(new URL(rel, import.meta.url));
 }
 
+function builtinProgram(fromSource: boolean): string {
+  const program = builtinWorker(fromSource);
+  if (!existsSync(program)) {
+    throw new LaunchError(
+      `the built-in worker ${program} is missing` + (fromSource ? '' : '; run `npm run build` first'),
+    );
+  }
+  return program;
+}
+
 export function resolveEntrypoint(
   file: string,
   args: string[],
   cwd = process.cwd(),
   fromSource = RUNNING_FROM_SOURCE,
 ): Entrypoint {
+  if (file === BUILTIN_ENTRY) {
+    // `mtlface configs/x.yaml ...` is the bare config form; anything else is the release's flags.
+    if (args[0] !== undefined && CONFIG_EXT.test(args[0]))
+      return resolveEntrypoint(args[0], args.slice(1), cwd, fromSource);
+    const program = builtinProgram(fromSource);
+    const execArgv = fromSource ? sourceExecArgv() : [];
+    return { kind: 'release', file: BUILTIN_ENTRY, program, execArgv, args };
+  }
   const path = resolve(cwd, file);
   const isConfig = CONFIG_EXT.test(file);
   if (!isConfig && !SCRIPT_EXT.test(file)) {
@@ -56,12 +79,7 @@ export function resolveEntrypoint(
   if (!existsSync(path)) throw new LaunchError(`${isConfig ? 'config' : 'script'} not found: ${file}`);
   if (!statSync(path).isFile()) throw new LaunchError(`not a file: ${file}`);
   if (isConfig) {
-    const program = builtinWorker(fromSource);
-    if (!existsSync(program)) {
-      throw new LaunchError(
-        `the built-in worker ${program} is missing` + (fromSource ? '' : '; run `npm run build` first'),
-      );
-    }
+    const program = builtinProgram(fromSource);
     return {
       kind: 'config',
       file: path,
@@ -74,4 +92,21 @@ export function resolveEntrypoint(
   const conditions = fromSource ? ['--conditions=mtl-source'] : [];
   const execArgv = [...conditions, ...(TS_EXT.test(file) ? ['--import', tsxLoaderUrl()] : [])];
   return { kind: 'script', file: path, program: path, execArgv, args };
+}
+
+interface WorkerArgsModule {
+  checkReleaseArgs(argv: readonly string[]): { code: number; text: string } | null;
+}
+
+/**
+ * Checks the release's flags before any worker starts, with the worker's own parser: the module
+ * beside the built-in worker, imported by path (the launcher does not depend on the training
+ * packages; that module loads only the config schema). Null when the workers may start; otherwise
+ * the text to print and the exit code (0 for --help).
+ */
+export async function checkEntrypointArgs(entry: Entrypoint): Promise<{ code: number; text: string } | null> {
+  if (entry.kind !== 'release') return null;
+  const file = entry.program.replace(/worker\.(ts|js)$/, 'worker-args.$1');
+  const mod = (await import(pathToFileURL(file).href)) as WorkerArgsModule;
+  return mod.checkReleaseArgs(entry.args);
 }

@@ -12,6 +12,10 @@ const [program, ...args] = process.argv.slice(1);
 // The group's signals are the program's to handle; the shim outlives it to report its exit.
 for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']) process.on(s, () => {});
 const child = spawn(program, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+// The launcher's pipes break when it dies: that must not end the shim before the program, and
+// however the shim ends, the program does not outlive it.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+process.on('exit', () => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
 child.on('error', (e) => {
   process.stderr.write('cannot run ' + program + ': ' + e.message + '\\n');
   process.exit(127);

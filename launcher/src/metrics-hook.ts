@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { routeAddressTo } from '@mtlface/collective';
 import { LaunchError } from './errors.js';
 import type { WorkerExit } from './worker-process.js';
 
@@ -17,15 +18,27 @@ const OFF: MetricsHook = {
   close: async () => undefined,
 };
 
+/**
+ * Where `/metrics` listens without `--metrics-host`: the address this node reaches the master from
+ * (on node 0, the master address itself), so the Prometheus that scrapes the run's network reaches it
+ * and nothing else does; loopback when no route is found. Every interface (0.0.0.0) is only ever an
+ * explicit choice.
+ */
+export async function defaultMetricsHost(masterHost: string): Promise<string> {
+  return routeAddressTo(masterHost).catch(() => '127.0.0.1');
+}
+
+/** Serves `/metrics` on `host` (undefined: `defaultMetricsHost(masterHost)`) when a port is given. */
 export async function startMetrics(
   port: number | undefined,
-  host: string,
+  host: string | undefined,
+  masterHost: string,
   nodeRank: number,
 ): Promise<MetricsHook> {
   if (port === undefined || port === 0) return OFF;
   // prom-client is loaded only when metrics are on.
   const { LauncherMetrics } = await import('@mtlface/metrics');
-  const m = new LauncherMetrics({ host, port, nodeRank });
+  const m = new LauncherMetrics({ host: host ?? (await defaultMetricsHost(masterHost)), port, nodeRank });
   try {
     await m.listen();
   } catch (e) {

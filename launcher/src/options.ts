@@ -84,8 +84,13 @@ export function buildCommand(): Command {
     .description(
       'Start and supervise one training worker per GPU on one or many nodes (torchrun for mtlface).',
     )
-    .usage('[options] <config.yaml | script.(js|mjs|ts|py) | -m module | --no-python program> [args...]')
-    .argument('<entry>', 'a training config (runs the built-in worker) or a script run in every worker')
+    .usage(
+      '[options] <config.yaml | mtlface [release flags] | script.(js|mjs|ts|py) | -m module | --no-python program> [args...]',
+    )
+    .argument(
+      '<entry>',
+      'a training config or `mtlface` (the built-in worker), or a script run in every worker',
+    )
     .argument('[args...]', 'arguments for the script, or key=value overrides for the config')
     .option('--nproc-per-node <n>', 'workers on this node: N, auto (one per GPU, else 1), gpu, cpu', '1')
     .addOption(new Option('--nproc <n>', 'alias of --nproc-per-node'))
@@ -131,7 +136,10 @@ export function buildCommand(): Command {
     .option('-t, --tee <spec>', 'streams written to log files and the console (same values)')
     .option('--local-ranks-filter <ranks>', 'only these local ranks reach the console, e.g. 0,1')
     .option('--metrics-port <port>', 'serve Prometheus /metrics for this node on this port (0 = off)', '0')
-    .option('--metrics-host <host>', 'address for /metrics', '0.0.0.0')
+    .option(
+      '--metrics-host <host>',
+      "address for /metrics (default: this node's address toward --master-addr; 0.0.0.0 = every interface)",
+    )
     .option('--timeline <file>', 'record a per-step timeline (MTL_TIMELINE) and merge it at the end')
     .version(launcherVersion(), '--version')
     .passThroughOptions()
@@ -343,7 +351,7 @@ export function parseLaunchArgs(
       tee,
       localRanksFilter: parseRanksFilter(o.localRanksFilter as string | undefined),
       metricsPort: metricsPort === 0 ? undefined : metricsPort,
-      metricsHost: String(o.metricsHost),
+      metricsHost: o.metricsHost === undefined ? undefined : String(o.metricsHost),
       timeline: o.timeline === undefined ? undefined : resolve(cwd, String(o.timeline)),
       env,
       cwd,

@@ -6,7 +6,7 @@ interface PreflightModule {
 }
 
 /**
- * Checks a config run before any worker starts (schema, input files, writable outputs, backend),
+ * Checks a run of the built-in worker (a config, or the release's flags) before any worker starts (schema, input files, writable outputs, backend),
  * with the built-in worker's own module, imported by path from beside it: the launcher does not
  * depend on the training packages, and that module loads only the config schema. Null when the
  * workers may start, else the one line that says what is wrong and how to fix it.
@@ -16,7 +16,7 @@ export async function preflight(
   cwd: string,
   hostsCheckpoints: boolean,
 ): Promise<string | null> {
-  if (entry.kind !== 'config') return null;
+  if (entry.kind !== 'config' && entry.kind !== 'release') return null;
   const file = entry.program.replace(/worker\.(ts|js)$/, 'preflight.$1');
   const mod = (await import(pathToFileURL(file).href)) as PreflightModule;
   return mod.checkWorkerArgs(entry.args, cwd, { hostsCheckpoints });

@@ -1,4 +1,4 @@
-/** Slurm: placement from the job's environment when the user gave none (issue 9). */
+/** Slurm: placement from the job's environment when the user gave none. */
 export interface SlurmPlacement {
   nnodes: number;
   nodeRank: number;

@@ -3,6 +3,7 @@
 // and exports `register(program)`; list it in COMMANDS.
 import { Command } from 'commander';
 import * as importTorch from './face/import-torch.js';
+import * as exportTorch from './face/release-torch.js';
 import * as embed from './face/embed.js';
 import * as verify from './face/verify.js';
 import * as evaluate from './face/eval.js';
@@ -14,7 +15,7 @@ import { workersVersion } from './version.js';
 interface FaceCommand {
   register(program: Command): void;
 }
-const COMMANDS: FaceCommand[] = [importTorch, embed, verify, evaluate, age, align, plot];
+const COMMANDS: FaceCommand[] = [importTorch, exportTorch, embed, verify, evaluate, age, align, plot];
 
 const program = new Command('mtl-face')
   .description('Embed, verify, evaluate and age faces with an MTLFace checkpoint')

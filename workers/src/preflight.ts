@@ -6,24 +6,8 @@
 import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { backendMissing } from '@mtlface/backend/installed';
-import { ConfigError, loadConfig, type TrainConfig } from '@mtlface/train/config';
-
-/** The built-in worker's arguments: `<config.yaml> [key=value ...] [--resume]`. */
-export function splitWorkerArgs(argv: readonly string[]): {
-  file: string | undefined;
-  overrides: string[];
-  resume: boolean;
-  unknown: string[];
-} {
-  const flags = argv.filter((a) => a.startsWith('--'));
-  const [file, ...overrides] = argv.filter((a) => !a.startsWith('--'));
-  return {
-    file,
-    overrides,
-    resume: flags.includes('--resume'),
-    unknown: flags.filter((f) => f !== '--resume'),
-  };
-}
+import { ConfigError, type TrainConfig } from '@mtlface/train/release-flags';
+import { parseWorkerArgs, type WorkerArgs } from './worker-args.js';
 
 /** The command that creates a missing data directory or list. */
 function dataHint(root: string): string {
@@ -110,24 +94,22 @@ export function runnableProblem(
 }
 
 /**
- * For the launcher: null when the built-in worker's arguments describe a run that can start, else
- * the one line to print (several schema problems are joined with '; ').
+ * For the launcher: null when the built-in worker's arguments (a YAML config with overrides, or the
+ * release's flags) describe a run that can start, else the one line to print (several schema
+ * problems are joined with '; ').
  */
 export function checkWorkerArgs(
   argv: readonly string[],
   cwd: string,
   opts: { hostsCheckpoints?: boolean } = {},
 ): string | null {
-  const a = splitWorkerArgs(argv);
-  if (a.file === undefined) return 'missing the config file';
-  if (a.unknown.length > 0)
-    return `unknown flag ${a.unknown.join(', ')} after the config (the built-in worker takes key=value overrides and --resume)`;
-  let cfg: TrainConfig;
+  let args: WorkerArgs;
   try {
-    cfg = loadConfig(resolve(cwd, a.file), a.overrides);
+    args = parseWorkerArgs(argv);
   } catch (err) {
     if (err instanceof ConfigError) return err.message.split('\n').join('; ');
     throw err;
   }
-  return runnableProblem(cfg, cwd, { resume: a.resume, ...opts });
+  if ('help' in args) return null;
+  return runnableProblem(args.config, cwd, { resume: args.resume, ...opts });
 }

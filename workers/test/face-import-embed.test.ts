@@ -4,13 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { buildBackbone, encodeSafetensors, exportTorchState, readSafetensors } from '@mtlface/model';
+import { writeCheckpoint } from '@mtlface/train';
 import { SOURCE_EXEC_ARGV } from '../../scripts/source-argv.mjs';
 import { embedImages, loadBackbone } from '../src/face/embed.js';
 
@@ -141,4 +142,68 @@ test('import-torch reads a DDP torch.save .pth with --arch auto and rejects a wr
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /import failed, nothing loaded/);
   assert.match(bad.stderr, /unexpected tensor 'block2\.1\.res_layer\.0\.weight'/);
+});
+
+test('import-torch refuses a file with no tensors for the network, in one line naming expected and found, and writes nothing', () => {
+  const py = spawnSync(
+    '/usr/bin/python3',
+    ['-c', `import torch; torch.save({'epoch': 3, 'note': 'no tensors'}, '${join(dir, 'meta.pth')}')`],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(py.status, 0, `PyTorch 1.13 must be installed for /usr/bin/python3: ${py.stderr}`);
+  writeFileSync(join(dir, 'empty.safetensors'), encodeSafetensors(new Map()));
+  const est = new Map([['estimation.x', { dtype: 'F32' as const, shape: [2], bytes: new Uint8Array(8) }]]);
+  writeFileSync(join(dir, 'est.safetensors'), encodeSafetensors(est));
+  const cases: Array<[string, string[], RegExp]> = [
+    ['meta.pth', [], /meta\.pth: expected tensors of an MTLFace network \(backbone\.\*, .*\); found no tensors at all$/],
+    ['empty.safetensors', [], /empty\.safetensors: expected tensors of an MTLFace network .*; found no tensors at all$/],
+    [
+      'est.safetensors',
+      ['--network', 'backbone'],
+      /est\.safetensors: expected tensors of the backbone \(backbone\.\* or a bare state dict\); found 1 tensor\(s\), of estimation \(1\)$/,
+    ],
+  ];
+  for (const [file, extra, message] of cases) {
+    const out = join(dir, `${file}.out.safetensors`);
+    const r = mtlFace('import-torch', join(dir, file), ...extra, '--out', out);
+    assert.equal(r.status, 1, `${file}: ${r.stdout}`);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('mtl-face'));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, message);
+    assert.ok(!existsSync(out), `${file}: no checkpoint written`);
+  }
+});
+
+test('embed checks a .safetensors against the sidecar beside it: intact runs, a flipped byte is refused naming sha256', async () => {
+  const backbone = buildBackbone({ arch: 'demo', inputSize: 32 }).eval();
+  const ckdir = join(dir, 'train-ckpt');
+  const meta = {
+    iteration: 7,
+    mode: 'fr',
+    scalers: {},
+    optimizers: {},
+    sampler: { iteration: 7, epoch: 0 },
+    rng: { seed: 1 },
+    worldSize: 1,
+    config: {},
+    configHash: 'h',
+  };
+  const { tensorsPath } = await writeCheckpoint(ckdir, backbone.stateDict('backbone'), meta);
+  backbone.dispose();
+  const image = join(dir, 'face0.png');
+  const ok = mtlFace('embed', '--checkpoint', tensorsPath, '--backend', 'cpu', image);
+  assert.equal(ok.status, 0, ok.stderr);
+  const bytes = readFileSync(tensorsPath);
+  // A byte in the last tensor's data: the file still parses, only the checksum can tell.
+  bytes[bytes.length - 3] ^= 0x40;
+  writeFileSync(tensorsPath, bytes);
+  for (const cmd of ['embed', 'verify']) {
+    const args = cmd === 'embed' ? [image] : [image, image];
+    const bad = mtlFace(cmd, '--checkpoint', tensorsPath, '--backend', 'cpu', ...args);
+    assert.equal(bad.status, 1, `${cmd}: ${bad.stdout}`);
+    assert.match(
+      bad.stderr,
+      new RegExp(`mtl-face ${cmd}: .*ckpt-0000007\\.safetensors: refused, checked against its sidecar .*ckpt-0000007\\.json: tensor file .* fails its sha256 check \\(corrupt\\)`),
+    );
+  }
 });

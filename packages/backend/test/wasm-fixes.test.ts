@@ -6,7 +6,7 @@ import { input, maxRelDiff, runOn, setup } from './helpers.js';
 setup();
 const TOL = 2e-5;
 
-test('wasm MaxPoolGrad of a 1×1 window with stride 2 scatters dy onto the sampled pixels (issue 5 case)', async () => {
+test('wasm MaxPoolGrad of a 1×1 window with stride 2 scatters dy onto the sampled pixels (the subsampling shortcut of an IR unit)', async () => {
   const x = { shape: [1, 4, 4, 1], values: Float32Array.from({ length: 16 }, (_, i) => i) };
   const dy = { shape: [1, 2, 2, 1], values: Float32Array.of(1, 2, 3, 4) };
   const f = (xt: tf.Tensor, dyt: tf.Tensor) => [

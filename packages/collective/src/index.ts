@@ -6,6 +6,7 @@ export {
   type StoreClientOptions,
 } from './store/index.js';
 export { initProcessGroup, optionsFromEnv, type ProcessGroupOptions } from './group/init.js';
+export { routeAddressTo } from './group/nodeAddress.js';
 export {
   ProcessGroup,
   type ReduceOptions,

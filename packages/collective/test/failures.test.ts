@@ -292,15 +292,59 @@ test('ring transport: shared memory between same-host peers by default, ipc or t
   );
 });
 
-test('CURVE-encrypted ring gives the same results', async () => {
-  await withGroups(
-    3,
-    async (groups) => {
-      const bufs = groups.map((g) => new Float32Array(100000).fill(g.rank + 1));
-      await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'mean' })));
-      for (const b of bufs) assert.ok(b.every((v) => v === 2));
-    },
-    { curve: true },
+/** Runs `fn` while a root-only loopback capture counts TCP payloads holding `marker`. */
+async function sniffLoopback(
+  marker: Uint8Array,
+  fn: () => Promise<void>,
+): Promise<{ packets: number; hits: number }> {
+  const script = fileURLToPath(new URL('./fixtures/sniff_lo.py', import.meta.url));
+  const p = spawn('/usr/bin/python3', [script, Buffer.from(marker).toString('hex'), '4'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => p.once('exit', r));
+  await Promise.race([
+    new Promise<void>((resolve) => p.stdout!.on('data', () => out.includes('ready') && resolve())),
+    exited.then((code) => assert.fail(`loopback capture failed (${code}): ${err}`)),
+  ]);
+  await fn();
+  assert.equal(await exited, 0, err);
+  const m = /packets=(\d+) bytes=\d+ hits=(\d+)/.exec(out);
+  assert.ok(m, `no capture summary: ${out}`);
+  return { packets: Number(m[1]), hits: Number(m[2]) };
+}
+
+test('CURVE-encrypted ring gives the same results, and no payload crosses the wire in plaintext', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('capturing loopback traffic (AF_PACKET) needs root');
+    return;
+  }
+  // Every element is the float whose little-endian bytes spell "MTLf": easy to find in a capture.
+  const marker = new Uint8Array([0x4d, 0x54, 0x4c, 0x66]);
+  const value = new DataView(marker.buffer).getFloat32(0, true);
+  const ring = (curve: boolean) =>
+    withGroups(
+      3,
+      async (groups) => {
+        const bufs = groups.map(() => new Float32Array(100000).fill(value));
+        for (let i = 0; i < 3; i++)
+          await Promise.all(groups.map((g, r) => g.allReduce(bufs[r]!, { op: 'max' })));
+        for (const b of bufs) assert.ok(b.every((v) => v === value));
+      },
+      { engine: 'zmq', transport: 'tcp', ...(curve ? { curve: true } : {}) },
+    );
+  // The control shows that the capture sees ring payloads at all.
+  const plain = await sniffLoopback(marker, () => ring(false));
+  assert.ok(plain.hits > 0, `the capture saw no plaintext payload without CURVE (${plain.packets} packets)`);
+  const encrypted = await sniffLoopback(marker, () => ring(true));
+  assert.ok(encrypted.packets > 0, 'the capture saw the encrypted traffic');
+  assert.equal(
+    encrypted.hits,
+    0,
+    `${encrypted.hits} of ${encrypted.packets} CURVE packets hold the plaintext`,
   );
 });
 

@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dealer } from 'zeromq';
-import { pack } from 'msgpackr';
+import { once } from 'node:events';
+import { createConnection } from 'node:net';
+import { pack, unpack } from 'msgpackr';
 import { StoreClient, StoreServer } from '../src/index.js';
+import type { StoreReply } from '../src/store/protocol.js';
+import { FrameReader, framePrefix } from '../src/transport/frameReader.js';
 
 const TOKEN = 'run-token-1';
 const text = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toString('utf8'));
@@ -53,14 +56,21 @@ test('get and wait block until another client sets the keys', async () => {
       got = true;
       return text(v);
     });
-    const waiting = a.wait(['k1', 'k2']);
+    let waited = false;
+    const waiting = a.wait(['k1', 'k2']).then(() => (waited = true));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(got, false);
+    assert.equal(waited, false, 'wait is pending while none of its keys is set');
     await b.set('late', 'now');
     assert.equal(await pending, 'now');
     await b.set('k1', '1');
+    // The round trip of a get on another key is later than any reply the set of k1 could trigger.
+    await b.get('k1');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(waited, false, 'wait is still pending with one of its two keys set');
     await b.set('k2', '2');
     await waiting;
+    assert.equal(waited, true);
   });
 });
 
@@ -163,6 +173,28 @@ test('a client with the wrong token is rejected clearly and the store keeps serv
   }
 });
 
+/** A raw TCP connection to the store that speaks frames by hand and collects the decoded replies. */
+async function rawConnection(port: number) {
+  const sock = createConnection({ host: '127.0.0.1', port });
+  await once(sock, 'connect');
+  const replies: StoreReply[] = [];
+  const reader = new FrameReader(1 << 20, 0, (frame) => replies.push(unpack(frame) as StoreReply));
+  sock.on('data', (chunk: Buffer) => reader.push(chunk));
+  sock.on('error', () => undefined);
+  const closed = new Promise<number>((resolve) => sock.once('close', () => resolve(Date.now())));
+  const send = (body: Buffer) => sock.write(Buffer.concat([framePrefix(body.length, 0), body]));
+  return { sock, replies, closed, send };
+}
+
+/** Polls `cond` until true, failing after `timeoutMs`. */
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 test('garbage frames and oversized messages never crash the store', async () => {
   const rejects: string[] = [];
   const server = await StoreServer.listen({
@@ -172,32 +204,31 @@ test('garbage frames and oversized messages never crash the store', async () => 
     maxMessageBytes: 4096,
     onReject: (r) => rejects.push(r),
   });
-  const raw = new Dealer({ linger: 0 });
-  raw.connect(`tcp://127.0.0.1:${server.port}`);
+  const raw = await rawConnection(server.port);
   try {
-    await raw.send([Buffer.from([0xc1, 0xff, 0x00])]); // 0xc1 is never valid msgpack
-    await raw.send([Buffer.from('a'), Buffer.from('b')]);
-    await raw.send([pack([1, 2, 3])]);
-    await raw.send([pack({ id: 5, token: TOKEN, op: 'set', key: 'k' })]); // no value
-    await raw.send([pack({ id: 6, token: TOKEN, op: 'explode', key: 'k' })]);
-    await raw.send([pack({ id: 7, token: TOKEN, op: 'add', key: 'k', delta: 0.5 })]);
-    raw.receiveTimeout = 2000;
-    const replies = [];
-    for (let i = 0; i < 4; i++) replies.push((await import('msgpackr')).unpack((await raw.receive())[0]!));
+    raw.send(pack({ id: 1, token: TOKEN, op: 'ping' }));
+    raw.send(Buffer.from([0xc1, 0xff, 0x00])); // 0xc1 is never valid msgpack
+    raw.send(pack([1, 2, 3]));
+    raw.send(pack({ id: 5, token: TOKEN, op: 'set', key: 'k' })); // no value
+    raw.send(pack({ id: 6, token: TOKEN, op: 'explode', key: 'k' }));
+    raw.send(pack({ id: 7, token: TOKEN, op: 'add', key: 'k', delta: 0.5 }));
+    await until(() => raw.replies.length === 5, 2000, '5 replies');
     assert.deepEqual(
-      replies.map((r: { id: number; ok: boolean }) => [r.id, r.ok]),
+      raw.replies.map((r) => [r.id, r.ok]),
       [
+        [1, true],
         [-1, false],
         [5, false],
         [6, false],
         [7, false],
       ],
     );
-    assert.match((replies[0] as { error: string }).error, /request is not a map/);
-    assert.match((replies[1] as { error: string }).error, /field "value" must be bytes/);
-    assert.match((replies[2] as { error: string }).error, /unknown op "explode"/);
-    // Oversized: libzmq drops the connection of a peer that exceeds the limit.
-    await raw.send([Buffer.alloc(64 * 1024, 1)]);
+    assert.match(raw.replies[1]!.error!, /request is not a map/);
+    assert.match(raw.replies[2]!.error!, /field "value" must be bytes/);
+    assert.match(raw.replies[3]!.error!, /unknown op "explode"/);
+    // Oversized: the connection that sent it is dropped, nothing else.
+    raw.send(Buffer.alloc(64 * 1024, 1));
+    await raw.closed;
     const good = await StoreClient.connect({
       host: '127.0.0.1',
       port: server.port,
@@ -206,13 +237,87 @@ test('garbage frames and oversized messages never crash the store', async () => 
     });
     await good.set('still', 'alive');
     assert.equal(text(await good.get('still')), 'alive');
+    // Too big for this store: its connection is dropped and the call, lost with it, times out...
     await assert.rejects(good.set('big', Buffer.alloc(8192)), /timed out/);
+    // ...and the next call opens a new connection.
+    await good.set('after', 'x');
+    assert.equal(text(await good.get('after')), 'x');
     await assert.rejects(good.set('huge', Buffer.alloc(17 * 1024 * 1024)), /exceeds the 16777216-byte limit/);
     await good.close();
     assert.ok(rejects.some((r) => r.includes('undecodable')));
-    assert.ok(rejects.some((r) => r.includes('2 frames')));
+    assert.ok(rejects.some((r) => /dropped the connection .*frame header of \d+ bytes \(limit 4096\)/.test(r)));
   } finally {
-    raw.close();
+    raw.sock.destroy();
+    await server.close();
+  }
+});
+
+test('a connection without the run token is dropped after authTimeoutMs; an authenticated idle one stays', async () => {
+  const authTimeoutMs = 200;
+  const rejects: string[] = [];
+  const server = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN, authTimeoutMs, onReject: (r) => rejects.push(r) });
+  const good = await StoreClient.connect({ host: '127.0.0.1', port: server.port, token: TOKEN, timeoutMs: 20 * authTimeoutMs });
+  try {
+    const start = Date.now();
+    const idle = await rawConnection(server.port);
+    // A stranger that talks, but without the token, is answered and closed at once.
+    const wrong = await rawConnection(server.port);
+    wrong.send(pack({ id: 3, token: 'guess', op: 'get', key: 'k', waitMs: 0 }));
+    const wrongAt = await wrong.closed;
+    assert.deepEqual(wrong.replies.map((r) => [r.id, r.ok, r.error]), [[3, false, 'rejected: wrong run token']]);
+    assert.ok(wrongAt - start < authTimeoutMs, 'a wrong token does not wait for the timeout');
+    // Before the token, only small frames: a big one is dropped at once too.
+    const big = await rawConnection(server.port);
+    big.send(Buffer.alloc(128 * 1024, 0x90));
+    await big.closed;
+    const idleAt = await idle.closed;
+    assert.ok(idleAt - start >= authTimeoutMs - 20, `dropped after ${idleAt - start} ms, not before the timeout`);
+    assert.ok(idleAt - start < 10 * authTimeoutMs, `dropped after ${idleAt - start} ms`);
+    assert.ok(rejects.some((r) => r.includes(`no request with the run token within ${authTimeoutMs} ms`)));
+    // The member has been idle longer than the timeout and is still served on its connection.
+    assert.deepEqual(server.connections, { open: 1, unauthenticated: 0 });
+    await good.set('k', 'v');
+    assert.equal(text(await good.get('k')), 'v');
+    assert.deepEqual(server.connections, { open: 1, unauthenticated: 0 });
+  } finally {
+    await good.close();
+    await server.close();
+  }
+});
+
+test('at most maxUnauthenticated connections wait to authenticate: one more evicts the oldest', async () => {
+  const max = 4;
+  const rejects: string[] = [];
+  const server = await StoreServer.listen({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    maxUnauthenticated: max,
+    authTimeoutMs: 60_000,
+    onReject: (r) => rejects.push(r),
+  });
+  const raws: Awaited<ReturnType<typeof rawConnection>>[] = [];
+  try {
+    for (let i = 0; i < max; i++) {
+      raws.push(await rawConnection(server.port));
+      await until(() => server.connections.unauthenticated === i + 1, 2000, `connection ${i + 1} accepted`);
+    }
+    const evicted: number[] = [];
+    raws.forEach((r, i) => void r.closed.then(() => evicted.push(i)));
+    raws.push(await rawConnection(server.port));
+    await raws[0]!.closed;
+    await until(() => server.connections.unauthenticated === max, 2000, 'the cap');
+    assert.deepEqual(evicted, [0], 'only the oldest went');
+    assert.ok(rejects.some((r) => r.includes(`more than ${max} connections waiting to authenticate`)));
+    // A member still gets in (evicting the next oldest stranger), and then counts as authenticated.
+    const good = await StoreClient.connect({ host: '127.0.0.1', port: server.port, token: TOKEN, timeoutMs: 5000 });
+    await good.set('k', 'v');
+    await raws[1]!.closed;
+    assert.deepEqual(evicted, [0, 1]);
+    assert.deepEqual(server.connections, { open: max, unauthenticated: max - 1 });
+    await good.close();
+  } finally {
+    for (const r of raws) r.sock.destroy();
     await server.close();
   }
 });

@@ -34,4 +34,4 @@ export { createProgress, type Progress } from './progress.js';
 export { readPickle, PickleError, type PickleValue } from './convert/pickle.js';
 export { fromBin, type FromBinResult } from './convert/from-bin.js';
 export { RecordReader, RecordIOError, parseImageRecord, readIndex, RECORDIO_MAGIC, type ImageRecord } from './convert/recordio.js';
-export { fromRec, recImagePath, FROM_REC_STATE, type FromRecOptions, type FromRecResult } from './convert/from-rec.js';
+export { fromRec, recImagePath, FROM_REC_STATE, FROM_REC_INCOMPLETE, MAX_REC_LABEL, type FromRecOptions, type FromRecResult } from './convert/from-rec.js';

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error plain .mjs helper without types
 import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
+import { writeRec } from './recordio-writer.js';
 
 const CLI = fileURLToPath(new URL('../../../workers/src/mtl-data.ts', import.meta.url));
 const run = (...args: string[]) =>
@@ -29,4 +31,15 @@ test('mtl-data: bad arguments and missing inputs fail with a message naming them
   const rec = run('from-rec', dir, '--out', join(dir, 'o'));
   assert.equal(rec.status, 1);
   assert.match(rec.stderr, new RegExp(`mtl-data: ${join(dir, 'train.rec')}: cannot open`));
+});
+
+test('mtl-data from-rec: a header record announcing no images fails with one line and exit code 1', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-cli-'));
+  await writeRec(dir, [0, 1], { headerEnd: 0 });
+  const r = run('from-rec', dir, '--out', join(dir, 'o'));
+  assert.equal(r.status, 1, r.stdout);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^mtl-data: .*train\.rec: byte offset 0: record 0 \(the header\) says the image records end at 0/);
+  assert.doesNotMatch(r.stdout, /images/);
+  assert.equal(existsSync(join(dir, 'o')), false);
 });

@@ -2,72 +2,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { FROM_REC_STATE, PickleError, fromBin, fromRec, readPickle, recImagePath } from '../src/index.js';
-
-const MAGIC = 0xced7230a;
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return b;
-}
-
-/** IRHeader {flag, label, id, id2} + extra labels + data, as MXNet's recordio.pack does. */
-function pack(labels: number[], data: Uint8Array, id = 0): Buffer {
-  const h = Buffer.alloc(24);
-  const flag = labels.length === 1 ? 0 : labels.length;
-  h.writeUInt32LE(flag, 0);
-  h.writeFloatLE(flag === 0 ? (labels[0] as number) : 0, 4);
-  h.writeBigUInt64LE(BigInt(id), 8);
-  const extra = Buffer.alloc(flag * 4);
-  if (flag > 0) labels.forEach((l, i) => extra.writeFloatLE(l, 4 * i));
-  return Buffer.concat([h, extra, data]);
-}
-
-function frame(payload: Buffer, cflag = 0): Buffer {
-  const pad = Buffer.alloc((4 - (payload.length % 4)) % 4);
-  return Buffer.concat([u32(MAGIC), u32((cflag << 29) | payload.length), payload, pad]);
-}
-
-async function jpeg(v: number): Promise<Buffer> {
-  return sharp({ create: { width: 8, height: 8, channels: 3, background: { r: v, g: 0, b: 0 } } }).jpeg().toBuffer();
-}
-
-/** Writes train.rec/.idx: record 0 header [1+n, …], n images with labels, then identity records. */
-async function writeRec(dir: string, labels: number[], opts: { splitRecord?: number } = {}): Promise<Buffer[]> {
-  const recs: Buffer[] = [frame(pack([1 + labels.length, 1 + labels.length + 2], new Uint8Array(0)))];
-  const images: Buffer[] = [];
-  for (const [i, l] of labels.entries()) {
-    const img = await jpeg(i * 20);
-    images.push(img);
-    const payload = pack([l], img, i + 1);
-    if (opts.splitRecord === i + 1) {
-      // A split record: MXNet cuts it where the magic number occurs and drops the magic.
-      const cut = 30;
-      recs.push(Buffer.concat([frame(payload.subarray(0, cut), 1), frame(payload.subarray(cut), 3)]));
-      // Re-joined payload = part1 + magic + part2: make the image bytes match that.
-      images[i] = Buffer.concat([payload.subarray(24, cut), u32(MAGIC), payload.subarray(cut)]);
-    } else recs.push(frame(payload));
-  }
-  recs.push(frame(pack([0, 2], new Uint8Array(0))), frame(pack([2, 3], new Uint8Array(0))));
-  let off = 0;
-  const idx: string[] = [];
-  recs.forEach((r, i) => {
-    idx.push(`${i}\t${off}`);
-    off += r.length;
-  });
-  await writeFile(join(dir, 'train.rec'), Buffer.concat(recs));
-  await writeFile(join(dir, 'train.idx'), idx.join('\n') + '\n');
-  return images;
-}
+import {
+  FROM_REC_INCOMPLETE,
+  FROM_REC_STATE,
+  PickleError,
+  RecordReader,
+  fromBin,
+  fromRec,
+  readPickle,
+  recImagePath,
+} from '../src/index.js';
+import { jpeg, writeRec } from './recordio-writer.js';
 
 test('from-rec extracts <label:6>/<index:8>.jpg byte for byte (incl. a split record) and skips identity records', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
-  const images = await writeRec(dir, [0, 0, 1, 7, 7], { splitRecord: 3 });
+  const { images } = await writeRec(dir, [0, 0, 1, 7, 7], { splitRecord: 3 });
   const out = join(dir, 'out');
   const seen: number[] = [];
   const r = await fromRec({ dir, out, onProgress: (d) => seen.push(d) });
@@ -115,10 +68,115 @@ test('from-rec: a bad magic number and a truncated record fail naming the file a
     new RegExp(`train\\.rec: byte offset ${off2}: bad magic 0xdeadbeef`),
   );
   await writeFile(join(dir, 'train.rec'), rec.subarray(0, off2 + 20));
+  await writeFile(join(dir, 'train.idx'), idx.slice(0, 3).join('\n') + '\n');
   await assert.rejects(fromRec({ dir, out: join(dir, 'o2') }), new RegExp(`train\\.rec: byte offset ${off2 + 8}: truncated record payload`));
   await writeFile(join(dir, 'train.rec'), rec);
   await writeFile(join(dir, 'train.idx'), '0\t0\nnot a line\n');
   await assert.rejects(fromRec({ dir, out: join(dir, 'o3') }), /train\.idx:2: expected "index<TAB>offset"/);
+});
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('from-rec refuses labels that name no identity (negative, NaN, fractional, beyond 2^24) and creates nothing', async () => {
+  for (const bad of [-7, NaN, 2.5, 1e30, 2 ** 24 + 2]) {
+    const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+    const { offsets } = await writeRec(dir, [bad, 0]);
+    const out = join(dir, 'out');
+    // The label as float32 stores it, which is what the file holds.
+    const stored = String(Math.fround(bad));
+    await assert.rejects(
+      fromRec({ dir, out }),
+      new RegExp(`train\\.rec: byte offset ${offsets[1]}: record 1: label ${escape(stored)} is not an identity .*; removed ${escape(out)}`),
+      `label ${bad}`,
+    );
+    assert.equal(existsSync(out), false, `label ${bad}: the output directory is gone`);
+  }
+  // The largest label float32 holds exactly is still an identity.
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+  const { images } = await writeRec(dir, [2 ** 24]);
+  await fromRec({ dir, out: join(dir, 'out') });
+  assert.ok((await readFile(join(dir, 'out', recImagePath(2 ** 24, 1)))).equals(images[0]!));
+});
+
+test('from-rec refuses a header record whose image count is not a whole number ≥ 1, or disagrees with the index', async () => {
+  for (const end of [0, -1, 1, 2.5, NaN]) {
+    const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+    await writeRec(dir, [0, 1], { headerEnd: end });
+    const out = join(dir, 'out');
+    await assert.rejects(
+      fromRec({ dir, out }),
+      new RegExp(`train\\.rec: byte offset 0: record 0 \\(the header\\) says the image records end at ${escape(String(end))}; expected a whole number ≥ 2`),
+    );
+    assert.equal(existsSync(out), false);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+  // The header announces 5 images (records 1..5); the index has records 0..4 only.
+  await writeRec(dir, [0, 1], { headerEnd: 6 });
+  await assert.rejects(fromRec({ dir, out: join(dir, 'out') }), /train\.idx: lists 4 image records, but record 0 of .*train\.rec announces 5 \(records 1\.\.5\)/);
+  await writeRec(dir, [0, 1], { headerEnd: 2 });
+  const idx = (await readFile(join(dir, 'train.idx'), 'utf8')).split('\n');
+  await writeFile(join(dir, 'train.idx'), [idx[0], idx[2], idx[3]].join('\n') + '\n');
+  await assert.rejects(fromRec({ dir, out: join(dir, 'out') }), /train\.idx: lists 0 image records, but record 0 of .*train\.rec announces 1 \(records 1\.\.1\)/);
+  assert.equal(existsSync(join(dir, 'out')), false);
+});
+
+test('from-rec refuses a split record without its last part instead of joining it to the next record', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+  const { offsets } = await writeRec(dir, [0, 1, 2], { unterminatedSplit: 2 });
+  await assert.rejects(
+    fromRec({ dir, out: join(dir, 'out') }),
+    new RegExp(`train\\.rec: byte offset ${offsets[2]}: split record has no last part: the part at byte offset ${offsets[3]} starts a new record \\(continuation flag 0\\)`),
+  );
+  // A record that begins with a last part has lost its first one.
+  const rec = await readFile(join(dir, 'train.rec'));
+  const lrec = rec.readUInt32LE(offsets[1]! + 4);
+  rec.writeUInt32LE(((lrec & ((1 << 29) - 1)) | (3 << 29)) >>> 0, offsets[1]! + 4);
+  await writeFile(join(dir, 'train.rec'), rec);
+  await assert.rejects(
+    fromRec({ dir, out: join(dir, 'out2') }),
+    new RegExp(`byte offset ${offsets[1]}: record starts with continuation flag 3`),
+  );
+});
+
+test('from-rec: an index entry past the end of the file is named with its line; no message has a negative distance', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+  const { recBytes, offsets } = await writeRec(dir, [0, 1]);
+  const idx = (await readFile(join(dir, 'train.idx'), 'utf8')).split('\n');
+  const far = recBytes + 1_000_000_000;
+  idx[2] = `2\t${far}`;
+  await writeFile(join(dir, 'train.idx'), idx.join('\n'));
+  const err = await fromRec({ dir, out: join(dir, 'out') }).then(
+    () => assert.fail('accepted an offset past the end'),
+    (e: Error) => e,
+  );
+  assert.match(err.message, new RegExp(`train\\.idx:3: record 2 at byte offset ${far} lies past the end of .*train\\.rec \\(${recBytes} bytes\\)`));
+  assert.doesNotMatch(err.message, /-\d/);
+  // The reader itself, at a record that starts past the end and at one that is cut short.
+  const reader = await RecordReader.open(join(dir, 'train.rec'));
+  try {
+    await assert.rejects(reader.read(far), (e: Error) => !/-\d/.test(e.message) && /would start at or past the end of the file/.test(e.message));
+    await assert.rejects(
+      reader.read(recBytes - 4),
+      new RegExp(`byte offset ${recBytes - 4}: truncated record header: needs 8 bytes, the file ends 4 bytes later`),
+    );
+    assert.ok(offsets[2]! < recBytes);
+  } finally {
+    await reader.close();
+  }
+});
+
+test('from-rec: a failure after some images marks the output INCOMPLETE with the reason; a rerun resumes and clears it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
+  const out = join(dir, 'out');
+  await writeRec(dir, [0, 1, -1]);
+  await assert.rejects(fromRec({ dir, out }), /record 3: label -1 is not an identity .*; .*out is incomplete \(2 images written now, see .*INCOMPLETE\)/);
+  assert.match(await readFile(join(out, FROM_REC_INCOMPLETE), 'utf8'), /stopped at record 3: .*label -1/);
+  assert.ok(existsSync(join(out, recImagePath(1, 2))));
+  // The set mended (same size): only the missing image is written and the marker goes.
+  await writeRec(dir, [0, 1, 2]);
+  const r = await fromRec({ dir, out });
+  assert.deepEqual(r, { images: 3, written: 1, identities: 3 });
+  assert.equal(existsSync(join(out, FROM_REC_INCOMPLETE)), false);
 });
 
 const PY = '/usr/bin/python3';
@@ -163,4 +221,44 @@ test('from-bin writes 00001.jpg… and pairs a b 1|-1; a mismatched count is an 
   assert.equal((await sharp(join(dir, 'out2', '00001.jpg')).metadata()).format, 'jpeg');
   write(join(dir, 'bad.bin'), hex.slice(0, 3), 'True, False');
   await assert.rejects(fromBin(join(dir, 'bad.bin'), join(dir, 'out3')), /bad\.bin: 3 images for 2 pair flags; expected 4/);
+});
+
+/** A verification-set pickle written by hand (protocol 3: BINBYTES, lists, TUPLE2), as Python 3 writes it. */
+function binPickle(images: Buffer[], flags: boolean[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([0x80, 3, 0x5d, 0x28])]; // PROTO 3, EMPTY_LIST, MARK
+  for (const img of images) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(img.length);
+    parts.push(Buffer.from('B'), len, img); // BINBYTES
+  }
+  parts.push(Buffer.from([0x65, 0x5d, 0x28])); // APPENDS, EMPTY_LIST, MARK
+  parts.push(Buffer.from(flags.map((f) => (f ? 0x88 : 0x89)))); // NEWTRUE / NEWFALSE
+  parts.push(Buffer.from([0x65, 0x86, 0x2e])); // APPENDS, TUPLE2, STOP
+  return Buffer.concat(parts);
+}
+
+test('from-bin: a failed conversion removes the directory it created, or the images it wrote into an existing one', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mtl-bin-'));
+  const good = await Promise.all([30, 90, 150].map((v) => jpeg(v)));
+  const broken = Buffer.from('not an image at all');
+  await writeFile(join(dir, 'ok.bin'), binPickle([good[0]!, good[1]!], [true]));
+  assert.deepEqual(await fromBin(join(dir, 'ok.bin'), join(dir, 'ok')), { images: 2, pairs: 1, positives: 1 });
+  await writeFile(join(dir, 'bad.bin'), binPickle([good[0]!, good[1]!, good[2]!, broken], [true, false]));
+  const fresh = join(dir, 'new', 'lfw');
+  await assert.rejects(
+    fromBin(join(dir, 'bad.bin'), fresh),
+    new RegExp(`bad\\.bin: image 3 \\(19 bytes\\) cannot be decoded: .*; removed ${escape(join(dir, 'new'))}, which this run had created`),
+  );
+  assert.equal(existsSync(join(dir, 'new')), false);
+  // An existing directory keeps what was there before, and nothing of this run.
+  const existing = join(dir, 'existing');
+  await mkdir(existing);
+  await writeFile(join(existing, 'keep.txt'), 'mine');
+  await writeFile(join(dir, 'bad2.bin'), binPickle([good[2]!, good[2]!, broken, good[0]!], [true, false]));
+  await assert.rejects(
+    fromBin(join(dir, 'bad2.bin'), existing),
+    /image 2 \(19 bytes\) cannot be decoded: .*; removed the 2 images this run had written to/,
+  );
+  assert.deepEqual(await readdir(existing), ['keep.txt']);
+  assert.equal(await readFile(join(existing, 'keep.txt'), 'utf8'), 'mine');
 });

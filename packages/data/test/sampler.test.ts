@@ -1,5 +1,7 @@
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { DistributedSampler, permutation } from '../src/index.js';
 
@@ -89,4 +91,25 @@ test('bad options are rejected with the field named', () => {
   assert.throws(() => new DistributedSampler({ size: 10, batchSize: 2, worldSize: 2, rank: 2, seed: 0 }), /rank must be in \[0, 2\)/);
   assert.throws(() => new DistributedSampler({ size: 3, batchSize: 2, worldSize: 2, rank: 0, seed: 0 }), /cannot fill one global batch/);
   assert.throws(() => new DistributedSampler({ size: 10, batchSize: 0, worldSize: 1, rank: 0, seed: 0 }), /batchSize/);
+});
+
+test('permutation and sampler batches equal an independent Python derivation of the documented algorithm', () => {
+  // The reference above reuses `permutation`; this one re-derives it (hash, PRNG, Fisher–Yates)
+  // in Python integers from rng.ts's documentation, so a change of the shuffle cannot pass unseen.
+  const cases = [
+    { name: 'small', N: 10, B: 2, W: 2, seed: 0, count: 7 },
+    { name: 'odd', N: 103, B: 4, W: 3, seed: 7, count: 20 },
+    { name: 'many-ranks', N: 250, B: 5, W: 8, seed: 12345, count: 9 },
+  ];
+  const script = fileURLToPath(new URL('./fixtures/sampler_reference.py', import.meta.url));
+  const r = spawnSync('/usr/bin/python3', [script, JSON.stringify(cases)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `python3 failed: ${r.stderr}${r.error?.message ?? ''}`);
+  const ref = JSON.parse(r.stdout) as Record<string, number[][][]>;
+  for (const c of cases) {
+    for (let rank = 0; rank < c.W; rank++) {
+      const s = new DistributedSampler({ size: c.N, batchSize: c.B, worldSize: c.W, rank, seed: c.seed });
+      const ours = Array.from({ length: c.count }, (_, k) => Array.from(s.batch(k)));
+      assert.deepEqual(ours, ref[c.name]![rank], `${c.name}, rank ${rank}`);
+    }
+  }
 });

@@ -10,7 +10,7 @@ import type { MetricsRequest, MetricsSnapshot } from './ipc.js';
 import { collectLintedDefaults, registerAll } from './registry.js';
 
 export interface LauncherMetricsOptions {
-  /** Address to bind `/metrics` to ('0.0.0.0' = all interfaces, like other exporters). */
+  /** Address to bind `/metrics` to ('0.0.0.0' = all interfaces; bind where the scraper reaches it). */
   host: string;
   /** TCP port; 0 picks a free one (read `port` after `listen()`). */
   port: number;

@@ -28,3 +28,4 @@ export * from './fas/discriminator.js';
 export * from './io/torch-file.js';
 export * from './io/torch-import.js';
 export * from './io/weights.js';
+export * from './io/torch-save.js';

@@ -1,6 +1,7 @@
 // Equivalence with PyTorch: fixtures/reference_mtlface.py builds the networks from the spec in
 // PyTorch 1.13 (/usr/bin/python3, installed here and in CI), saves weights with torch.save and
 // the inputs/outputs it computed; we import the .pth files and must reproduce the outputs.
+import { fileURLToPath } from 'node:url';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -28,7 +29,7 @@ import { useCpu } from './helpers.js';
 await useCpu();
 
 const PYTHON = '/usr/bin/python3';
-const SCRIPT = new URL('./fixtures/reference_mtlface.py', import.meta.url).pathname;
+const SCRIPT = fileURLToPath(new URL('./fixtures/reference_mtlface.py', import.meta.url));
 let dir = '';
 let io = new Map<string, RawTensor>();
 
@@ -209,7 +210,22 @@ test('generator in training mode matches PyTorch: output and every parameter gra
     params.map(([, v]) => v),
   );
   value.dispose();
-  for (const [name, v] of params) assertGradClose(grads[v.name]!, `gen.train.grad.${name}`, `grad ${name}`);
+  // Conv biases in front of a train-mode batch norm have a true gradient of exactly zero: both sides
+  // hold float32 accumulation noise there, which depends on the CPU's kernels. Such a tensor (the
+  // reference below 1e-5 of the network's largest gradient) must be noise on our side too; every
+  // other tensor is compared elementwise.
+  const absMax = (xs: ArrayLike<number>): number =>
+    Array.from(xs).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  const refMax = new Map(
+    params.map(([name]) => [name, absMax(rawToFloat32(io.get(`gen.train.grad.${name}`)!, name))]),
+  );
+  const noise = 1e-5 * Math.max(...refMax.values());
+  for (const [name, v] of params) {
+    if (refMax.get(name)! < noise) {
+      const ours = absMax(grads[v.name]!.dataSync());
+      assert.ok(ours < noise, `grad ${name}: ${ours}, where PyTorch's is noise (< ${noise})`);
+    } else assertGradClose(grads[v.name]!, `gen.train.grad.${name}`, `grad ${name}`);
+  }
   tf.dispose(Object.values(grads));
   tf.dispose([...Object.values(inputs), r]);
   g.dispose();

@@ -346,3 +346,4 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions = {}): Pick
     }
   }
 }
+export * from './writer.js';

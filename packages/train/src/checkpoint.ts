@@ -68,6 +68,9 @@ export function newRunIdentity(): RunIdentity {
   return { id: randomUUID(), attempt: 0 };
 }
 
+/** What resuming needs besides the tensors: from our sidecar, or from the release's files. */
+export type ResumeMeta = Pick<CheckpointMeta, 'iteration' | 'optimizers' | 'scalers'>;
+
 export interface CheckpointSidecar extends CheckpointMeta {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
@@ -173,7 +176,8 @@ export function sweepStaleTemps(dir: string): string[] {
   return removed;
 }
 
-function fsyncDir(dir: string): void {
+/** Makes a folder's renames durable (where the filesystem allows). */
+export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
     try {

@@ -1,14 +1,17 @@
 // Training configuration: one YAML file per recipe, validated once at the edge, then a plain typed object.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { BACKBONE_ARCHS, type BackboneArch } from '@mtlface/model/presets';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
 
 const archSchema = z.union([
-  z.enum(['ir34', 'ir50', 'ir64', 'ir101', 'irse101']),
+  // Every preset of the backbone table, so a new preset needs no edit here.
+  z.enum(BACKBONE_ARCHS as [BackboneArch, ...BackboneArch[]]),
   z
     .object({
       units: z.array(positiveInt).length(4),
@@ -184,6 +187,14 @@ function applyOverride(target: Record<string, unknown>, path: string[], value: u
   node[path[path.length - 1]!] = value;
 }
 
+/** Applies `key=value` overrides to a raw config object in place (later ones win). */
+export function applyOverrides(obj: Record<string, unknown>, overrides: readonly string[]): void {
+  for (const arg of overrides) {
+    const { path, value } = parseOverride(arg);
+    applyOverride(obj, path, value, arg);
+  }
+}
+
 function describeIssues(err: z.ZodError, source: string): string {
   return err.issues
     .map((issue) => {
@@ -205,12 +216,15 @@ export function validateConfig(raw: unknown, source = 'config'): TrainConfig {
 }
 
 /** Reads a YAML config, applies `key=value` overrides (later ones win), validates. */
-export function loadConfig(file: string, overrides: readonly string[] = []): TrainConfig {
+/** A mapping read from a YAML file, with its `extends:` chain merged in (the child's keys win). */
+function readConfigTree(file: string, chain: readonly string[] = []): Record<string, unknown> {
+  if (chain.includes(file)) throw new ConfigError(`${file}: extends itself through ${chain.join(' → ')}`);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read config (${(err as Error).message})`);
+    const via = chain.length ? ` (extended by ${chain[chain.length - 1]})` : '';
+    throw new ConfigError(`${file}${via}: cannot read config (${(err as Error).message})`);
   }
   let raw: unknown;
   try {
@@ -226,11 +240,32 @@ export function loadConfig(file: string, overrides: readonly string[] = []): Tra
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(`${file}: the top level must be a mapping of keys`);
   }
-  const obj = raw as Record<string, unknown>;
-  for (const arg of overrides) {
-    const { path, value } = parseOverride(arg);
-    applyOverride(obj, path, value, arg);
-  }
+  const { extends: parent, ...own } = raw as Record<string, unknown>;
+  if (parent === undefined) return own;
+  if (typeof parent !== 'string' || parent === '')
+    throw new ConfigError(`${file}: key "extends" must be the path of another config`);
+  return mergeConfig(readConfigTree(resolve(dirname(file), parent), [...chain, file]), own);
+}
+
+/** Deep merge of mappings; anything else (lists included) in `over` replaces what `base` has. */
+export function mergeConfig(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  const isMap = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  for (const [k, v] of Object.entries(over)) out[k] = isMap(v) && isMap(out[k]) ? mergeConfig(out[k], v) : v;
+  return out;
+}
+
+/**
+ * Reads a YAML config (following `extends: other.yaml`, relative to the file, as a base whose keys
+ * it overrides), applies `key=value` overrides (later ones win), validates.
+ */
+export function loadConfig(file: string, overrides: readonly string[] = []): TrainConfig {
+  const obj = readConfigTree(file);
+  applyOverrides(obj, overrides);
   const source = overrides.length ? `${file} (with overrides ${overrides.join(' ')})` : file;
   return validateConfig(obj, source);
 }

@@ -10,3 +10,7 @@ export * from './networks.js';
 export * from './steps.js';
 export * from './trainer.js';
 export * from './state-sync.js';
+export * from './release-flags.js';
+export * from './release-files.js';
+export * from './release-read.js';
+export * from './release-write.js';

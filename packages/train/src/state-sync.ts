@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { encodeSafetensors, readSafetensors, rawToTensor, tensorsToRaw } from '@mtlface/model';
-import type { CheckpointSidecar, FoundCheckpoint } from './checkpoint.js';
+import type { CheckpointSidecar, FoundCheckpoint, ResumeMeta } from './checkpoint.js';
 
 /** The collective calls state sync needs (a subset of @mtlface/collective's ProcessGroup). */
 export interface StateGroup {
@@ -17,8 +17,16 @@ export interface StateGroup {
 export interface SyncedState {
   /** Tensors every rank must load (checkpoint names); caller disposes. */
   tensors: Map<string, tf.Tensor>;
-  /** The resumed checkpoint's sidecar, or null for a fresh start. */
+  /** The resumed checkpoint's sidecar, or null for a fresh start or an in-memory state. */
   sidecar: CheckpointSidecar | null;
+  /** What resuming needs (the sidecar's, or the in-memory state's); null for a fresh start. */
+  meta: ResumeMeta | null;
+}
+
+/** A state rank 0 read from elsewhere (the release's files): checkpoint names → tensors, and its meta. */
+export interface InMemoryState {
+  tensors: Map<string, tf.Tensor>;
+  meta: ResumeMeta;
 }
 
 async function broadcastBytes(group: StateGroup | null, bytes: Uint8Array | null): Promise<Uint8Array> {
@@ -33,34 +41,39 @@ async function broadcastBytes(group: StateGroup | null, bytes: Uint8Array | null
 }
 
 /**
- * Rank 0 passes either the checkpoint it resumes (`found`) or its freshly initialised state
- * (`fresh`, checkpoint names → tensors); every rank gets the same tensors and sidecar back.
+ * Rank 0 passes either the checkpoint it resumes (`found`: a checkpoint file, or a state it read
+ * itself) or its freshly initialised state (`fresh`, checkpoint names → tensors); every rank gets
+ * the same tensors and sidecar/meta back.
  */
 export async function broadcastInitialState(
   group: StateGroup | null,
-  found: FoundCheckpoint | null,
+  found: FoundCheckpoint | InMemoryState | null,
   fresh: () => Map<string, tf.Tensor>,
 ): Promise<SyncedState> {
   let tensorBytes: Uint8Array | null = null;
   let sidecarBytes: Uint8Array | null = null;
   if (!group || group.rank === 0) {
-    if (found) {
+    if (found && 'tensorsPath' in found) {
       tensorBytes = new Uint8Array(readFileSync(found.tensorsPath));
-      sidecarBytes = new TextEncoder().encode(JSON.stringify(found.sidecar));
+      sidecarBytes = new TextEncoder().encode(JSON.stringify({ sidecar: found.sidecar }));
+    } else if (found) {
+      tensorBytes = encodeSafetensors(await tensorsToRaw(found.tensors));
+      sidecarBytes = new TextEncoder().encode(JSON.stringify({ meta: found.meta }));
     } else {
       tensorBytes = encodeSafetensors(await tensorsToRaw(fresh()));
     }
   }
   const sidecarRaw = await broadcastBytes(group, sidecarBytes);
   const tensorRaw = await broadcastBytes(group, tensorBytes);
-  const sidecar =
-    sidecarRaw.byteLength > 0
-      ? (JSON.parse(new TextDecoder().decode(sidecarRaw)) as CheckpointSidecar)
-      : null;
+  const resumed = (sidecarRaw.byteLength > 0 ? JSON.parse(new TextDecoder().decode(sidecarRaw)) : {}) as {
+    sidecar?: CheckpointSidecar;
+    meta?: ResumeMeta;
+  };
+  const sidecar = resumed.sidecar ?? null;
   const parsed = readSafetensors(tensorRaw);
   const tensors = new Map<string, tf.Tensor>();
   for (const [name, raw] of parsed.tensors) tensors.set(name, rawToTensor(raw, name));
-  return { tensors, sidecar };
+  return { tensors, sidecar, meta: sidecar ?? resumed.meta ?? null };
 }
 
 /** sha256 over the named tensors in name order (values and shapes). */

@@ -126,7 +126,7 @@ function generate(nets: MtlFaceNetworks, s: FasSource): tf.Tensor4D {
   });
 }
 
-/** D step: 0.5·(mean((D(real)−1)²) + mean(D(G)²)) with G detached. */
+/** D step: 0.5·(mean((D(real)−1)²) + mean(D(G)²)) with G detached; also the two outputs' means. */
 export function fasDiscriminatorGradients(
   nets: MtlFaceNetworks,
   params: readonly NamedParam[],
@@ -136,8 +136,13 @@ export function fasDiscriminatorGradients(
   return tidyObject(() => {
     const fake = generate(nets, s); // outside the tape: detached
     const out = gradientsFor(params, () => {
-      const loss = lsganDiscriminatorLoss(d.forward(s.real, s.targets), d.forward(fake, s.targets));
-      return { total: loss, parts: {} };
+      const real = d.forward(s.real, s.targets);
+      const detached = d.forward(fake, s.targets);
+      const loss = lsganDiscriminatorLoss(real, detached);
+      return {
+        total: loss,
+        parts: { d1_logit: tf.mean(real) as tf.Scalar, d3_logit: tf.mean(detached) as tf.Scalar },
+      };
     });
     for (const t of [...out.grads, ...Object.values(out.losses)]) if (t) tf.keep(t);
     return out;
@@ -158,13 +163,14 @@ export function fasGeneratorGradients(
       // The D step's forward already counted this batch in the generator's BatchNorm statistics.
       const g = withoutStatUpdates(nets.generator!, () => generate(nets, s));
       generated = tf.keep(g);
-      const gan = lsganGeneratorLoss(d.forward(g, s.targets));
+      const gLogits = d.forward(g, s.targets);
+      const gan = lsganGeneratorLoss(gLogits);
       const f = nets.backbone.forward(g);
       const idl = identityLoss(s.xId, f.xId);
       const est = nets.estimation.forward(f.xAge);
       const age = crossEntropy(est.groupLogits, s.targets);
       const total = tf.add(tf.mul(gan, w.gan), tf.add(tf.mul(idl, w.id), tf.mul(age, w.age))) as tf.Scalar;
-      return { total, parts: { g_gan: gan, g_id: idl, g_age: age } };
+      return { total, parts: { g_gan: gan, g_id: idl, g_age: age, g_logit: tf.mean(gLogits) as tf.Scalar } };
     });
     for (const t of [...r.grads, ...Object.values(r.losses)]) if (t) tf.keep(t);
     return r;

@@ -8,7 +8,7 @@ import { LossScaler } from './loss-scaler.js';
 import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
-import type { CheckpointMeta, CheckpointSidecar } from './checkpoint.js';
+import type { CheckpointMeta, ResumeMeta } from './checkpoint.js';
 import { broadcastBuffers, type BufferGroup } from './state-sync.js';
 import {
   fasDiscriminatorGradients,
@@ -35,10 +35,13 @@ export interface StepTimings {
 export interface IterationReport {
   iteration: number;
   losses: Record<string, number>;
-  lr: { fr?: number; fas?: number };
+  /** Learning rates used: FR, and the FAS generator (`fas`) and discriminator (`fas_d`). */
+  lr: { fr?: number; fas?: number; fas_d?: number };
   skipped: string[];
   scale: Record<string, number>;
   timings: StepTimings;
+  /** FAS: means of the discriminator's outputs, as the release logs them (d1 real, d3 detached fake, g fake after the D step). */
+  logits: Record<string, number>;
 }
 
 /** The collectives a training step uses: gradient all-reduce and the buffers' broadcast. */
@@ -128,6 +131,7 @@ export class Trainer {
 
   frLr(iteration: number): number {
     const o = this.cfg.fr_optim;
+    if (this.cfg.release.constant_lr) return o.lr;
     return learningRate(iteration + 1, {
       lr: o.lr,
       warmup: o.warmup,
@@ -183,7 +187,16 @@ export class Trainer {
       syncs: {},
     };
     const losses: Record<string, tf.Scalar> = {};
-    const report: IterationReport = { iteration, losses: {}, lr: {}, skipped: [], scale: {}, timings: t };
+    const logits: Record<string, tf.Scalar> = {};
+    const report: IterationReport = {
+      iteration,
+      losses: {},
+      lr: {},
+      skipped: [],
+      scale: {},
+      timings: t,
+      logits: {},
+    };
     const train = !this.opts.frozenStatistics;
     this.seedIteration(iteration);
     try {
@@ -210,8 +223,10 @@ export class Trainer {
         const fb = batch as FasBatch;
         if (!fb.targetGroups || !fb.real)
           throw new Error('Trainer: the FAS step needs a FasBatch (targetGroups, real)');
-        const lr = this.cfg.fas_optim.lr;
-        report.lr.fas = lr;
+        const o = this.cfg.fas_optim;
+        const [lrD, lrG] = [o.d_lr ?? o.lr, o.g_lr ?? o.lr];
+        report.lr.fas = lrG;
+        report.lr.fas_d = lrD;
         // Frozen backbone and age estimator (eval mode, no updates); generator and discriminator train.
         const n = this.nets;
         n.train(false);
@@ -225,8 +240,10 @@ export class Trainer {
         try {
           const gd = fasDiscriminatorGradients(this.nets, this.fasD.params, src);
           t.computeMs += performance.now() - c;
-          losses.fas_d = gd.losses.total!;
-          const okD = await this.syncAndStep(this.fasD, 'fas_d', this.scalers.fas, gd, iteration, lr, t);
+          const { total: dTotal, ...dLogits } = gd.losses;
+          losses.fas_d = dTotal!;
+          Object.assign(logits, dLogits);
+          const okD = await this.syncAndStep(this.fasD, 'fas_d', this.scalers.fas, gd, iteration, lrD, t);
           c = performance.now();
           const gg = fasGeneratorGradients(this.nets, this.fasG.params, src, {
             gan: this.cfg.loss.fas_gan,
@@ -235,8 +252,10 @@ export class Trainer {
           });
           gg.generated.dispose();
           t.computeMs += performance.now() - c;
-          for (const [k, v] of Object.entries(gg.losses)) losses[k === 'total' ? 'fas_g' : `fas_${k}`] = v;
-          const okG = await this.syncAndStep(this.fasG, 'fas_g', this.scalers.fas, gg, iteration, lr, t);
+          const { g_logit: gLogit, ...gLosses } = gg.losses;
+          logits.g_logit = gLogit!;
+          for (const [k, v] of Object.entries(gLosses)) losses[k === 'total' ? 'fas_g' : `fas_${k}`] = v;
+          const okG = await this.syncAndStep(this.fasG, 'fas_g', this.scalers.fas, gg, iteration, lrG, t);
           if (!okD) report.skipped.push('fas_d');
           if (!okG) report.skipped.push('fas_g');
           this.scalers.fas.update(!okD || !okG);
@@ -245,15 +264,17 @@ export class Trainer {
           src.dispose();
         }
       }
-      const names = Object.keys(losses);
+      // One download for every scalar of the iteration.
+      const names = [...Object.keys(losses), ...Object.keys(logits)];
       if (names.length > 0) {
-        const packed = tf.stack(names.map((k) => losses[k]!));
+        const all = { ...losses, ...logits };
+        const packed = tf.stack(names.map((k) => all[k]!));
         const values = await packed.data();
         packed.dispose();
-        names.forEach((k, i) => (report.losses[k] = values[i]!));
+        names.forEach((k, i) => ((k in logits ? report.logits : report.losses)[k] = values[i]!));
       }
     } finally {
-      Object.values(losses).forEach((v) => v.dispose());
+      [...Object.values(losses), ...Object.values(logits)].forEach((v) => v.dispose());
       this.nets.train(true);
     }
     return report;
@@ -267,7 +288,7 @@ export class Trainer {
   }
 
   /** Restores model tensors, optimizer slots and step counts, and the scalers (a resumed checkpoint). */
-  loadState(tensors: ReadonlyMap<string, tf.Tensor>, sidecar: CheckpointSidecar | null): void {
+  loadState(tensors: ReadonlyMap<string, tf.Tensor>, sidecar: ResumeMeta | null): void {
     const model = new Map<string, tf.Tensor>();
     const slots = new Map<string, tf.Tensor>();
     for (const [k, t] of tensors) (k.startsWith('optim.') ? slots : model).set(k, t);

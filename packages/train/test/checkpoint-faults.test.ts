@@ -1,6 +1,7 @@
 // Checkpoints a run cannot lose: pruning stays within the run's own lineage and waits for the new
 // checkpoint to verify, temporary files never outlive their writer, and a full disk is one clear
 // error that leaves the previous checkpoint as the resume point.
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -178,7 +179,7 @@ test('kill -9 at seeded random points of checkpoint writes, repeated: every chec
   let s = seed >>> 0;
   const rand = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const dir = mkdtempSync(join(tmpdir(), 'mtl-kill-'));
-  const writer = new URL('./fixtures/checkpoint-writer.ts', import.meta.url).pathname;
+  const writer = fileURLToPath(new URL('./fixtures/checkpoint-writer.ts', import.meta.url));
   let lastGood = 0;
   for (let trial = 0; trial < 8; trial++) {
     const child = spawn(process.execPath, ['--conditions=mtl-source', '--import', 'tsx', writer, dir], {

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseOverride, configHash, ConfigError } from '../src/config.js';
 
-const repoConfigs = new URL('../../../configs/', import.meta.url).pathname;
+const repoConfigs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 
 function tmpYaml(text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'mtl-cfg-'));
@@ -92,4 +93,45 @@ test('config hash is stable under key order and changes with values', () => {
   const reordered = minimal.split('\n').reverse().join('\n');
   assert.equal(configHash(a), configHash(loadConfig(tmpYaml(reordered))));
   assert.notEqual(configHash(a), configHash(loadConfig(tmpYaml(minimal), ['seed=1'])));
+});
+
+test('extends: a config inherits its base file, its own keys win, lists are replaced, and cycles are refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-extends-'));
+  writeFileSync(
+    join(dir, 'base.yaml'),
+    'mode: aifr\niterations: 10\nmodel: {arch: demo, input_size: 32}\n' +
+      'data: {root: d, train_list: d/t.txt, batch_size: 8, flip: false}\nfr_optim: {lr: 0.1, milestones: [5, 8]}\n',
+  );
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(
+    join(dir, 'sub', 'child.yaml'),
+    'extends: ../base.yaml\ndata: {batch_size: 2}\nfr_optim: {milestones: [3]}\n',
+  );
+  const c = loadConfig(join(dir, 'sub', 'child.yaml'), ['iterations=4']);
+  assert.equal(c.data.batch_size, 2, 'the child wins');
+  assert.equal(c.data.flip, false, 'the rest of a section comes from the base');
+  assert.equal(c.data.root, 'd');
+  assert.deepEqual(c.fr_optim.milestones, [3], 'a list is replaced, not merged');
+  assert.equal(c.iterations, 4, 'overrides apply last');
+  assert.equal(c.model.arch, 'demo', 'every preset of the backbone table is a valid arch');
+  writeFileSync(join(dir, 'a.yaml'), 'extends: b.yaml\n');
+  writeFileSync(join(dir, 'b.yaml'), 'extends: a.yaml\n');
+  assert.throws(
+    () => loadConfig(join(dir, 'a.yaml')),
+    /a\.yaml: extends itself through .*a\.yaml → .*b\.yaml/,
+  );
+  writeFileSync(join(dir, 'c.yaml'), 'extends: missing.yaml\n');
+  assert.throws(
+    () => loadConfig(join(dir, 'c.yaml')),
+    /missing\.yaml \(extended by .*c\.yaml\): cannot read config/,
+  );
+});
+
+test("demo-smoke.yaml is demo.yaml with a short schedule: every other key is the demo's", () => {
+  const demo = loadConfig(join(repoConfigs, 'demo.yaml'));
+  const smoke = loadConfig(join(repoConfigs, 'demo-smoke.yaml'));
+  assert.deepEqual(smoke.model, demo.model);
+  assert.deepEqual(smoke.cosface, demo.cosface);
+  assert.equal(smoke.iterations, 2);
+  assert.equal(smoke.amp, false);
 });

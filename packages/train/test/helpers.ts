@@ -1,9 +1,10 @@
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initProcessGroup, type ProcessGroup } from '@mtlface/collective';
 import type { Batch, FasBatch } from '@mtlface/data';
 import { loadConfig, type TrainConfig } from '../src/config.js';
 
-export const REPO = new URL('../../../', import.meta.url).pathname;
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** The demo design at test size (tiny widths, 16 px): overrides of configs/demo.yaml, also used by test/. */
 export const TINY_MODEL = [

@@ -9,6 +9,7 @@ import { availableParallelism, cpus, release } from 'node:os';
 import { basename, join } from 'node:path';
 import { backendMissing, tensorflowBindingMissing } from '@mtlface/backend/installed';
 import { loadDnnlAddon } from '@mtlface/backend';
+import type * as Collective from '@mtlface/collective';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
 export interface Check {
@@ -271,29 +272,28 @@ export function portCheck(host: string, port: number): Promise<Check> {
 }
 
 export async function collectiveChecks(): Promise<Check[]> {
-  const out: Check[] = [];
+  let collective: typeof Collective;
   try {
-    const zmq = (await import('zeromq')) as { version?: string };
-    const pkg = createRequire(require.resolve('@mtlface/collective'))('zeromq/package.json') as {
-      version: string;
-    };
-    out.push({
-      section: 'collective',
-      name: 'zeromq',
-      status: 'ok',
-      detail: `zeromq.js ${pkg.version}, libzmq ${zmq.version ?? '?'}`,
-    });
+    collective = await import('@mtlface/collective');
   } catch (e) {
-    out.push({
-      section: 'collective',
-      name: 'zeromq',
-      status: 'fail',
-      detail: `does not load (the rendezvous store needs it): ${(e as Error).message.split('\n')[0]}`,
-    });
+    const why = (e as Error).message.split('\n')[0];
+    return [
+      {
+        section: 'collective',
+        name: 'collective',
+        status: 'fail',
+        detail: `does not load (ZeroMQ, msgpackr): ${why}`,
+      },
+    ];
   }
-  const { nativeAddonMissing } = await import('@mtlface/collective');
-  const why = nativeAddonMissing();
-  out.push(
+  const why = collective.nativeAddonMissing();
+  return [
+    {
+      section: 'collective',
+      name: 'collective',
+      status: 'ok',
+      detail: `loads (ZeroMQ engine included), element kernels: ${collective.KERNELS}`,
+    },
     why === ''
       ? {
           section: 'collective',
@@ -307,8 +307,7 @@ export async function collectiveChecks(): Promise<Check[]> {
           status: 'warn',
           detail: `${why}: portable fallbacks are used (slower)`,
         },
-  );
-  return out;
+  ];
 }
 
 /** The selected backend: installed at all (the smoke test and the backend list say whether it loads). */

@@ -125,7 +125,8 @@ export function allReduceSmoke(timeoutMs = 120_000): Promise<Check> {
   const rel = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
   const launcher = rel(FROM_SOURCE ? '../../../launcher/src/cli.ts' : '../../../launcher/dist/cli.js');
   const worker = rel(`./allreduce-worker.${FROM_SOURCE ? 'ts' : 'js'}`);
-  const node = FROM_SOURCE ? ['--conditions=mtl-source', '--import', import.meta.resolve('tsx')] : [];
+  // From source, the launcher runs under the same flags as this process (conditions, TypeScript loader).
+  const node = FROM_SOURCE ? process.execArgv : [];
   const argv = [...node, launcher, '--standalone', '--nproc', '2', worker];
   const check = { section: 'smoke', name: 'all-reduce, 2 processes' };
   return new Promise((resolve) => {

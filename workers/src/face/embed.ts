@@ -3,19 +3,14 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { Backbone, inferBackboneOptions, readSafetensors, type RawTensor } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
-import { findLatestCheckpoint } from '@mtlface/train';
 import { loadFace } from './images.js';
+import { checkpointTensorsPath } from './checkpoint-file.js';
 import { loadModule } from './face-model.js';
 import { reportErrors, backendOption } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
 export function readBackboneTensors(checkpoint: string): Map<string, RawTensor> {
-  let path = checkpoint;
-  if (!checkpoint.endsWith('.safetensors')) {
-    const found = findLatestCheckpoint(checkpoint, (m) => console.error(m));
-    if (!found) throw new Error(`${checkpoint}: no usable checkpoint found`);
-    path = found.tensorsPath;
-  }
+  const path = checkpointTensorsPath(checkpoint);
   const out = new Map<string, RawTensor>();
   for (const [name, t] of readSafetensors(path).tensors) {
     if (name.startsWith('backbone.')) out.set(name.slice('backbone.'.length), t);

@@ -15,7 +15,7 @@ import {
   type Module,
   type RawTensor,
 } from '@mtlface/model';
-import { findLatestCheckpoint } from '@mtlface/train';
+import { checkpointTensorsPath } from './checkpoint-file.js';
 import type { FaceAligner } from '@mtlface/eval/align';
 import { faceModelFromModules, loadFaceImages, type FaceImages, type FaceModel } from '@mtlface/eval/model';
 
@@ -45,17 +45,13 @@ function unitCountFor(width: number, groups: number, sigma = 0.1): number {
 }
 
 /**
- * Loads a checkpoint: a `.safetensors` file with prefixed tensors (`backbone.`, `estimation.`, `generator.`),
- * or a training checkpoint (directory → newest intact one, or its sidecar). Networks the checkpoint lacks
- * are left out of the model (no `groupLogits` without an estimator, no `age` without a generator).
+ * Loads a checkpoint: a `.safetensors` file with prefixed tensors (`backbone.`, `estimation.`, `generator.`;
+ * checked against the sidecar beside it, if any), or a training checkpoint (directory → newest intact one,
+ * or its sidecar). Networks the checkpoint lacks are left out of the model (no `groupLogits` without an
+ * estimator, no `age` without a generator).
  */
 export function loadFaceModel(checkpoint: string): LoadedFaceModel {
-  let path = checkpoint;
-  if (!checkpoint.endsWith('.safetensors')) {
-    const found = findLatestCheckpoint(checkpoint, (m) => console.error(m));
-    if (!found) throw new Error(`${checkpoint}: no usable checkpoint found`);
-    path = found.tensorsPath;
-  }
+  const path = checkpointTensorsPath(checkpoint);
   // a training checkpoint also holds optimizer slots (`optim.…`): keep the networks' tensors only
   const all = readSafetensors(path).tensors;
   const prefixed = new Map(

@@ -23,6 +23,7 @@ import {
 import { initBackend } from '@mtlface/backend';
 import { writeFileSync, renameSync } from 'node:fs';
 import { reportErrors, backendOption } from './cli.js';
+import { runImportRelease } from './release-torch.js';
 
 interface ImportOptions {
   /** A preset, or 'auto' to read units/widths/SE/input size from the backbone tensors. */
@@ -71,11 +72,39 @@ function build(net: NetworkName, tensors: Map<string, RawTensor>, o: ImportOptio
   }
 }
 
+/**
+ * The file's tensors by network. A file that holds none for the named network (or, unnamed, for any
+ * MTLFace network) is refused in one line saying what was expected and what was found, instead of
+ * becoming a checkpoint with nothing in it.
+ */
+function networksOf(
+  file: string,
+  tensors: Map<string, RawTensor>,
+  network: NetworkName | undefined,
+): Map<NetworkName, Map<string, RawTensor>> {
+  let nets: Map<NetworkName, Map<string, RawTensor>>;
+  try {
+    nets = splitByNetwork(tensors, network ?? null);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  if (nets.size > 0 && (network === undefined || nets.has(network))) return nets;
+  const expected =
+    network === undefined
+      ? `tensors of an MTLFace network (${NETWORK_NAMES.map((n) => `${n}.*`).join(', ')}, or one network's bare state dict)`
+      : `tensors of the ${network} (${network}.* or a bare state dict)`;
+  const found =
+    tensors.size === 0
+      ? 'no tensors at all'
+      : `${tensors.size} tensor(s), of ${[...nets].map(([n, t]) => `${n} (${t.size})`).join(', ')}`;
+  throw new Error(`${file}: expected ${expected}; found ${found}`);
+}
+
 export async function importTorch(files: string[], o: ImportOptions): Promise<string[]> {
   const networks: Array<[NetworkName, Module]> = [];
   try {
     for (const file of files) {
-      for (const [net, tensors] of splitByNetwork(readTorchWeights(file), o.network ?? null)) {
+      for (const [net, tensors] of networksOf(file, readTorchWeights(file), o.network)) {
         if (networks.some(([n]) => n === net)) throw new Error(`${file}: '${net}' given twice`);
         const module = build(net, tensors, o);
         networks.push([net, module]);
@@ -106,8 +135,15 @@ export function register(program: Command): void {
       'import PyTorch MTLFace weights (torch.save .pth or .safetensors; state dicts of the backbone, ' +
         'age estimator, generator, discriminator, or one file with backbone./estimation./... prefixes)',
     )
-    .argument('<files...>', 'weight files')
-    .requiredOption('--out <checkpoint>', 'output .safetensors (our layout, networks under their prefixes)')
+    .argument('[files...]', 'weight files')
+    .requiredOption(
+      '--out <checkpoint>',
+      'output .safetensors (our layout, networks under their prefixes); with --release, a checkpoint folder',
+    )
+    .option('--release <dir>', "instead of files: the release's save_models folder (<module>-<iter> files)")
+    .option('--iter <n>', 'with --release: the iteration to import')
+    .option('--config <yaml>', "with --release: the run's config (networks, optimizers, data)")
+    .option('--world-size <n>', 'with --release: world size of the run that will resume it', '1')
     .option(
       '--arch <arch>',
       'backbone: ir34, ir50, ir64, ir101, irse101, ir-tiny, demo, or auto (from the shapes)',
@@ -123,7 +159,20 @@ export function register(program: Command): void {
     .action(reportErrors('import-torch', run));
 }
 
-async function run(files: string[], o: ImportOptions & { backend: string }): Promise<void> {
+type RunOptions = ImportOptions & {
+  backend: string;
+  release?: string;
+  iter?: string;
+  config?: string;
+  worldSize: string;
+};
+
+async function run(files: string[], o: RunOptions): Promise<void> {
+  if (o.release) {
+    if (files.length > 0) throw new Error('give weight files or --release, not both');
+    return runImportRelease({ ...o, release: o.release });
+  }
+  if (files.length === 0) throw new Error('no weight files given (or --release DIR --iter N --config CFG)');
   if (o.arch !== 'auto' && !Object.hasOwn(BACKBONE_PRESETS, o.arch)) {
     throw new Error(
       `--arch must be auto or one of ${Object.keys(BACKBONE_PRESETS).join(', ')}, got "${o.arch}"`,

@@ -4,9 +4,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TrainConfig } from '@mtlface/train';
 import { plotLossLog } from '../plot/losses.js';
+import { lossesPath } from './losses-log.js';
 
 export async function plotRunCurves(cfg: TrainConfig, log: (line: string) => void): Promise<void> {
-  const file = cfg.losses_file ?? join(cfg.checkpoint_dir, 'losses.jsonl');
+  const file = lossesPath(cfg);
   if (!existsSync(file)) return;
   try {
     const r = await plotLossLog(file, join(dirname(file), 'plots'));

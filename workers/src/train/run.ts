@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@mtlface/backend';
 import { initProcessGroup, optionsFromEnv, type ProcessGroup } from '@mtlface/collective';
 import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '@mtlface/data';
-import { createWorkerMetrics, type WorkerMetrics } from '@mtlface/metrics';
+import { createWorkerMetrics, instrumentAllReduce, type WorkerMetrics } from '@mtlface/metrics';
 import {
   Trainer,
   broadcastBuffers,
@@ -12,9 +12,11 @@ import {
   findLatestCheckpoint,
   planResume,
   readCheckpointTensors,
+  startFromRelease,
   sweepStaleTemps,
   verifyIdenticalState,
   writeCheckpoint,
+  writeReleaseCheckpoint,
   type FoundCheckpoint,
   type IterationReport,
   type RunIdentity,
@@ -29,6 +31,7 @@ import {
   type ValidationReport,
 } from '@mtlface/eval/model';
 import { createTrainProgress } from './progress.js';
+import { LossesLog } from './losses-log.js';
 import { plotRunCurves } from './plots.js';
 
 export interface RunOptions {
@@ -137,7 +140,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       root: cfg.data.root,
       ageGroups: cfg.model.groups,
     });
-    trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group });
+    // Gradient all-reduces are measured (bytes, seconds) into mtl_allreduce_* by wrapping the group.
+    const gradGroup = group && metrics ? instrumentAllReduce(group, metrics) : group;
+    trainer = new Trainer(cfg, { numClasses: dataset.numClasses, group: gradGroup });
 
     // Rank 0 decides where the run starts: fresh, or the newest usable checkpoint of this run.
     let found: FoundCheckpoint | null = null;
@@ -157,13 +162,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (found) log(`resuming from ${found.tensorsPath} (iteration ${found.sidecar.iteration})`);
     }
     if (rank === 0 && !found && cfg.init_checkpoint) loadInitCheckpoint(trainer, cfg.init_checkpoint, log);
-    const state = await broadcastInitialState(group, found, () => trainer!.checkpointTensors());
-    trainer.loadState(state.tensors, state.sidecar);
+    const released = rank === 0 && !found ? startFromRelease(trainer, log) : null;
+    const state = await broadcastInitialState(group, found ?? released, () => trainer!.checkpointTensors());
+    released?.tensors.forEach((t) => t.dispose());
+    trainer.loadState(state.tensors, state.meta);
     state.tensors.forEach((t) => t.dispose());
     const checksum = await verifyIdenticalState(group, trainer.checkpointTensors());
     if (rank === 0) log(`initial state identical on ${worldSize} rank(s) (sha256 ${checksum.slice(0, 12)})`);
 
-    const start = state.sidecar?.iteration ?? 0;
+    const start = state.meta?.iteration ?? 0;
     const end = Math.min(cfg.iterations, cfg.stop_at ?? cfg.iterations);
     const sampler = new DistributedSampler({
       size: dataset.files.length,
@@ -235,6 +242,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         for (const [set, metric, value] of validationScores(report)) metrics.validation(set, metric, value);
     };
 
+    const lossesLog = LossesLog.open(cfg, rank, group, start);
     const fault = faultAt(env, rank);
     let last: IterationReport | null = null;
     let lastCheckpoint: string | null = null;
@@ -260,6 +268,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
         },
         cfg.keep_checkpoints,
       );
+      if (cfg.release.save_models) await writeReleaseCheckpoint(cfg.release.save_models, trainer!, iteration);
       metrics?.checkpoint((performance.now() - c) / 1000);
       lastCheckpoint = r.tensorsPath;
     };
@@ -280,28 +289,21 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       if (after !== before)
         log(`warning: tensor count went from ${before} to ${after} in iteration ${it + 1} (leak)`);
       last = report;
+      await lossesLog.append(report);
       images += batch.n;
       const stepSec = (performance.now() - tIter) / 1000;
-      if (metrics) {
-        const t = report.timings;
-        metrics.stepPhase('data_wait', waitMs / 1000);
-        metrics.stepPhase('compute', t.computeMs / 1000);
-        metrics.stepPhase('grad_copy', t.copyOutMs / 1000);
-        metrics.stepPhase('allreduce', t.exposedCommMs / 1000);
-        metrics.stepPhase('optimizer', t.optimizerMs / 1000);
-        metrics.step(stepSec, it + 1);
-        metrics.iterations(1, it + 1);
-        metrics.images(batch.n);
-        for (const [k, v] of Object.entries(report.losses)) {
-          const task = k.startsWith('fas') ? 'fas' : 'fr';
-          if (Number.isFinite(v)) metrics.loss(task, k.replace(/^(fr|fas)_/, ''), v);
-        }
-        if (report.lr.fr !== undefined) metrics.learningRate(report.lr.fr, 'fr');
-        if (report.lr.fas !== undefined) metrics.learningRate(report.lr.fas, 'fas');
-        if (report.scale.fr !== undefined) metrics.lossScale(report.scale.fr);
-        if (report.skipped.length > 0) metrics.skippedSteps(report.skipped.length);
-        if (t.bytes > 0) metrics.allReduce(t.bytes, t.exposedCommMs / 1000);
-      }
+      metrics?.recordIteration({
+        iteration: it + 1,
+        images: batch.n,
+        stepSeconds: stepSec,
+        dataWaitSeconds: waitMs / 1000,
+        losses: report.losses,
+        // The generator's rate is the FAS task's; the discriminator's has its own task label.
+        lr: { fr: report.lr.fr, fas: report.lr.fas, fas_d: report.lr.fas_d },
+        scale: report.scale,
+        skipped: report.skipped,
+        timings: report.timings,
+      });
       if (report.skipped.length > 0 && rank === 0) {
         log(
           `iteration ${it + 1}: overflow in ${report.skipped.join(', ')}: step skipped, loss scale now ${JSON.stringify(report.scale)}`,

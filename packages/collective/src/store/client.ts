@@ -1,6 +1,7 @@
-import { Dealer } from 'zeromq';
-import { SerialSender } from '../zmq/serialSender.js';
+import { createConnection, type Socket } from 'node:net';
+import { FrameReader } from '../transport/frameReader.js';
 import {
+  encodeStoreFrame,
   packr,
   STORE_MAX_MESSAGE_BYTES,
   toBytes,
@@ -8,6 +9,9 @@ import {
   type StoreReply,
   type StoreRequest,
 } from './protocol.js';
+
+/** Pause between attempts to reach a store that refuses connections (it may not have started yet). */
+const RECONNECT_MS = 100;
 
 export interface StoreClientOptions {
   host: string;
@@ -27,28 +31,28 @@ interface Pending {
 
 type Request = Omit<StoreRequest, 'id' | 'token' | 'name'>;
 
-/** Client of {@link StoreServer}. Calls may run concurrently; each has its own timeout. */
+/**
+ * Client of {@link StoreServer}. Calls may run concurrently; each has its own timeout. The connection
+ * opens with a ping carrying the token (the store admits nothing bigger before it), is retried while
+ * the store refuses it, and is opened again by the next call after it breaks; calls in flight on a
+ * broken connection end by their timeout, as their requests were lost with it.
+ */
 export class StoreClient {
   readonly host: string;
   readonly port: number;
   readonly timeoutMs: number;
-  private readonly dealer: Dealer;
-  private readonly sender: SerialSender;
+  private socket: Socket | null = null;
+  private opening: Promise<Socket> | null = null;
+  /** Id of the ping that opened the current connection: a refusal of it fails every call in flight. */
+  private openingPingId = -1;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
-  private readonly loop: Promise<void>;
 
   private constructor(private readonly opts: StoreClientOptions) {
     this.host = opts.host;
     this.port = opts.port;
     this.timeoutMs = opts.timeoutMs;
-    this.dealer = new Dealer({ linger: 0, maxMessageSize: STORE_MAX_MESSAGE_BYTES });
-    const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    if (hostPart !== opts.host) this.dealer.ipv6 = true;
-    this.dealer.connect(`tcp://${hostPart}:${opts.port}`);
-    this.sender = new SerialSender(this.dealer);
-    this.loop = this.receiveLoop();
   }
 
   /** Connects and checks (with a ping carrying the token) that the store answers within `timeoutMs`. */
@@ -135,8 +139,9 @@ export class StoreClient {
       p.reject(new Error(`store ${this.address}: client closed`));
     }
     this.pending.clear();
-    this.dealer.close();
-    await this.loop;
+    this.socket?.destroy();
+    this.socket = null;
+    await this.opening?.catch(() => undefined);
   }
 
   private describe(req: Request): string {
@@ -145,20 +150,25 @@ export class StoreClient {
     return req.op;
   }
 
+  private frame(req: Request, id: number): Buffer {
+    const full: StoreRequest = { ...req, id, token: this.opts.token, op: req.op as StoreOp };
+    if (this.opts.name !== undefined) full.name = this.opts.name;
+    return encodeStoreFrame(full);
+  }
+
   private call(req: Request, timeoutMs = this.timeoutMs, label?: string): Promise<StoreReply> {
     const what = label ?? this.describe(req);
     if (this.closed) return Promise.reject(new Error(`store ${this.address}: ${what} on a closed client`));
     const id = this.nextId++;
-    const full: StoreRequest = { ...req, id, token: this.opts.token, op: req.op as StoreOp };
-    if (this.opts.name !== undefined) full.name = this.opts.name;
-    const payload = packr.pack(full);
-    if (payload.length > STORE_MAX_MESSAGE_BYTES) {
+    const bytes = this.frame(req, id);
+    if (bytes.length - 8 > STORE_MAX_MESSAGE_BYTES) {
       return Promise.reject(
         new Error(
-          `store ${this.address}: ${what}: request of ${payload.length} bytes exceeds the ${STORE_MAX_MESSAGE_BYTES}-byte limit`,
+          `store ${this.address}: ${what}: request of ${bytes.length - 8} bytes exceeds the ${STORE_MAX_MESSAGE_BYTES}-byte limit`,
         ),
       );
     }
+    const deadline = Date.now() + timeoutMs;
     return new Promise<StoreReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -170,46 +180,98 @@ export class StoreClient {
         resolve,
         reject: (err) => reject(new Error(`store ${this.address}: ${what} failed: ${err.message}`)),
       });
-      this.sender.send([payload]).catch((err: Error) => {
-        const p = this.pending.get(id);
-        if (!p) return;
-        clearTimeout(p.timer);
-        this.pending.delete(id);
-        p.reject(err);
+      this.connection(deadline).then(
+        (sock) => sock.write(bytes),
+        () => undefined, // not reachable before the deadline: the timer reports it
+      );
+    });
+  }
+
+  /** The open connection, or a new one (retried while refused, until `deadline`). */
+  private connection(deadline: number): Promise<Socket> {
+    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    this.opening ??= this.open(deadline).finally(() => (this.opening = null));
+    return this.opening;
+  }
+
+  private async open(deadline: number): Promise<Socket> {
+    for (;;) {
+      if (this.closed) throw new Error('client closed');
+      try {
+        const sock = await this.dial(deadline - Date.now());
+        this.attach(sock);
+        return sock;
+      } catch (err) {
+        if (Date.now() + RECONNECT_MS >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, RECONNECT_MS));
+      }
+    }
+  }
+
+  private dial(timeoutMs: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = createConnection({ host: this.host, port: this.port });
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error('connect timed out'));
+      }, Math.max(1, timeoutMs));
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.off('error', reject);
+        resolve(sock);
+      });
+      sock.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
       });
     });
   }
 
-  private async receiveLoop(): Promise<void> {
-    while (!this.closed) {
-      let frames: Buffer[];
+  private attach(sock: Socket): void {
+    sock.setNoDelay(true);
+    const reader = new FrameReader(STORE_MAX_MESSAGE_BYTES + 1024, 0, (frame) => this.onReply(frame));
+    sock.on('data', (chunk: Buffer) => {
       try {
-        frames = await this.dealer.receive();
+        reader.push(chunk);
       } catch {
-        if (this.closed || this.dealer.closed) return;
-        continue;
+        sock.destroy();
       }
-      let rep: StoreReply;
-      try {
-        rep = packr.unpack(frames[0]!) as StoreReply;
-      } catch {
-        continue;
-      }
-      if (rep.id === -1 && !rep.ok) {
-        // The server could not even read our request id: fail everything in flight.
-        for (const [id, p] of this.pending) {
-          clearTimeout(p.timer);
-          this.pending.delete(id);
-          p.reject(new Error(rep.error ?? 'unknown error'));
-        }
-        continue;
-      }
-      const p = this.pending.get(rep.id);
-      if (!p) continue;
-      clearTimeout(p.timer);
-      this.pending.delete(rep.id);
-      if (rep.ok) p.resolve(rep);
-      else p.reject(new Error(rep.error ?? 'unknown error'));
+    });
+    sock.on('error', () => undefined); // 'close' follows
+    sock.on('close', () => {
+      if (this.socket === sock) this.socket = null;
+    });
+    if (this.closed) {
+      sock.destroy();
+      return;
     }
+    this.socket = sock;
+    this.openingPingId = this.nextId++;
+    sock.write(this.frame({ op: 'ping' }, this.openingPingId));
+  }
+
+  private failAll(error: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new Error(error));
+    }
+  }
+
+  private onReply(frame: Buffer): void {
+    let rep: StoreReply;
+    try {
+      rep = packr.unpack(frame) as StoreReply;
+    } catch {
+      return;
+    }
+    // The opening ping refused, or a request the server could not even read the id of: every call fails.
+    if ((rep.id === this.openingPingId || rep.id === -1) && !rep.ok) return this.failAll(rep.error ?? 'unknown error');
+    const p = this.pending.get(rep.id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(rep.id);
+    if (rep.ok) p.resolve(rep);
+    else p.reject(new Error(rep.error ?? 'unknown error'));
   }
 }

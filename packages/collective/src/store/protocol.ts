@@ -1,10 +1,22 @@
 import { Packr } from 'msgpackr';
+import { framePrefix } from '../transport/frameReader.js';
 
-/** Largest control message the store accepts (bytes); larger ones are dropped by libzmq. */
+/** Largest control message the store accepts (bytes); a larger one ends the connection that sent it. */
 export const STORE_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Largest request before a connection has proved the run token (clients open with a ping). */
+export const STORE_MAX_UNAUTHENTICATED_MESSAGE_BYTES = 64 * 1024;
 export const STORE_MAX_KEY_LENGTH = 1024;
 
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/**
+ * One request or reply on the wire: the transports' frame (u32 header length, u32 payload length,
+ * little-endian) with the msgpack body as header and no payload.
+ */
+export function encodeStoreFrame(message: StoreRequest | StoreReply): Buffer {
+  const body = packr.pack(message);
+  return Buffer.concat([framePrefix(body.length, 0), body]);
+}
 
 export type StoreOp = 'ping' | 'set' | 'get' | 'tryGet' | 'add' | 'compareSet' | 'wait' | 'delete';
 

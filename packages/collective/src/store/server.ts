@@ -1,13 +1,20 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Router } from 'zeromq';
-import { SerialSender } from '../zmq/serialSender.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { FrameReader } from '../transport/frameReader.js';
 import {
+  encodeStoreFrame,
   packr,
   parseRequest,
   STORE_MAX_MESSAGE_BYTES,
+  STORE_MAX_UNAUTHENTICATED_MESSAGE_BYTES,
   type StoreReply,
   type StoreRequest,
 } from './protocol.js';
+
+/** How long a new connection may stay silent or tokenless before it is dropped (default). */
+export const STORE_AUTH_TIMEOUT_MS = 5000;
+/** How many connections may wait for authentication at once (default); one more drops the oldest. */
+export const STORE_MAX_UNAUTHENTICATED = 64;
 
 export interface StoreServerOptions {
   /** Address to bind (never all interfaces unless you pass 0.0.0.0 yourself). */
@@ -18,12 +25,25 @@ export interface StoreServerOptions {
   token: string;
   /** Largest request accepted, bytes (default 16 MiB). */
   maxMessageBytes?: number;
-  /** Called for rejected or malformed requests (default: silent). */
+  /** A connection that sends no request carrying the run token within this long is dropped (default 5 s). */
+  authTimeoutMs?: number;
+  /** Connections waiting to authenticate, at most (default 64); a new one beyond drops the oldest. */
+  maxUnauthenticated?: number;
+  /** Called for rejected or malformed requests and dropped connections (default: silent). */
   onReject?: (reason: string) => void;
 }
 
+/** One client connection; `authed` once a request carried the run token. */
+interface Conn {
+  socket: Socket;
+  remote: string;
+  reader: FrameReader;
+  authed: boolean;
+  timer: NodeJS.Timeout | null;
+}
+
 interface Waiter {
-  peer: Buffer;
+  conn: Conn;
   id: number;
   keys: string[];
   withValue: boolean;
@@ -39,32 +59,42 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * The rendezvous key/value store (torchrun's TCPStore counterpart) on a ZeroMQ
- * Router. Every request must carry the run token; malformed input is answered
- * with an error (or dropped if it cannot be answered) and never stops the server.
+ * The rendezvous key/value store (torchrun's TCPStore counterpart) on Node's TCP sockets, one
+ * length-prefixed msgpack frame per request and reply. Every request must carry the run token. A
+ * connection is anonymous until its first request proves the token: it may send only small frames,
+ * must prove it within `authTimeoutMs`, and at most `maxUnauthenticated` anonymous connections are
+ * held (a new one beyond evicts the oldest), so idle strangers cannot pile up descriptors. A wrong
+ * token is answered and the connection closed. Malformed input from a member is answered with an
+ * error (or dropped if it cannot be answered) and never stops the server.
  */
 export class StoreServer {
   readonly host: string;
   readonly port: number;
   private readonly data = new Map<string, Uint8Array>();
   private readonly waiters = new Set<Waiter>();
-  private readonly sender: SerialSender;
+  private readonly conns = new Set<Conn>();
+  /** Connections not yet authenticated, oldest first (a Set keeps insertion order). */
+  private readonly anonymous = new Set<Conn>();
   private readonly tokenDigest: Buffer;
+  private readonly maxMessageBytes: number;
+  private readonly authTimeoutMs: number;
+  private readonly maxUnauthenticated: number;
+  private readonly onReject: (reason: string) => void;
   private closed = false;
-  private readonly loop: Promise<void>;
 
   private constructor(
-    private readonly router: Router,
-    host: string,
+    private readonly server: Server,
+    opts: StoreServerOptions,
     port: number,
-    token: string,
-    private readonly onReject: (reason: string) => void,
   ) {
-    this.host = host;
+    this.host = opts.host;
     this.port = port;
-    this.tokenDigest = digest(token);
-    this.sender = new SerialSender(router);
-    this.loop = this.serve();
+    this.tokenDigest = digest(opts.token);
+    this.maxMessageBytes = opts.maxMessageBytes ?? STORE_MAX_MESSAGE_BYTES;
+    this.authTimeoutMs = opts.authTimeoutMs ?? STORE_AUTH_TIMEOUT_MS;
+    this.maxUnauthenticated = opts.maxUnauthenticated ?? STORE_MAX_UNAUTHENTICATED;
+    this.onReject = opts.onReject ?? (() => undefined);
+    server.on('connection', (socket) => this.accept(socket));
   }
 
   static async listen(opts: StoreServerOptions): Promise<StoreServer> {
@@ -74,21 +104,32 @@ export class StoreServer {
       throw new Error(`StoreServer.listen: port must be an integer in 0..65535, got ${opts.port}`);
     }
     if (typeof opts.token !== 'string') throw new Error('StoreServer.listen: token must be a string');
-    const router = new Router({ linger: 0, maxMessageSize: opts.maxMessageBytes ?? STORE_MAX_MESSAGE_BYTES });
-    const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-    if (hostPart !== opts.host) router.ipv6 = true;
+    for (const [name, v] of [
+      ['authTimeoutMs', opts.authTimeoutMs],
+      ['maxUnauthenticated', opts.maxUnauthenticated],
+    ] as const) {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0))
+        throw new Error(`StoreServer.listen: ${name} must be a positive integer, got ${v}`);
+    }
+    const server = createServer({ noDelay: true });
     try {
-      await router.bind(`tcp://${hostPart}:${opts.port === 0 ? '*' : opts.port}`);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: opts.host, port: opts.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
     } catch (err) {
-      router.close();
       const why = (err as Error).message;
       const inUse = /in use/i.test(why) ? ' (address already in use)' : '';
       throw new Error(`StoreServer.listen: cannot bind ${opts.host}:${opts.port}${inUse}: ${why}`, {
         cause: err,
       });
     }
-    const port = Number(/:(\d+)$/.exec(router.lastEndpoint ?? '')?.[1] ?? opts.port);
-    return new StoreServer(router, opts.host, port, opts.token, opts.onReject ?? (() => undefined));
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+    return new StoreServer(server, opts, port);
   }
 
   get address(): string {
@@ -100,40 +141,86 @@ export class StoreServer {
     return this.data.size;
   }
 
+  /** Open connections, and how many of them have not authenticated yet (for tests and diagnostics). */
+  get connections(): { open: number; unauthenticated: number } {
+    return { open: this.conns.size, unauthenticated: this.anonymous.size };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const w of this.waiters) clearTimeout(w.timer);
     this.waiters.clear();
-    this.router.close();
-    await this.loop;
-  }
-
-  private async serve(): Promise<void> {
-    while (!this.closed) {
-      let frames: Buffer[];
-      try {
-        frames = await this.router.receive();
-      } catch (err) {
-        if (this.closed || this.router.closed) return;
-        this.onReject(`receive failed: ${(err as Error).message}`);
-        continue;
-      }
-      this.handle(frames);
+    for (const c of [...this.conns]) {
+      c.socket.destroy();
+      this.forget(c);
     }
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(frames: Buffer[]): void {
-    const peer = frames[0];
-    if (!peer) return;
-    if (frames.length !== 2) {
-      this.onReject(`dropped a message of ${frames.length - 1} frames (expected 1)`);
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
       return;
     }
+    socket.setNoDelay(true);
+    const conn: Conn = {
+      socket,
+      remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
+      reader: null!,
+      authed: false,
+      timer: null,
+    };
+    conn.reader = new FrameReader(STORE_MAX_UNAUTHENTICATED_MESSAGE_BYTES, 0, (frame) => this.handle(conn, frame));
+    this.conns.add(conn);
+    this.anonymous.add(conn);
+    conn.timer = setTimeout(
+      () => this.drop(conn, `no request with the run token within ${this.authTimeoutMs} ms`),
+      this.authTimeoutMs,
+    );
+    conn.timer.unref();
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        conn.reader.push(chunk);
+      } catch (err) {
+        this.drop(conn, `malformed frame: ${(err as Error).message}`);
+      }
+    });
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => this.forget(conn));
+    if (this.anonymous.size > this.maxUnauthenticated) {
+      const oldest = this.anonymous.values().next().value as Conn;
+      this.drop(oldest, `more than ${this.maxUnauthenticated} connections waiting to authenticate; the oldest goes`);
+    }
+  }
+
+  private drop(conn: Conn, why: string): void {
+    if (!this.conns.has(conn)) return;
+    this.onReject(`dropped the connection from ${conn.remote}: ${why}`);
+    conn.socket.destroy();
+    this.forget(conn);
+  }
+
+  private forget(conn: Conn): void {
+    if (conn.timer) clearTimeout(conn.timer);
+    conn.timer = null;
+    this.conns.delete(conn);
+    this.anonymous.delete(conn);
+    for (const w of this.waiters) {
+      if (w.conn === conn) {
+        clearTimeout(w.timer);
+        this.waiters.delete(w);
+      }
+    }
+  }
+
+  private handle(conn: Conn, frame: Buffer): void {
+    if (!this.conns.has(conn)) return;
     let raw: unknown;
     try {
-      raw = packr.unpack(frames[1]!);
+      raw = packr.unpack(frame);
     } catch {
+      if (!conn.authed) return this.drop(conn, 'an undecodable request before authenticating');
       this.onReject('dropped an undecodable request');
       return;
     }
@@ -146,19 +233,34 @@ export class StoreServer {
       req = parseRequest(raw);
     } catch (err) {
       this.onReject(`bad request: ${(err as Error).message}`);
-      this.reply(peer, { id, ok: false, error: `bad request: ${(err as Error).message}` });
+      this.reply(conn, { id, ok: false, error: `bad request: ${(err as Error).message}` });
+      if (!conn.authed) this.endAfterReply(conn);
       return;
     }
     const tok = digest(req.token);
     if (!timingSafeEqual(tok, this.tokenDigest)) {
-      this.onReject(`rejected ${req.op} from ${req.name ?? 'an unnamed client'}: wrong run token`);
-      this.reply(peer, { id, ok: false, error: 'rejected: wrong run token' });
+      this.onReject(`rejected ${req.op} from ${req.name ?? 'an unnamed client'} (${conn.remote}): wrong run token`);
+      this.reply(conn, { id, ok: false, error: 'rejected: wrong run token' });
+      this.endAfterReply(conn);
       return;
     }
-    this.execute(peer, req);
+    if (!conn.authed) {
+      conn.authed = true;
+      if (conn.timer) clearTimeout(conn.timer);
+      conn.timer = null;
+      this.anonymous.delete(conn);
+      conn.reader.setMaxHeaderBytes(this.maxMessageBytes);
+    }
+    this.execute(conn, req);
   }
 
-  private execute(peer: Buffer, req: StoreRequest): void {
+  /** Ends a connection after what was written to it (a refusal) has been sent. */
+  private endAfterReply(conn: Conn): void {
+    conn.socket.end();
+    this.forget(conn);
+  }
+
+  private execute(peer: Conn, req: StoreRequest): void {
     const { id } = req;
     switch (req.op) {
       case 'ping':
@@ -174,7 +276,7 @@ export class StoreServer {
         const keys = req.op === 'get' ? [req.key!] : req.keys!;
         if (keys.every((k) => this.data.has(k))) return this.answerWait(peer, id, keys, req.op === 'get');
         const w: Waiter = {
-          peer,
+          conn: peer,
           id,
           keys,
           withValue: req.op === 'get',
@@ -220,7 +322,7 @@ export class StoreServer {
     }
   }
 
-  private answerWait(peer: Buffer, id: number, keys: string[], withValue: boolean): void {
+  private answerWait(peer: Conn, id: number, keys: string[], withValue: boolean): void {
     this.reply(peer, withValue ? { id, ok: true, value: this.data.get(keys[0]!)! } : { id, ok: true });
   }
 
@@ -229,15 +331,13 @@ export class StoreServer {
       if (w.keys.every((k) => this.data.has(k))) {
         clearTimeout(w.timer);
         this.waiters.delete(w);
-        this.answerWait(w.peer, w.id, w.keys, w.withValue);
+        this.answerWait(w.conn, w.id, w.keys, w.withValue);
       }
     }
   }
 
-  private reply(peer: Buffer, rep: StoreReply): void {
-    if (this.closed) return;
-    this.sender.send([peer, packr.pack(rep)]).catch((err: Error) => {
-      if (!this.closed) this.onReject(`reply failed: ${err.message}`);
-    });
+  private reply(conn: Conn, rep: StoreReply): void {
+    if (this.closed || conn.socket.destroyed) return;
+    conn.socket.write(encodeStoreFrame(rep));
   }
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { Dealer, Router, curveKeyPair } from 'zeromq';
 import { SerialSender } from '../zmq/serialSender.js';
 import { PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
 
 export { CONTROL_MARK, type PeerAddress, type TransportKind } from './base.js';
 
@@ -74,11 +74,13 @@ export class ZmqTransport extends PeerTransport {
     const tcp = inbox.lastEndpoint!;
     let ipc: string | null = null;
     if ((opts.transport ?? 'auto') !== 'tcp') {
-      const path = join(tmpdir(), `mtl-${id}.sock`);
+      await sweepStaleSocketsOnce();
+      const path = ipcSocketPath(id);
       try {
         await inbox.bind(`ipc://${path}`);
         ipc = `ipc://${path}`;
       } catch {
+        releaseIpcSocket(path);
         if (opts.transport === 'ipc' || opts.transport === 'shm') {
           inbox.close();
           throw new Error(
@@ -154,6 +156,7 @@ export class ZmqTransport extends PeerTransport {
     await new Promise((r) => setTimeout(r, 20));
     for (const d of this.dealers) d?.close();
     this.inbox.close();
+    if (this.self.ipc) releaseIpcSocket(this.self.ipc.slice('ipc://'.length));
     await this.loop;
   }
 

@@ -72,6 +72,7 @@ export class RecordReader {
 
   private async exact(offset: number, n: number, what: string): Promise<Uint8Array> {
     if (offset + n > this.size) {
+      if (offset >= this.size) throw new RecordIOError(this.file, offset, `${what} would start at or past the end of the file (${this.size} bytes)`);
       throw new RecordIOError(this.file, offset, `truncated ${what}: needs ${n} bytes, the file ends ${this.size - offset} bytes later`);
     }
     const b = new Uint8Array(n);
@@ -85,6 +86,7 @@ export class RecordReader {
     const parts: Uint8Array[] = [];
     let pos = offset;
     for (;;) {
+      const start = pos;
       const head = await this.exact(pos, 8, 'record header');
       const dv = new DataView(head.buffer);
       const magic = dv.getUint32(0, true);
@@ -94,12 +96,18 @@ export class RecordReader {
       const lrec = dv.getUint32(4, true);
       const cflag = lrec >>> 29;
       const len = lrec & ((1 << 29) - 1);
+      if (cflag > 3) throw new RecordIOError(this.file, start, `continuation flag ${cflag} is not one of 0-3`);
       parts.push(await this.exact(pos + 8, len, `record payload (${len} bytes)`));
       pos += 8 + len + ((4 - (len % 4)) % 4);
-      // cflag: 0 whole record, 1 first part, 2 middle part, 3 last part.
-      if (cflag === 0 || cflag === 3) break;
-      if (parts.length === 1 && cflag !== 1) throw new RecordIOError(this.file, offset, `record starts with continuation flag ${cflag}`);
-      if (pos >= this.size) throw new RecordIOError(this.file, pos, 'truncated: split record has no last part');
+      // cflag: 0 whole record, 1 first part, 2 middle part, 3 last part. A part that starts a
+      // record (0 or 1) after a first part means the split record was never finished.
+      if (parts.length === 1) {
+        if (cflag === 0) break;
+        if (cflag !== 1) throw new RecordIOError(this.file, offset, `record starts with continuation flag ${cflag} (a middle or last part)`);
+      } else if (cflag === 0 || cflag === 1) {
+        throw new RecordIOError(this.file, offset, `split record has no last part: the part at byte offset ${start} starts a new record (continuation flag ${cflag})`);
+      } else if (cflag === 3) break;
+      if (pos >= this.size) throw new RecordIOError(this.file, offset, `split record has no last part: the file ends after ${parts.length} part(s)`);
     }
     if (parts.length === 1) return parts[0] as Uint8Array;
     const total = parts.reduce((s, p) => s + p.length, 0) + MAGIC_BYTES.length * (parts.length - 1);

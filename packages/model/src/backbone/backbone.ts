@@ -8,30 +8,9 @@ import type { Init } from '../nn/init.js';
 import { Stage } from './units.js';
 import { AttentionModule } from './attention.js';
 
-export type BackboneArch = 'ir34' | 'ir50' | 'ir64' | 'ir101' | 'irse101' | 'ir-tiny' | 'demo';
-export type UnitMode = 'ir' | 'ir_se';
-export type Quad = readonly [number, number, number, number];
+import { BACKBONE_PRESETS, type BackboneArch, type BackboneShape, type Quad, type UnitMode } from './presets.js';
 
-export interface BackboneShape {
-  /** Units per stage. */
-  units: Quad;
-  /** Channels per stage (the reference: 64, 128, 256, 512; the stem has widths[0]). */
-  widths: Quad;
-  mode: UnitMode;
-}
-
-/** The released depth table plus our small presets of the same design. */
-export const BACKBONE_PRESETS: Record<BackboneArch, BackboneShape> = {
-  ir34: { units: [3, 4, 6, 3], widths: [64, 128, 256, 512], mode: 'ir' },
-  ir50: { units: [3, 4, 14, 3], widths: [64, 128, 256, 512], mode: 'ir' },
-  ir64: { units: [3, 4, 10, 3], widths: [64, 128, 256, 512], mode: 'ir' },
-  ir101: { units: [3, 13, 30, 3], widths: [64, 128, 256, 512], mode: 'ir' },
-  irse101: { units: [3, 13, 30, 3], widths: [64, 128, 256, 512], mode: 'ir_se' },
-  /** One unit per stage at full width: the FR/FAS test model of issue 5. */
-  'ir-tiny': { units: [1, 1, 1, 1], widths: [64, 128, 256, 512], mode: 'ir' },
-  /** One unit per stage, narrow: the laptop demo (use a 32–64 px input). */
-  demo: { units: [1, 1, 1, 1], widths: [16, 32, 64, 128], mode: 'ir' },
-};
+export { BACKBONE_PRESETS, type BackboneArch, type BackboneShape, type Quad, type UnitMode } from './presets.js';
 
 export interface BackboneOptions {
   /** A preset name; `units`, `widths`, `mode` override its fields. Default 'ir50'. */

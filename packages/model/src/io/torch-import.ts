@@ -67,15 +67,7 @@ export function torchStateToOurs(
     for (const [own, raw] of selected) {
       const entry = entries.get(own)!;
       const full = prefix + own;
-      out.set(
-        own,
-        tf.tidy(() => {
-          if (entry.tensor.dtype === 'int32')
-            return tf.tensor(rawToInt32(raw, full), entry.tensor.shape, 'int32');
-          const t = tf.tensor(rawToFloat32(raw, full), raw.shape, 'float32');
-          return entry.layout === 'conv' ? tf.transpose(t, [2, 3, 1, 0]) : tf.reshape(t, entry.tensor.shape);
-        }),
-      );
+      out.set(own, tensorFromTorch(raw, entry.tensor, entry.layout, full));
     }
   } catch (e) {
     tf.dispose([...out.values()]);
@@ -101,16 +93,33 @@ export function importTorchState(
 /** The module's state dict in PyTorch layouts (conv OIHW, int buffers as int64), ready for safetensors. */
 export async function exportTorchState(module: Module, prefix = ''): Promise<Map<string, RawTensor>> {
   const out = new Map<string, RawTensor>();
-  for (const [name, entry] of module.stateEntries()) {
-    const t = entry.tensor;
-    if (t.dtype === 'int32') {
-      out.set(prefix + name, rawFromInt32((await t.data()) as Int32Array, [...t.shape], 'I64'));
-      continue;
-    }
-    const torchT = entry.layout === 'conv' ? tf.transpose(t, [3, 2, 0, 1]) : t;
-    const data = (await torchT.data()) as Float32Array;
-    if (torchT !== t) torchT.dispose();
-    out.set(prefix + name, rawFromFloat32(data, torchShape(t.shape, entry.layout)));
-  }
+  for (const [name, entry] of module.stateEntries())
+    out.set(prefix + name, await tensorToTorch(entry.tensor, entry.layout));
   return out;
+}
+
+/**
+ * One tensor of PyTorch's layout as ours, shaped and typed like `like` (int buffers int32, the rest
+ * float32); the caller owns the result. The shape is the caller's to have checked.
+ */
+export function tensorFromTorch(
+  raw: RawTensor,
+  like: { shape: readonly number[]; dtype: tf.DataType },
+  layout: TorchLayout,
+  name: string,
+): tf.Tensor {
+  return tf.tidy(() => {
+    if (like.dtype === 'int32') return tf.tensor(rawToInt32(raw, name), [...like.shape], 'int32');
+    const t = tf.tensor(rawToFloat32(raw, name), raw.shape, 'float32');
+    return layout === 'conv' ? tf.transpose(t, [2, 3, 1, 0]) : tf.reshape(t, [...like.shape]);
+  });
+}
+
+/** One of our tensors in PyTorch's layout (conv OIHW; int32 as int64, as PyTorch keeps counters). */
+export async function tensorToTorch(t: tf.Tensor, layout: TorchLayout): Promise<RawTensor> {
+  if (t.dtype === 'int32') return rawFromInt32((await t.data()) as Int32Array, [...t.shape], 'I64');
+  const torchT = layout === 'conv' ? tf.transpose(t, [3, 2, 0, 1]) : t;
+  const data = (await torchT.data()) as Float32Array;
+  if (torchT !== t) torchT.dispose();
+  return rawFromFloat32(data, torchShape(t.shape, layout));
 }

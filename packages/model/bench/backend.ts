@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
-import { probeBackends } from '../src/index.js';
+import { probeBackends } from '@mtlface/backend';
 
 interface Row {
   backend: string;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { buildBackbone } from '@mtlface/model';
 import type { BackboneArch } from '@mtlface/model';
-import { initBackend, parseBackendChoice } from '../src/index.js';
+import { initBackend, parseBackendChoice } from '@mtlface/backend';
 
 const { values: opt } = parseArgs({
   options: {

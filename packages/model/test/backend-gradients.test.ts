@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildBackbone } from '@mtlface/model';
-import { input, randomValues, setup } from './helpers.js';
+import { input, randomValues, setup } from '@mtlface/backend/testing';
 
 const SEED = Number(process.env.MTL_GRAD_SEED ?? 1000);
 

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { BatchNorm } from '@mtlface/model';
-import { input, runOn, setup } from './helpers.js';
-import type { Input } from './helpers.js';
+import { input, runOn, setup } from '@mtlface/backend/testing';
+import type { Input } from '@mtlface/backend/testing';
 
 setup();
 
