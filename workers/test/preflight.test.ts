@@ -114,4 +114,12 @@ describe('checkWorkerArgs (mtl-launch preflight of a config run)', () => {
       );
     assert.equal(check(ws(), ['backend=cpu']), null);
   });
+
+  it("checks the release's flags the same way: the dataset they name must exist", () => {
+    const dir = ws(false);
+    const release = ['--train_fr', '--backbone_name', 'ir50', '-d', 'scaf', '--batch_size', '2'];
+    const line = checkWorkerArgs(release, dir, { hostsCheckpoints: true });
+    assert.match(line ?? '', /^data\.(root|train_list) \S*dataset\S* does not exist: /);
+    assert.equal(checkWorkerArgs(['--help'], dir), null, "help is the release-flag check's to print");
+  });
 });
