@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 // `mtl-data`: dataset preparation. Subcommands live in @mtlface/data; this file only wires them.
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import {
+  annotateImageFolder,
   createProgress,
   datasetDifficulty,
   fromBin,
   fromRec,
   generatorDifficulty,
+  type LabelEstimator,
   type Progress,
   synthImages,
   synthesize,
 } from '@mtlface/data';
+import { backendOption } from './face/cli.js';
 import { workersVersion } from './version.js';
 
 function int(name: string, min: number) {
@@ -111,6 +116,162 @@ program
     progress?.stop();
     console.log(`from-bin: ${r.images} images, ${r.pairs} pairs (${r.positives} same) → ${o.out}`);
   });
+
+let backendReady = false;
+/** tfjs on the fastest backend here (or the one asked for), once per process, loaded only by commands that use it. */
+async function useBackend(backend: string): Promise<void> {
+  if (backendReady) return;
+  const { initBackend } = await import('@mtlface/backend');
+  await initBackend({ backend: backend as 'auto', log: (l) => console.error(l) });
+  backendReady = true;
+}
+
+/** face-api's age/gender network as the estimator. */
+async function faceApiEstimator(backend: string): Promise<{ estimate: LabelEstimator; dispose(): void }> {
+  await useBackend(backend);
+  const { FaceApiLabeller } = await import('@mtlface/eval/judges');
+  const labeller = new FaceApiLabeller();
+  return { estimate: (paths) => labeller.label(paths), dispose: () => labeller.dispose() };
+}
+
+/** Runs annotate with a progress bar and prints its summary. */
+async function annotateWithProgress(o: {
+  root: string;
+  out: string;
+  ages?: string;
+  batch: number;
+  backend: string;
+}): Promise<void> {
+  let progress: Progress | undefined;
+  const estimator = await faceApiEstimator(o.backend);
+  const started = Date.now();
+  try {
+    const r = await annotateImageFolder({
+      root: o.root,
+      out: o.out,
+      estimate: estimator.estimate,
+      batchSize: o.batch,
+      ...(o.ages ? { published: o.ages } : {}),
+      onProgress: (d, total) => {
+        progress ??= createProgress('annotate', total);
+        progress.update(d);
+      },
+    });
+    progress?.stop();
+    const seconds = (Date.now() - started) / 1000;
+    for (const u of r.unreadable) console.error(`annotate: ${u.file}: unreadable, skipped (${u.reason})`);
+    console.log(
+      `annotate: ${r.images - r.unreadable.length} images of ${r.identities} identities → ${r.out} ` +
+        `(${r.estimated} estimated in ${seconds.toFixed(1)} s, ${r.fromPublished} from ${o.ages ?? 'no published list'}, ` +
+        `${r.resumed} from an earlier run); ids → ${r.identityMap}` +
+        (r.unreadableList ? `; ${r.unreadable.length} unreadable → ${r.unreadableList}` : ''),
+    );
+  } finally {
+    estimator.dispose();
+  }
+}
+
+program
+  .command('annotate')
+  .description(
+    'write the release\'s "id filename age gender" list (1 = male) for an <identity>/<file> tree of face crops; ' +
+      "ages and genders from face-api's age/gender network; resumable",
+  )
+  .argument('<dir>', 'the image tree: one folder per identity (what from-rec and from-folder write)')
+  .requiredOption(
+    '--out <list>',
+    'the list to write (paths relative to <dir>); ids go to <list>.identities.txt',
+  )
+  .option(
+    '--ages <file>',
+    "a published list (the release's annotations): its ages and genders where file names match",
+  )
+  .option('--batch <n>', 'images per network call', int('--batch', 1), 64)
+  .addOption(backendOption())
+  .action((dir: string, o: { out: string; ages?: string; batch: number; backend: string }) =>
+    annotateWithProgress({ root: dir, ...o }),
+  );
+
+program
+  .command('from-folder')
+  .description(
+    'detect and align the faces of an <identity>/<photo> tree (any size, JPEG/PNG/WebP, EXIF orientation) to ' +
+      '112×112 insightface crops in <out>/<identity>/, then annotate them into <out>/all.txt; resumable',
+  )
+  .argument('<photos>', 'one folder per person, as torchvision ImageFolder')
+  .requiredOption('--out <dir>', 'output directory')
+  .option(
+    '--all-faces',
+    'keep every face of a photo (<stem>-1.jpg, … beside the largest), not only the largest',
+  )
+  .option('--aligned', 'the photos are aligned crops already: resize them, do not detect')
+  .option('--no-annotate', 'only align; annotate later with `mtl-data annotate <out> --out <out>/all.txt`')
+  .option(
+    '--ages <file>',
+    'for annotate: a published list whose ages and genders are taken where file names match',
+  )
+  .option('--batch <n>', 'for annotate: images per network call', int('--batch', 1), 64)
+  .addOption(backendOption())
+  .action(
+    async (
+      photos: string,
+      o: {
+        out: string;
+        allFaces?: boolean;
+        aligned?: boolean;
+        annotate: boolean;
+        ages?: string;
+        batch: number;
+        backend: string;
+      },
+    ) => {
+      await useBackend(o.backend);
+      const { FaceAligner, alignImageFolder } = await import('@mtlface/eval/align');
+      const aligner = new FaceAligner();
+      let progress: Progress | undefined;
+      const r = await alignImageFolder({
+        photos,
+        out: o.out,
+        aligner,
+        allFaces: o.allFaces ?? false,
+        ...(o.aligned ? { align: { aligned: true } } : {}),
+        onProgress: (d, total) => {
+          progress ??= createProgress('from-folder', total);
+          progress.update(d);
+        },
+      }).finally(() => aligner.dispose());
+      progress?.stop();
+      const write = (name: string, lines: string[]) => {
+        const path = join(o.out, name);
+        if (lines.length > 0) writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
+        else rmSync(path, { force: true });
+        return path;
+      };
+      for (const f of r.noFace) console.error(`from-folder: ${f}: no face found`);
+      for (const u of r.unreadable)
+        console.error(`from-folder: ${u.file}: unreadable, skipped (${u.reason})`);
+      const noFace = write('no-face.txt', r.noFace);
+      const unreadable = write(
+        'unreadable-photos.txt',
+        r.unreadable.map((u) => `${u.file}\t${u.reason}`),
+      );
+      console.log(
+        `from-folder: ${r.written + r.kept} of ${r.photos} photos aligned → ${o.out} (${r.kept} from an earlier run; ` +
+          `${r.severalFaces.length} with several faces: ${o.allFaces ? 'all kept' : 'the largest taken'})` +
+          (r.noFace.length ? `; ${r.noFace.length} without a face → ${noFace}` : '') +
+          (r.unreadable.length ? `; ${r.unreadable.length} unreadable → ${unreadable}` : ''),
+      );
+      if (o.annotate) {
+        await annotateWithProgress({
+          root: o.out,
+          out: join(o.out, 'all.txt'),
+          batch: o.batch,
+          backend: o.backend,
+          ...(o.ages ? { ages: o.ages } : {}),
+        });
+      }
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -10,26 +10,18 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { AgeEstimation, AgingModule, buildBackbone, encodeSafetensors, prefixedState } from '@mtlface/model';
 import { cosineSimilarity, row } from '@mtlface/eval';
-import {
-  embedImages,
-  evaluatePairs,
-  faceModelFromModules,
-  loadFaceImages,
-  loadPairsSet,
-} from '@mtlface/eval/model';
+import { embedImages, evaluatePairs, loadFaceImages, loadPairsSet } from '@mtlface/eval/model';
 import { SOURCE_EXEC_ARGV } from '../../scripts/source-argv.mjs';
+import { randomFaceModel } from './support/random-face-model.js';
 import { headerHeight, parseAges } from '../src/face/age.js';
 
 await tf.setBackend('cpu');
 const root = new URL('../../', import.meta.url).pathname;
 const CLI = join(root, 'workers/src/mtl-face.ts');
 let dir = '';
-const backbone = buildBackbone({ arch: 'demo', inputSize: 32, embeddingSize: 64 });
-const estimation = new AgeEstimation({ channels: 128, inputSize: 32, groups: 7, hidden: 32 });
-const generator = new AgingModule({ groups: 7, widths: [16, 32, 64, 128], unitCount: 8 });
-const model = faceModelFromModules({ backbone, estimation, generator });
+const nets = randomFaceModel();
+const { model } = nets;
 
 function mtlFace(...args: string[]) {
   const r = spawnSync(process.execPath, [...SOURCE_EXEC_ARGV, CLI, ...args, '--backend', 'cpu'], {
@@ -72,20 +64,11 @@ before(async () => {
         `images/${Math.floor(a / 3)}-${a % 3}.png images/${Math.floor(b / 3)}-${b % 3}.png ${Math.floor(a / 3) === Math.floor(b / 3) ? 1 : -1}`,
       );
   writeFileSync(join(dir, 'pairs.txt'), pairs.join('\n') + '\n');
-  writeFileSync(
-    join(dir, 'ckpt.safetensors'),
-    encodeSafetensors(
-      await prefixedState([
-        ['backbone', backbone],
-        ['estimation', estimation],
-        ['generator', generator],
-      ]),
-    ),
-  );
+  await nets.save(join(dir, 'ckpt.safetensors'));
 });
 after(() => {
   rmSync(dir, { recursive: true, force: true });
-  [backbone, estimation, generator].forEach((m) => m.dispose());
+  nets.dispose();
 });
 
 test('verify prints the in-process cosine similarity and the decision at the given threshold', async () => {

@@ -35,3 +35,23 @@ export { readPickle, PickleError, type PickleValue } from './convert/pickle.js';
 export { fromBin, type FromBinResult } from './convert/from-bin.js';
 export { RecordReader, RecordIOError, parseImageRecord, readIndex, RECORDIO_MAGIC, type ImageRecord } from './convert/recordio.js';
 export { fromRec, recImagePath, FROM_REC_STATE, FROM_REC_INCOMPLETE, MAX_REC_LABEL, type FromRecOptions, type FromRecResult } from './convert/from-rec.js';
+export {
+  listImageFolder,
+  identityMapPath,
+  formatIdentityMap,
+  isImageName,
+  IMAGE_EXTENSIONS,
+  type FolderImage,
+  type ImageFolderListing,
+} from './convert/image-folder.js';
+export {
+  annotateImageFolder,
+  readPublished,
+  imageKey,
+  formatAge,
+  type AnnotateOptions,
+  type AnnotateResult,
+  type FaceLabel,
+  type LabelEstimator,
+  type LabelResult,
+} from './convert/annotate.js';

@@ -103,3 +103,56 @@ export function identityPreservation(
     .map(([group, g]) => ({ group, n: g.n, meanCosine: g.sum / g.n, verificationRate: g.accepted / g.n }));
   return { pairs: a.n, meanCosine: sum / a.n, verificationRate: accepted / a.n, threshold, perGroup };
 }
+
+/** Euclidean distance between row i of `a` and row j of `b`. */
+export function embeddingDistance(a: EmbeddingSet, i: number, b: EmbeddingSet, j: number): number {
+  let s = 0;
+  for (let k = 0; k < a.dim; k++) {
+    const d = a.data[i * a.dim + k]! - b.data[j * b.dim + k]!;
+    s += d * d;
+  }
+  return Math.sqrt(s);
+}
+
+export interface MatcherIdentity {
+  readonly pairs: number;
+  readonly meanDistance: number;
+  /** share of (source, aged) pairs the matcher calls the same person (distance < maxDistance) */
+  readonly sameRate: number;
+  readonly maxDistance: number;
+  readonly perGroup: Array<{ group: number; n: number; meanDistance: number; sameRate: number }>;
+}
+
+/** Identity kept under a distance matcher: aged row i is a version of source `sourceOf[i]` at `targets[i]`. */
+export function matcherIdentity(
+  sources: EmbeddingSet,
+  aged: EmbeddingSet,
+  sourceOf: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  maxDistance: number,
+): MatcherIdentity {
+  const groups = new Map<number, { n: number; d: number; same: number }>();
+  let d = 0;
+  let same = 0;
+  for (let i = 0; i < aged.n; i++) {
+    const di = embeddingDistance(sources, sourceOf[i]!, aged, i);
+    const g = groups.get(targets[i]!) ?? { n: 0, d: 0, same: 0 };
+    g.n++;
+    g.d += di;
+    d += di;
+    if (di < maxDistance) {
+      g.same++;
+      same++;
+    }
+    groups.set(targets[i]!, g);
+  }
+  return {
+    pairs: aged.n,
+    meanDistance: d / aged.n,
+    sameRate: same / aged.n,
+    maxDistance,
+    perGroup: [...groups]
+      .sort(([a], [b]) => a - b)
+      .map(([group, g]) => ({ group, n: g.n, meanDistance: g.d / g.n, sameRate: g.same / g.n })),
+  };
+}

@@ -1,11 +1,11 @@
 // `mtl-face embed`: the identity embedding of aligned faces, eval mode, optionally summed with the mirror's.
 import type { Command } from 'commander';
-import * as tf from '@tensorflow/tfjs-core';
 import { Backbone, inferBackboneOptions, readSafetensors, type RawTensor } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
-import { loadFace } from './images.js';
+import { row } from '@mtlface/eval';
+import { embedImages as embedFaces, faceModelFromModules } from '@mtlface/eval/model';
+import { createAligner, loadModule, readFaces, type Aligner } from './face-model.js';
 import { checkpointTensorsPath } from './checkpoint-file.js';
-import { loadModule } from './face-model.js';
 import { reportErrors, backendOption } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
@@ -29,31 +29,20 @@ export function loadBackbone(checkpoint: string): Backbone {
   return loadModule(backbone, tensors, checkpoint).eval();
 }
 
-/** Embeddings [N, D] of the images, in batches; with `flip`, embedding(x) + embedding(mirror(x)). */
+/**
+ * Embeddings [N, D] of face images, in batches; with `flip`, embedding(x) + embedding(mirror(x)). The images
+ * are read by `readFaces`, the one preparation verify, eval and age use too (aligned first with `aligner`).
+ */
 export async function embedImages(
   backbone: Backbone,
   paths: string[],
   flip: boolean,
   batch = 16,
+  aligner?: Aligner,
 ): Promise<Float32Array[]> {
-  const size = backbone.config.inputSize;
-  const out: Float32Array[] = [];
-  for (let i = 0; i < paths.length; i += batch) {
-    const chunk = paths.slice(i, i + batch);
-    const pixels = await Promise.all(chunk.map((p) => loadFace(p, size)));
-    const data = new Float32Array(chunk.length * size * size * 3);
-    pixels.forEach((px, k) => data.set(px, k * px.length));
-    const emb = tf.tidy(() => {
-      const x = tf.tensor4d(data, [chunk.length, size, size, 3]);
-      const e = backbone.embed(x);
-      return flip ? tf.add(e, backbone.embed(tf.reverse(x, 2))) : e;
-    });
-    const values = (await emb.data()) as Float32Array;
-    emb.dispose();
-    const d = emb.shape[1]!;
-    for (let k = 0; k < chunk.length; k++) out.push(values.slice(k * d, (k + 1) * d));
-  }
-  return out;
+  const faces = await readFaces(paths, backbone.config.inputSize, aligner);
+  const set = embedFaces(faceModelFromModules({ backbone }), faces, { mirror: flip, batchSize: batch });
+  return Array.from({ length: set.n }, (_, i) => Float32Array.from(row(set, i)));
 }
 
 export function register(program: Command): void {
@@ -64,6 +53,7 @@ export function register(program: Command): void {
     .requiredOption('--checkpoint <c>', '.safetensors weights, or a training checkpoint directory / sidecar')
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--json', 'one JSON object per line: {"image", "embedding"}')
+    .option('--align', 'detect and align the faces first (112×112 inputs pass through as aligned crops)')
     .option('--batch <n>', 'images per forward', '16')
     .addOption(backendOption())
     .action(
@@ -71,15 +61,23 @@ export function register(program: Command): void {
         'embed',
         async (
           images: string[],
-          o: { checkpoint: string; flip: boolean; json?: boolean; batch: string; backend: string },
+          o: {
+            checkpoint: string;
+            flip: boolean;
+            json?: boolean;
+            align?: boolean;
+            batch: string;
+            backend: string;
+          },
         ) => {
           const batch = Number(o.batch);
           if (!Number.isInteger(batch) || batch < 1)
             throw new Error(`--batch must be a positive integer, got "${o.batch}"`);
           await initBackend({ backend: o.backend as 'auto', log: (l) => console.error(l) });
           const backbone = loadBackbone(o.checkpoint);
+          const aligner = o.align ? await createAligner() : undefined;
           try {
-            const embs = await embedImages(backbone, images, o.flip, batch);
+            const embs = await embedImages(backbone, images, o.flip, batch, aligner);
             embs.forEach((e, i) => {
               const values = Array.from(e, (v) => Number(v.toPrecision(7)));
               console.log(
@@ -89,6 +87,7 @@ export function register(program: Command): void {
               );
             });
           } finally {
+            aligner?.dispose();
             backbone.dispose();
           }
         },

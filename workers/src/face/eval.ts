@@ -21,6 +21,7 @@ import {
   type GroupClassifier,
   type PairsReport,
 } from '@mtlface/eval/model';
+import type { MatcherPairs } from '@mtlface/eval/judges';
 import { createAligner, loadFaceModel, readFaces, type Aligner, type LoadedFaceModel } from './face-model.js';
 import { reportErrors, backendOption } from './cli.js';
 
@@ -37,6 +38,7 @@ interface EvalOptions {
   far: string;
   roc?: boolean;
   align?: boolean;
+  judge?: string;
   flip: boolean;
   batch: string;
   json?: boolean;
@@ -81,6 +83,11 @@ export function register(program: Command): void {
     .option('--far <f,...>', 'FARs for TAR@FAR', '1e-3')
     .option('--roc', 'include the ROC points in --json output')
     .option('--align', 'detect and align every face first')
+    .option(
+      '--judge <name>',
+      "independent real-world judges beside the model's own: face-api (its age network for --fas, its " +
+        '128-D matcher for --pairs and identity kept)',
+    )
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--batch <n>', 'images per forward', '32')
     .option('--json', 'one JSON object per evaluation')
@@ -104,9 +111,12 @@ async function run(o: EvalOptions): Promise<void> {
   const batchSize = Number(o.batch);
   const fars = numbers('--far', o.far);
   const ranks = numbers('--ranks', o.ranks);
+  if (o.judge !== undefined && o.judge !== 'face-api')
+    throw new Error(`--judge: unknown judge "${o.judge}" (available: face-api)`);
   await initBackend({ backend: o.backend as 'auto', log: (l) => console.error(l) });
   const model = loadFaceModel(o.checkpoint);
   const aligner = o.align ? await createAligner() : undefined;
+  const judges = o.judge ? new (await import('@mtlface/eval/judges')).FaceApiJudges() : undefined;
   try {
     let firstThreshold: number | undefined;
     for (const file of o.pairs) {
@@ -119,6 +129,10 @@ async function run(o: EvalOptions): Promise<void> {
       const r = evaluatePairs(model, set, { mirror: o.flip, batchSize, folds, fars });
       firstThreshold ??= r.verification.bestThreshold;
       printPairs(file, r, o);
+      if (judges) {
+        const { faceApiPairs } = await import('@mtlface/eval/judges');
+        printJudgePairs(file, faceApiPairs(judges.recognition, set, { batchSize, folds }), o);
+      }
     }
     if (o.identification) await runIdentification(o, model, aligner, ranks, batchSize);
     if (o.fas) {
@@ -133,6 +147,8 @@ async function run(o: EvalOptions): Promise<void> {
       const faces = await readFaces(paths, model.inputSize, aligner);
       const estimators: GroupClassifier[] = [];
       if (model.groupLogits) estimators.push({ name: 'own', groupLogits: model.groupLogits });
+      const judging = judges ? await import('@mtlface/eval/judges') : undefined;
+      if (judges && judging) estimators.push(judging.faceApiAgeClassifier(judges.age, model.groups));
       const other = o.estimator ? loadFaceModel(o.estimator) : undefined;
       try {
         if (other) {
@@ -145,16 +161,53 @@ async function run(o: EvalOptions): Promise<void> {
           batchSize,
           mirror: o.flip,
           ...(sourceGroups ? { sourceGroups } : {}),
+          ...(judges && judging ? { matchers: [judging.faceApiMatcher(judges.recognition, batchSize)] } : {}),
         });
         printFas(o.fas, r, o);
+        if (judges && judging) {
+          const ages = judges.age.predictFaces(faces, batchSize);
+          const mae = entries.reduce((a, e, i) => a + Math.abs(ages[i]! - e.age), 0) / entries.length;
+          if (o.json)
+            console.log(
+              JSON.stringify({ kind: 'judge-age', facesFile: o.fas, judge: 'face-api', meanAbsError: mae }),
+            );
+          else
+            console.log(
+              `face-api age on the ${entries.length} real faces: mean absolute error ${mae.toFixed(2)} years`,
+            );
+        }
       } finally {
         other?.dispose();
       }
     }
   } finally {
+    judges?.dispose();
     aligner?.dispose();
     model.dispose();
   }
+}
+
+function printJudgePairs(file: string, r: MatcherPairs, o: EvalOptions): void {
+  const v = r.verification;
+  if (o.json) {
+    const { predictions: _p, roc: _r, ...rest } = v;
+    console.log(
+      JSON.stringify({
+        kind: 'judge-verification',
+        judge: 'face-api',
+        pairsFile: file,
+        ...rest,
+        tar: r.tar,
+        far: r.far,
+        accuracyAtOwnThreshold: r.accuracy,
+        maxDistance: r.maxDistance,
+      }),
+    );
+    return;
+  }
+  console.log(
+    `face-api's matcher on ${file}: 10-fold ${pct(v.accuracyMean)} ± ${pct(v.accuracyStd)} (AUC ${v.auc.toFixed(4)}); at its own threshold (distance < ${r.maxDistance}): accuracy ${pct(r.accuracy)}, same pairs called same ${pct(r.tar)}, different pairs called same ${pct(r.far)}`,
+  );
 }
 
 function printPairs(file: string, r: PairsReport, o: EvalOptions): void {
@@ -261,6 +314,18 @@ function printFas(file: string, r: FasReport, o: EvalOptions): void {
       ]),
     ),
   );
+  for (const m of r.matcherIdentity ?? []) {
+    console.log(`identity kept under ${m.matcher} (same person when distance < ${m.maxDistance}):`);
+    console.log(
+      formatTable(
+        ['target', 'pairs', 'mean distance', 'same person'],
+        [
+          ...m.perGroup.map((g) => [`g${g.group}`, g.n, g.meanDistance, pct(g.sameRate)] as const),
+          ['all', m.pairs, m.meanDistance, pct(m.sameRate)] as const,
+        ],
+      ),
+    );
+  }
   const id = r.identity;
   console.log(`identity preservation (source vs aged, threshold ${id.threshold.toFixed(4)}):`);
   console.log(

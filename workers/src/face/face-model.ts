@@ -16,6 +16,7 @@ import {
   type RawTensor,
 } from '@mtlface/model';
 import { checkpointTensorsPath } from './checkpoint-file.js';
+import { toFloatRgb } from '@mtlface/data';
 import type { FaceAligner } from '@mtlface/eval/align';
 import { faceModelFromModules, loadFaceImages, type FaceImages, type FaceModel } from '@mtlface/eval/model';
 
@@ -121,8 +122,10 @@ export async function createAligner(): Promise<Aligner> {
 }
 
 /**
- * Reads face images for a model of side `size`: already-aligned crops are resized; with an aligner each
- * image is detected, landmarked and warped to the 112 template first (a failure names the file).
+ * Reads face images for a model of side `size` — the one preparation embed, verify, eval and age share:
+ * decoded, resized with the training loader's kernel (cubic, aspect not kept) and scaled to [-1, 1]. With an
+ * aligner each image is first detected, landmarked and warped to the 112 template (112×112 inputs pass
+ * through as aligned crops); a failure names the file.
  */
 export async function readFaces(
   paths: readonly string[],
@@ -134,11 +137,16 @@ export async function readFaces(
   const out = new Float32Array(paths.length * per);
   for (let i = 0; i < paths.length; i++) {
     const a = await aligner.align(paths[i]!);
-    const px = await sharp(Buffer.from(a.crop), { raw: { width: a.size, height: a.size, channels: 3 } })
-      .resize(size, size, { fit: 'fill' })
-      .raw()
-      .toBuffer();
-    for (let k = 0; k < per; k++) out[i * per + k] = px[k]! / 127.5 - 1;
+    const data =
+      a.size === size
+        ? a.crop
+        : new Uint8Array(
+            await sharp(a.crop, { raw: { width: a.size, height: a.size, channels: 3 } })
+              .resize(size, size, { fit: 'fill', kernel: 'cubic' })
+              .raw()
+              .toBuffer(),
+          );
+    toFloatRgb({ data, channels: 3, size }, false, out, i * per);
   }
   return { n: paths.length, size, images: out };
 }

@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   ageGroupAccuracy,
   identityPreservation,
+  matcherIdentity,
+  type MatcherIdentity,
   type GroupAccuracy,
   type IdentityPreservation,
 } from '../fas-quality.js';
@@ -16,6 +18,13 @@ import { sliceImages, type FaceImages } from './images.js';
 export interface GroupClassifier {
   readonly name: string;
   groupLogits(images: tf.Tensor4D): tf.Tensor2D;
+}
+
+/** A recogniser that decides by a distance of its own descriptors (e.g. face-api's: Euclidean < 0.6). */
+export interface DistanceMatcher {
+  readonly name: string;
+  readonly maxDistance: number;
+  describe(set: FaceImages): EmbeddingSet;
 }
 
 export interface FasOptions {
@@ -30,6 +39,8 @@ export interface FasOptions {
   mirror?: boolean;
   /** true age group of each source face: each estimator is then also scored on the real faces, for scale */
   sourceGroups?: ArrayLike<number>;
+  /** independent recognisers judging identity kept, each at its own threshold */
+  matchers?: DistanceMatcher[];
 }
 
 export interface FasReport {
@@ -38,6 +49,8 @@ export interface FasReport {
   /** `real`: the same estimator on the untouched source faces (when their groups were given) */
   readonly ageAccuracy: Array<{ estimator: string; real?: GroupAccuracy } & GroupAccuracy>;
   readonly identity: IdentityPreservation;
+  /** identity kept under each independent matcher */
+  readonly matcherIdentity?: Array<{ matcher: string } & MatcherIdentity>;
 }
 
 /** Renders `faces` at each target group: [n][targets.length] images, as one set ordered face-major. */
@@ -114,5 +127,13 @@ export function evaluateFas(model: FaceModel, faces: FaceImages, opts: FasOption
     targets,
     ageAccuracy,
     identity: identityPreservation(src, agedEmb, sourceOf, targetOf, opts.threshold),
+    ...(opts.matchers
+      ? {
+          matcherIdentity: opts.matchers.map((m) => ({
+            matcher: m.name,
+            ...matcherIdentity(m.describe(faces), m.describe(aged), sourceOf, targetOf, m.maxDistance),
+          })),
+        }
+      : {}),
   };
 }

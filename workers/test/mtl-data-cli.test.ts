@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // @ts-expect-error plain .mjs helper without types
-import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
-import { writeRec } from './recordio-writer.js';
+import { SOURCE_EXEC_ARGV } from '../../scripts/source-argv.mjs';
+import { writeRec } from '../../packages/data/test/recordio-writer.js';
 
-const CLI = fileURLToPath(new URL('../../../workers/src/mtl-data.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/mtl-data.ts', import.meta.url));
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [...(SOURCE_EXEC_ARGV as string[]), CLI, ...args], { encoding: 'utf8' });
 
