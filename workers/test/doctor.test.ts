@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { tensorflowBindingPresent } from './tf-binding.js';
+import { tensorflowBindingPresent } from './support/tf-binding.js';
 import { cudaChecks, libraryIndex, nodeCheck, shmBytesNeeded, type Check } from '../src/doctor/checks.js';
 import { maxRelativeDifference, SMOKE_TOLERANCE } from '../src/doctor/smoke.js';
 

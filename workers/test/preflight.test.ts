@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { tensorflowBindingPresent } from './tf-binding.js';
+import { tensorflowBindingPresent } from './support/tf-binding.js';
 import { checkWorkerArgs } from '../src/preflight.js';
 
 // A small config whose inputs the test creates (or leaves out) case by case; paths relative to `dir`.
