@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { downsample, niceTicks, panelSvg, PANEL_HEIGHT, PANEL_WIDTH } from '../src/plot/charts.js';
+import {
+  downsample,
+  movingMean,
+  niceTicks,
+  panelSvg,
+  PANEL_HEIGHT,
+  PANEL_WIDTH,
+  SMALL_HEIGHT,
+  SMALL_WIDTH,
+} from '../src/plot/charts.js';
 import { columnKind, planCharts, readLossLog } from '../src/plot/losses.js';
 import { plotRunCurves } from '../src/train/plots.js';
 import type { TrainConfig } from '@mtlface/train';
@@ -58,6 +67,21 @@ describe('chart pieces', () => {
       [5.5, 9],
       [7.5, 13],
       [9.5, 17],
+    ]);
+  });
+
+  it('smooths with a trailing mean that starts from the first point', () => {
+    const pts: Array<[number, number]> = [
+      [1, 3],
+      [2, 6],
+      [3, 9],
+      [4, 0],
+    ];
+    assert.deepEqual(movingMean(pts, 2), [
+      [1, 3],
+      [2, 4.5],
+      [3, 7.5],
+      [4, 4.5],
     ]);
   });
 
@@ -150,16 +174,13 @@ describe('mtl-face plot', () => {
       r.stdout,
       /losses\.jsonl \(300 iterations\) has no loss scale, no img\/s, no validation accuracy: not plotted/,
     );
-    for (const [file, panels] of [
-      ['losses.png', 2],
-      ['schedule.png', 1],
+    // Nine losses (4 AIFR, 5 FAS) as small multiples two to a row; the learning rates on one panel.
+    for (const [file, width, height] of [
+      ['losses.png', 2 * SMALL_WIDTH, 5 * SMALL_HEIGHT],
+      ['schedule.png', PANEL_WIDTH, PANEL_HEIGHT],
     ] as const) {
       const meta = await sharp(join(run, 'plots', file)).metadata();
-      assert.deepEqual(
-        [meta.format, meta.width, meta.height],
-        ['png', PANEL_WIDTH, PANEL_HEIGHT * panels],
-        file,
-      );
+      assert.deepEqual([meta.format, meta.width, meta.height], ['png', width, height], file);
     }
     // With a loss scale, throughput and validation in the file, every chart is drawn.
     writeFileSync(

@@ -14,11 +14,18 @@ export interface Panel {
   series: Series[];
   /** Base-2 logarithmic y axis (a loss scale moves in powers of two). */
   log2?: boolean;
+  /** `small`: one of a grid of small multiples (one curve each, no legend). */
+  small?: boolean;
+  /** Noisy per-iteration values: a long series is drawn faint with its moving mean over it. */
+  smooth?: boolean;
 }
 
 export const PANEL_WIDTH = 800;
 export const PANEL_HEIGHT = 340;
-const MARGIN = { left: 78, right: 170, top: 36, bottom: 48 };
+export const SMALL_WIDTH = 400;
+export const SMALL_HEIGHT = 250;
+/** A series longer than this is drawn faint, with its moving mean over it. */
+const SMOOTH_ABOVE = 60;
 const FONT = 'font-family="DejaVu Sans, sans-serif"';
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
@@ -60,18 +67,36 @@ export function downsample(points: Array<[number, number]>, max: number): Array<
   return out;
 }
 
-/** One panel as an SVG group at vertical offset `top`. */
-export function panelSvg(panel: Panel, top = 0): string {
-  const w = PANEL_WIDTH - MARGIN.left - MARGIN.right;
-  const h = PANEL_HEIGHT - MARGIN.top - MARGIN.bottom;
+/** The trailing mean over `k` points (fewer at the start). */
+export function movingMean(points: Array<[number, number]>, k: number): Array<[number, number]> {
+  let sum = 0;
+  return points.map(([x, y], i) => {
+    sum += y - (i >= k ? points[i - k]![1] : 0);
+    return [x, sum / Math.min(i + 1, k)];
+  });
+}
+
+/** One panel as an SVG group at offset (`left`, `top`). */
+export function panelSvg(panel: Panel, top = 0, left = 0): string {
+  const [width, height] = panel.small ? [SMALL_WIDTH, SMALL_HEIGHT] : [PANEL_WIDTH, PANEL_HEIGHT];
+  const MARGIN = { left: 78, right: panel.small ? 20 : 170, top: 36, bottom: 48 };
+  const w = width - MARGIN.left - MARGIN.right;
+  const h = height - MARGIN.top - MARGIN.bottom;
   const ty = (v: number): number => (panel.log2 ? Math.log2(v) : v);
-  const series = panel.series.map((s) => ({
-    name: s.name,
-    points: downsample(
-      s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!panel.log2 || y > 0)),
-      2 * w,
-    ),
-  }));
+  const window = (n: number): number =>
+    panel.smooth && n > SMOOTH_ABOVE ? Math.max(2, Math.round(n / 40)) : 0;
+  const series = panel.series.map((s) => {
+    const raw = s.points.filter(
+      ([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!panel.log2 || y > 0),
+    );
+    const k = window(raw.length);
+    return {
+      name: s.name,
+      k,
+      points: downsample(raw, 2 * w),
+      mean: k > 0 ? downsample(movingMean(raw, k), 2 * w) : null,
+    };
+  });
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => ty(p[1]));
@@ -84,7 +109,7 @@ export function panelSvg(panel: Panel, top = 0): string {
   const px = (x: number): number => MARGIN.left + ((x - x0) / (x1 - x0)) * w;
   const py = (y: number): number => MARGIN.top + h - ((ty(y) - y0) / (y1 - y0)) * h;
   const parts: string[] = [
-    `<text x="${PANEL_WIDTH / 2 - MARGIN.right / 2 + MARGIN.left / 2}" y="22" text-anchor="middle" ${FONT} font-size="15" font-weight="bold" fill="#111">${escapeXml(panel.title)}</text>`,
+    `<text x="${MARGIN.left + w / 2}" y="22" text-anchor="middle" ${FONT} font-size="${panel.small ? 13 : 15}" font-weight="bold" fill="#111">${escapeXml(panel.title)}</text>`,
     `<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${w}" height="${h}" fill="none" stroke="#444"/>`,
   ];
   for (const t of niceTicks(x0, x1, 6)) {
@@ -107,30 +132,40 @@ export function panelSvg(panel: Panel, top = 0): string {
     );
   }
   parts.push(
-    `<text x="${MARGIN.left + w / 2}" y="${PANEL_HEIGHT - 10}" text-anchor="middle" ${FONT} font-size="12" fill="#111">iteration</text>`,
+    `<text x="${MARGIN.left + w / 2}" y="${height - 10}" text-anchor="middle" ${FONT} font-size="12" fill="#111">iteration</text>`,
     `<text transform="translate(18 ${MARGIN.top + h / 2}) rotate(-90)" text-anchor="middle" ${FONT} font-size="12" fill="#111">${escapeXml(panel.yLabel + (panel.log2 ? ' (log scale)' : ''))}</text>`,
   );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
-    const d = s.points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
-    if (s.points.length > 0)
-      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${d}"/>`);
+    const line = (pts: Array<[number, number]>, extra: string): string =>
+      `<polyline fill="none" stroke="${color}" ${extra} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`;
+    if (s.mean) {
+      parts.push(line(s.points, 'stroke-width="1" stroke-opacity="0.3"'), line(s.mean, 'stroke-width="1.8"'));
+      if (i === 0)
+        parts.push(
+          `<text x="${MARGIN.left + w - 4}" y="${MARGIN.top + 14}" text-anchor="end" ${FONT} font-size="10" fill="#666">faint: each iteration; line: mean of ${s.k}</text>`,
+        );
+    } else if (s.points.length > 0) parts.push(line(s.points, 'stroke-width="1.5"'));
     // A sparse series (validation every few hundred iterations) shows its measured points.
     if (s.points.length <= 60)
       for (const [x, y] of s.points)
         parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${color}"/>`);
     const ly = MARGIN.top + 10 + i * 18;
-    parts.push(
-      `<line x1="${MARGIN.left + w + 12}" y1="${ly}" x2="${MARGIN.left + w + 32}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
-      `<text x="${MARGIN.left + w + 38}" y="${ly + 4}" ${FONT} font-size="11" fill="#111">${escapeXml(s.name)}</text>`,
-    );
+    if (!panel.small)
+      parts.push(
+        `<line x1="${MARGIN.left + w + 12}" y1="${ly}" x2="${MARGIN.left + w + 32}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
+        `<text x="${MARGIN.left + w + 38}" y="${ly + 4}" ${FONT} font-size="11" fill="#111">${escapeXml(s.name)}</text>`,
+      );
   });
-  return `<g transform="translate(0 ${top})">${parts.join('')}</g>`;
+  return `<g transform="translate(${left} ${top})">${parts.join('')}</g>`;
 }
 
-/** Panels stacked vertically on a white page. */
+/** Panels on a white page, row by row: small multiples two to a row, full panels one. */
 export function chartSvg(panels: Panel[]): string {
-  const height = PANEL_HEIGHT * panels.length;
-  const body = panels.map((p, i) => panelSvg(p, i * PANEL_HEIGHT)).join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${PANEL_WIDTH}" height="${height}"><rect width="100%" height="100%" fill="#fff"/>${body}</svg>`;
+  const small = panels.every((p) => p.small);
+  const [pw, ph, columns] = small ? [SMALL_WIDTH, SMALL_HEIGHT, 2] : [PANEL_WIDTH, PANEL_HEIGHT, 1];
+  const width = pw * Math.min(columns, panels.length);
+  const height = ph * Math.ceil(panels.length / columns);
+  const body = panels.map((p, i) => panelSvg(p, Math.floor(i / columns) * ph, (i % columns) * pw)).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#fff"/>${body}</svg>`;
 }

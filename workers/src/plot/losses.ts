@@ -52,11 +52,16 @@ export function planCharts(columns: Map<string, Array<[number, number]>>): {
 } {
   const of = (kind: Kind): Series[] =>
     [...columns].filter(([k]) => columnKind(k) === kind).map(([name, points]) => ({ name, points }));
-  const losses: Panel[] = [];
-  if (of('fr').length)
-    losses.push({ title: 'Face recognition (AIFR) losses', yLabel: 'loss', series: of('fr') });
-  if (of('fas').length)
-    losses.push({ title: 'Face age synthesis (FAS) losses', yLabel: 'loss', series: of('fas') });
+  // One small panel per loss: the terms differ by orders of magnitude (the release logs them unweighted).
+  const losses: Panel[] = (['fr', 'fas'] as const).flatMap((kind) =>
+    of(kind).map((series) => ({
+      title: `${kind === 'fr' ? 'AIFR' : 'FAS'}: ${series.name}`,
+      yLabel: series.name.endsWith('logit') ? 'discriminator output' : 'loss',
+      series: [series],
+      small: true,
+      smooth: true,
+    })),
+  );
   const schedule: Panel[] = [];
   if (of('lr').length) schedule.push({ title: 'Learning rate', yLabel: 'learning rate', series: of('lr') });
   if (of('scale').length)
@@ -67,7 +72,7 @@ export function planCharts(columns: Map<string, Array<[number, number]>>): {
   if (of('throughput').length)
     charts.push({
       file: 'throughput.png',
-      panels: [{ title: 'Throughput', yLabel: 'images / s', series: of('throughput') }],
+      panels: [{ title: 'Throughput', yLabel: 'images / s', series: of('throughput'), smooth: true }],
     });
   if (of('validation').length)
     charts.push({
