@@ -26,7 +26,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import {
   LAUNCHER_CLI,
   REPO_ROOT,
@@ -38,6 +38,7 @@ import {
 } from './support/launch.js';
 import type { LaunchResult } from './support/launch.js';
 import { netnsHosts } from './support/netns.js';
+import { k8sManifest } from './support/k8s.js';
 
 const DOCKER = join(REPO_ROOT, 'docker');
 const SMOKE_CONFIG = 'configs/demo-smoke.yaml';
@@ -263,48 +264,23 @@ describe('deployment command lines on two network-namespace hosts', { concurrenc
     { skip },
     async () => {
       const { ns, addr } = k8sHosts;
-      const docs = parseAllDocuments(readFileSync(join(DOCKER, 'k8s', 'mtlface.yaml'), 'utf8')).map((d) =>
-        d.toJS(),
-      );
-      const svc = docs.find((d) => d.kind === 'Service');
-      const job = docs.find((d) => d.kind === 'Job');
-      const pod = job.spec.template.spec;
-      const container = pod.containers[0];
+      const manifest = k8sManifest();
+      const { masterName } = manifest;
       // `kubectl create secret generic mtlface-token --from-literal=token=...`
       const secrets: Record<string, Record<string, string>> = { 'mtlface-token': { token: 'k8s-secret' } };
-      const masterName = `${job.metadata.name}-0.${pod.subdomain}`;
-      assert.equal(pod.subdomain, svc.metadata.name);
+      assert.equal(
+        manifest.pod(0, secrets).env.CONFIG,
+        'configs/aifr-ir50.yaml',
+        'the manifest trains the AIFR recipe',
+      );
       k8sHosts.resolve({ [masterName]: addr[0] });
 
       const hosts = [0, 1].map((index) => {
         const dir = join(tmp.dir, `k8s-${index}`);
         const runsDir = join(dir, 'runs');
         mkdirSync(runsDir, { recursive: true });
-        const env: Record<string, string> = {};
-        for (const e of container.env as Array<{ name: string; value?: string; valueFrom?: any }>) {
-          if (e.value !== undefined) env[e.name] = e.value;
-          else if (
-            e.valueFrom?.fieldRef?.fieldPath ===
-            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-          )
-            env[e.name] = String(index);
-          else if (e.valueFrom?.secretKeyRef) {
-            const { name, key } = e.valueFrom.secretKeyRef;
-            const v = secrets[name]?.[key];
-            assert.ok(v !== undefined, `secret ${name}/${key}`);
-            env[e.name] = v;
-          } else assert.fail(`env ${e.name}: a source this test does not emulate: ${JSON.stringify(e)}`);
-        }
-        assert.equal(env.CONFIG, 'configs/aifr-ir50.yaml', 'the manifest trains the AIFR recipe');
-        env.CONFIG = SMOKE_CONFIG;
-        // Kubernetes expands $(VAR) from the container's env; $$ is a literal $.
-        const expand = (s: string): string =>
-          s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name?: string) =>
-            m === '$$' ? '$' : name !== undefined && name in env ? env[name]! : m,
-          );
-        const argv = [...(container.command as string[]), ...(container.args as string[])].map(expand);
-        assert.ok(!argv.some((a) => a.includes('$(')), `every $(VAR) defined: ${argv.join(' ')}`);
-        const mounts = (container.volumeMounts as Array<{ name: string; mountPath: string }>)
+        const { argv, env, volumeMounts } = manifest.pod(index, secrets, { CONFIG: SMOKE_CONFIG });
+        const mounts = volumeMounts
           .filter((m) => m.name !== 'shm') // /dev/shm: the pod's memory volume, not below /app
           .map((m) => {
             assert.ok(m.name === 'data' || m.name === 'runs', `volume ${m.name}`);

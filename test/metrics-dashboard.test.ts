@@ -64,22 +64,42 @@ test('every dashboard query is valid PromQL (promtool check rules)', () => {
   }
 });
 
-test('provisioning wires the dashboard to the provisioned datasource, and the scrape config is valid', () => {
+test('the dashboard takes its datasource as an import input, and provisioning resolves it; the scrape config is valid', () => {
   const ds = parse(readFileSync(docker('grafana/provisioning/datasources/prometheus.yaml'), 'utf8'));
-  const uid = ds.datasources[0].uid;
   const dash = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8'));
-  const uids = new Set<string>();
-  const walk = (o: unknown): void => {
-    if (Array.isArray(o)) o.forEach(walk);
+  // 'Import dashboard' asks for a Prometheus datasource (the __inputs entry) on any Grafana ...
+  const inputs = dash.__inputs as Array<Record<string, string>>;
+  assert.deepEqual(
+    inputs.map((i) => [i.name, i.type, i.pluginId]),
+    [['DS_PROMETHEUS', 'datasource', 'prometheus']],
+  );
+  // ... and sets the `datasource` variable with it; provisioned, the variable falls back to the
+  // default Prometheus datasource, the one docker/grafana provisions.
+  const variable = dash.templating.list.find((v: { type: string }) => v.type === 'datasource');
+  assert.equal(variable.name, 'datasource');
+  assert.equal(variable.query, 'prometheus');
+  assert.equal(variable.current.value, '${DS_PROMETHEUS}');
+  assert.equal(ds.datasources[0].type, 'prometheus');
+  assert.equal(ds.datasources[0].isDefault, true);
+  // Every datasource reference — panels, their queries, the other variables, annotations — is the variable.
+  const refs: string[] = [];
+  const walk = (o: unknown, path: string): void => {
+    if (Array.isArray(o)) o.forEach((x, i) => walk(x, `${path}[${i}]`));
     else if (o && typeof o === 'object') {
       const r = o as Record<string, unknown>;
-      const d = r.datasource as { uid?: string } | undefined;
-      if (d && typeof d === 'object' && d.uid) uids.add(d.uid);
-      Object.values(r).forEach(walk);
+      if ('datasource' in r) refs.push(`${path}: ${JSON.stringify(r.datasource)}`);
+      for (const [k, v] of Object.entries(r)) walk(v, `${path}.${k}`);
     }
   };
-  walk(dash);
-  assert.deepEqual([...uids], [uid]);
+  walk(dash, '$');
+  const expected = JSON.stringify({ type: 'prometheus', uid: '${datasource}' });
+  assert.deepEqual(
+    refs.filter((r) => !r.endsWith(`: ${expected}`)),
+    [],
+    'every datasource reference uses ${datasource}',
+  );
+  for (const p of dash.panels.filter((p: { type: string }) => p.type !== 'row'))
+    assert.ok(refs.includes(`$.panels[${dash.panels.indexOf(p)}]: ${expected}`), `panel '${p.title}'`);
   const ids = dash.panels.map((p: { id: number }) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids unique');
   const provider = parse(readFileSync(docker('grafana/provisioning/dashboards/mtlface.yaml'), 'utf8'));

@@ -91,7 +91,13 @@ export class Agent {
     let rdzv: Rendezvous | undefined;
     try {
       if (cfg.hostsStore !== false) {
-        server = await hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken).catch((e: unknown) => {
+        server = await this.untilSignal(
+          hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken, cfg.rdzvTimeoutMs, (why) =>
+            say(
+              `--master-addr ${cfg.masterAddr} does not resolve yet (${why}); retrying for up to ${cfg.rdzvTimeoutMs / 1000}s (--rdzv-timeout)`,
+            ),
+          ),
+        ).catch((e: unknown) => {
           // Several launchers on one machine with a local endpoint: the first one hosts.
           if (cfg.hostsStore === 'try' && e instanceof LaunchError && /in use/.test(e.message))
             return undefined;

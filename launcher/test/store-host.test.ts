@@ -13,6 +13,19 @@ describe('store hosting', () => {
     );
   });
 
+  it('looks a name that does not resolve up again until the wait is over, then fails in one line', async () => {
+    const misses: string[] = [];
+    const started = Date.now();
+    await assert.rejects(
+      bindAddress('no-such-host.invalid', 1500, (why) => misses.push(why)),
+      (e) =>
+        e instanceof LaunchError &&
+        /--master-addr no-such-host\.invalid: cannot resolve it within 2s/.test(e.message),
+    );
+    assert.ok(Date.now() - started >= 1000, `gave up after ${Date.now() - started} ms`);
+    assert.equal(misses.length, 1, 'the wait is announced once');
+  });
+
   it('hosts on a host name, refuses a busy port, and a wrong token in one line', async () => {
     const server = await hostStore('localhost', 0, 'good');
     try {

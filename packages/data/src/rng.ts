@@ -1,5 +1,6 @@
 /**
- * Small deterministic PRNGs shared by the sampler, augmentation and the synthetic set, so that a
+ * The one module of deterministic PRNGs, shared by the sampler, augmentation, the synthetic set and
+ * the trainer (initial weights, dropout seeds; imported as @mtlface/data/rng), so that a
  * seed (plus epoch, index…) fixes every random choice on every platform.
  */
 
@@ -20,6 +21,12 @@ export class Rng {
   private state: number;
   constructor(seed: number) {
     this.state = hash32(seed) >>> 0;
+  }
+  /** A generator whose state is `state` as given, not hashed first (for streams seeded that way). */
+  static fromState(state: number): Rng {
+    const r = new Rng(0);
+    r.state = state >>> 0;
+    return r;
   }
   /** Uniform uint32. */
   nextU32(): number {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -41,17 +41,24 @@ test('from-rec extracts <label:6>/<index:8>.jpg byte for byte (incl. a split rec
   assert.deepEqual((await readdir(out)).sort(), [FROM_REC_STATE, '000000', '000001', '000007']);
 });
 
-test('from-rec resumes: a rerun writes nothing new and keeps files', async () => {
+test('from-rec resumes: a rerun writes nothing new and keeps files; a lost image comes back byte for byte', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mtl-rec-'));
-  await writeRec(dir, [3, 3, 4]);
+  const { images } = await writeRec(dir, [3, 3, 4]);
   const out = join(dir, 'out');
   await fromRec({ dir, out, checkpointEvery: 1 });
+  const files = [recImagePath(3, 1), recImagePath(3, 2), recImagePath(4, 3)].map((f) => join(out, f));
+  const mtimes = await Promise.all(files.map(async (f) => (await stat(f)).mtimeMs));
   const again = await fromRec({ dir, out });
   assert.equal(again.written, 0);
   assert.equal(again.images, 3);
-  // Without the state file, existing files are still detected and not rewritten.
+  // Without the state file, existing files are still detected and not rewritten; a missing one is.
   await writeFile(join(out, FROM_REC_STATE), '{}');
-  assert.equal((await fromRec({ dir, out })).written, 0);
+  await unlink(files[1]!);
+  assert.equal((await fromRec({ dir, out })).written, 1);
+  for (const [k, f] of files.entries()) {
+    assert.ok((await readFile(f)).equals(images[k]!), `${f} holds record ${k + 1}'s bytes`);
+    if (k !== 1) assert.equal((await stat(f)).mtimeMs, mtimes[k], `${f} was not rewritten`);
+  }
 });
 
 test('from-rec: a bad magic number and a truncated record fail naming the file and byte offset', async () => {

@@ -11,6 +11,7 @@ import {
   type Module,
   type NetworkName,
 } from '@mtlface/model';
+import { Rng } from '@mtlface/data/rng';
 import type { TrainConfig } from './config.js';
 import { decaysWeight } from './weight-decay.js';
 import type { NamedParam } from './optim.js';
@@ -19,6 +20,12 @@ export interface NetworkOptions {
   numClasses: number;
   /** Build the FAS networks (generator, discriminator); default from the mode. */
   fas?: boolean;
+}
+
+/** The initialisers' seed stream: mulberry32 started at seed ^ 0x5eed (unhashed, as every run so far). */
+function initSeeds(seed: number): () => number {
+  const r = Rng.fromState(seed ^ 0x5eed);
+  return () => r.next();
 }
 
 export class MtlFaceNetworks {
@@ -38,7 +45,7 @@ export class MtlFaceNetworks {
       daDiscriminator: this.daDiscriminator,
       generator: this.generator,
       discriminator: this.discriminator,
-    } = withInitSeeds(mulberry32(cfg.seed ^ 0x5eed), () => build(cfg, opts)));
+    } = withInitSeeds(initSeeds(cfg.seed), () => build(cfg, opts)));
   }
 
   /** Networks by checkpoint prefix, in a fixed order. */
@@ -101,16 +108,6 @@ export class MtlFaceNetworks {
   }
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function build(cfg: TrainConfig, opts: NetworkOptions) {
   const m = cfg.model;

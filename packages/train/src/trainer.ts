@@ -8,6 +8,7 @@ import { LossScaler } from './loss-scaler.js';
 import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
 import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
+import { hash32 } from '@mtlface/data/rng';
 import type { CheckpointMeta, ResumeMeta } from './checkpoint.js';
 import { broadcastBuffers, type BufferGroup } from './state-sync.js';
 import {
@@ -64,14 +65,6 @@ interface SyncedTask {
   bucketer: GradientBucketer;
 }
 
-function hash32(...words: number[]): number {
-  let h = 0x811c9dc5;
-  for (const w of words) {
-    h = Math.imul(h ^ (w >>> 0), 0x01000193) >>> 0;
-    h ^= h >>> 15;
-  }
-  return h >>> 0;
-}
 
 export class Trainer {
   readonly nets: MtlFaceNetworks;
@@ -227,11 +220,13 @@ export class Trainer {
         const [lrD, lrG] = [o.d_lr ?? o.lr, o.g_lr ?? o.lr];
         report.lr.fas = lrG;
         report.lr.fas_d = lrD;
-        // Frozen backbone and age estimator (eval mode, no updates); generator and discriminator train.
+        // Frozen backbone (eval mode); no optimizer steps the age estimator, but as in the release
+        // its BatchNorm runs on batch statistics (fas_estimator 'train') unless set to 'eval'.
         const n = this.nets;
         n.train(false);
         n.generator!.train(train);
         n.discriminator!.train(train);
+        n.estimation.train(train && this.cfg.fas_estimator === 'train');
         // The release wraps these three in DDP (rank 0's buffers before each training forward) but
         // hands FAS the backbone unwrapped: its eval-mode statistics stay each rank's own.
         await broadcastBuffers(this.group, [n.generator!, n.discriminator!, n.estimation]);

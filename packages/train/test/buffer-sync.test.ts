@@ -1,27 +1,18 @@
 // Buffers at world size 2, as DDP's broadcast_buffers keeps them: each rank's batch-norm running
 // statistics follow its own batches, but before each training forward of a DDP-wrapped network
 // (the release wraps all but the backbone it hands to the FAS step) rank 0's buffers replace them.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '@mtlface/backend';
-import { StoreServer, type ProcessGroup } from '@mtlface/collective';
+import type { ProcessGroup } from '@mtlface/collective';
 import type { NetworkName } from '@mtlface/model';
 import { Trainer } from '../src/trainer.js';
-import { localGroups, tinyConfig, randomBatch, sliceBatch } from './helpers.js';
+import { localGroups, tinyConfig, randomBatch, sliceBatch, withStore } from './helpers.js';
 import type { TrainConfig } from '../src/config.js';
 
 const CLASSES = 10;
 const B = 4;
-let store: StoreServer;
-
-before(async () => {
-  await initBackend({ backend: 'auto', log: () => {} });
-  store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 't' });
-});
-after(async () => {
-  await store.close();
-});
+const store = withStore();
 
 /** Every buffer of the named networks, by checkpoint name (copies). */
 function buffers(t: Trainer, networks: readonly NetworkName[]): Map<string, Float32Array> {
@@ -48,7 +39,7 @@ async function rank1FollowsRank0(
   agree: NetworkName[],
   tag: string,
 ): Promise<void> {
-  const groups: ProcessGroup[] = await localGroups(store.port, `buffer-sync-${process.pid}-${tag}`);
+  const groups: ProcessGroup[] = await localGroups(store.port(), `buffer-sync-${process.pid}-${tag}`);
   const two = groups.map((g) => new Trainer(cfg, { numClasses: CLASSES, group: g }));
   const ref = new Trainer(cfg, { numClasses: CLASSES, group: null });
   const batch = (it: number) => randomBatch(2 * B, cfg.model.input_size, CLASSES, 40 + it, cfg.model.groups);
@@ -82,7 +73,7 @@ test("FR step at world size 2: each FR network starts from rank 0's buffers", as
 });
 
 test("FAS step at world size 2: generator and age estimator start from rank 0's buffers, D's agree", async () => {
-  const cfg = tinyConfig(['mode=fas', 'amp=false', 'model.dropout=0']);
+  const cfg = tinyConfig(['mode=fas', 'amp=false', 'model.dropout=0', 'fas_estimator=train']);
   // The discriminator's spectral-norm vectors depend on its updated weights in the G step, which the
   // rank-1-only reference does not share; both ranks iterate identically, so they must simply agree.
   await rank1FollowsRank0(cfg, ['generator', 'estimation'], ['discriminator'], 'fas');

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initProcessGroup, type ProcessGroup } from '@mtlface/collective';
+import { before, after } from 'node:test';
+import { initBackend } from '@mtlface/backend';
+import { initProcessGroup, StoreServer, type ProcessGroup } from '@mtlface/collective';
 import type { Batch, FasBatch } from '@mtlface/data';
 import { loadConfig, type TrainConfig } from '../src/config.js';
 
@@ -34,6 +36,24 @@ export function localGroups(storePort: number, runId: string, worldSize = 2): Pr
       }),
     ),
   );
+}
+
+/** For this file's tests: the backend ('auto') and a rendezvous store on 127.0.0.1 (token 't'). */
+export function withStore(): { port(): number } {
+  let store: StoreServer | null = null;
+  before(async () => {
+    await initBackend({ backend: 'auto', log: () => {} });
+    store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: 't' });
+  });
+  after(async () => {
+    await store?.close();
+  });
+  return {
+    port: () => {
+      if (!store) throw new Error('withStore: the store is not started (called outside a test?)');
+      return store.port;
+    },
+  };
 }
 
 function lcg(seed: number): () => number {

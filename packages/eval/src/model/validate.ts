@@ -34,17 +34,8 @@ export interface SetSummary {
   readonly byAgeGap?: AgeGapBucket[];
 }
 
-export interface MetricSample {
-  /** Prometheus name, base units, `mtl_val_` prefix */
-  readonly name: string;
-  readonly help: string;
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
 export interface ValidationReport {
   readonly sets: SetSummary[];
-  readonly metrics: MetricSample[];
   readonly seconds: number;
 }
 
@@ -95,7 +86,6 @@ export async function validate(
 ): Promise<ValidationReport> {
   const t0 = performance.now();
   const summaries: SetSummary[] = [];
-  const metrics: MetricSample[] = [];
   for (const set of sets) {
     checkPairsSet(set);
     const emb = await embedSharded(model, set, opts);
@@ -112,41 +102,6 @@ export async function validate(
       ...(r.byAgeGap ? { byAgeGap: r.byAgeGap } : {}),
     };
     summaries.push(summary);
-    const set_ = { set: set.name };
-    metrics.push(
-      {
-        name: 'mtl_val_accuracy',
-        help: 'k-fold verification accuracy (mean over folds)',
-        labels: set_,
-        value: v.accuracyMean,
-      },
-      {
-        name: 'mtl_val_accuracy_std',
-        help: 'standard deviation of the fold accuracies',
-        labels: set_,
-        value: v.accuracyStd,
-      },
-      {
-        name: 'mtl_val_threshold',
-        help: 'best cosine threshold over all pairs',
-        labels: set_,
-        value: v.bestThreshold,
-      },
-      ...v.tarAtFar.map((t) => ({
-        name: 'mtl_val_tar',
-        help: 'true accept rate at a false accept rate',
-        labels: { ...set_, far: String(t.far) },
-        value: t.tar,
-      })),
-      ...(r.byAgeGap ?? [])
-        .filter((b) => b.pairs > 0)
-        .map((b) => ({
-          name: 'mtl_val_age_gap_accuracy',
-          help: 'verification accuracy of pairs in an age-gap bucket (years)',
-          labels: { ...set_, gap: b.label },
-          value: b.accuracy,
-        })),
-    );
   }
-  return { sets: summaries, metrics, seconds: (performance.now() - t0) / 1000 };
+  return { sets: summaries, seconds: (performance.now() - t0) / 1000 };
 }
