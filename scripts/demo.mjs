@@ -2,15 +2,17 @@
 // `npm run demo`: the main job on a fresh clone (after `npm ci`), offline, on a laptop CPU.
 //   1. renders the synthetic cross-age face set into data/synth if it is absent (mtl-data synth);
 //   2. trains the joint model (an AIFR step and a FAS step each iteration) with
-//      `mtl-launch --nproc-per-node 2 configs/demo.yaml`, into runs/demo;
+//      `mtl-launch --nproc-per-node 2 configs/demo.yaml`, into runs/demo (an earlier run there is
+//      moved to runs/demo.1, .2, ...);
 //   3. evaluates the checkpoint on the held-out identities (cross-age verification, FAS age
 //      accuracy: mtl-face eval) and renders a labelled ageing grid of young adults (mtl-face age).
 // Extra arguments are passed to mtl-launch as key=value overrides (e.g. `npm run demo -- iterations=50`).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import cliProgress from 'cli-progress';
+import { keepPreviousRun } from './keep-run.mjs';
 import { SOURCE_EXEC_ARGV } from './source-argv.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -91,7 +93,8 @@ try {
     ]);
   } else step('synthetic set present in data/synth');
 
-  rmSync(runDir, { recursive: true, force: true });
+  const kept = keepPreviousRun(runDir);
+  if (kept) console.log(`demo: the previous run in runs/demo is kept as ${relative(root, kept)}`);
   step('training: mtl-launch --nproc-per-node 2 configs/demo.yaml (joint AIFR + FAS)');
   const progress = trainingProgress();
   try {

@@ -137,6 +137,12 @@ for (const flavour of ['gpu', 'cpu']) {
     // The CUDA 11.2 tag NVIDIA still publishes (docker/Dockerfile.gpu says how that was checked).
     if (flavour === 'gpu')
       assert.match(text, /^ARG CUDA_RUNTIME_IMAGE=nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04$/m);
+    // The GPU image is healthy only while its backend loads (mtl-doctor's verdict, exit 0).
+    if (flavour === 'gpu')
+      assert.match(
+        text,
+        /^HEALTHCHECK [^\n]*\\\n\s+CMD .*node \/app\/bin\/mtl-doctor\.js --backend tensorflow --master-port 0/m,
+      );
   });
 }
 

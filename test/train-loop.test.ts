@@ -2,7 +2,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SOURCE_EXEC_ARGV } from '../scripts/source-argv.mjs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,8 @@ before(async () => {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-test('50 AIFR steps on the synthetic set: the FR loss decreases and tf.memory().numTensors stays flat', async () => {
+test('50 AIFR steps on the synthetic set: the FR loss decreases, tf.memory().numTensors stays flat, the curves are drawn', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-loop-'));
   const cfg = loadConfig(join(REPO, 'configs/demo.yaml'), [
     ...TINY,
     ...dataOverrides(data),
@@ -32,13 +33,14 @@ test('50 AIFR steps on the synthetic set: the FR loss decreases and tf.memory().
     'fr_optim.warmup=5',
     'fr_optim.lr=0.05',
     'model.dropout=0',
-    `checkpoint_dir=${mkdtempSync(join(tmpdir(), 'mtl-loop-'))}`,
+    `checkpoint_dir=${dir}`,
   ]);
+  const logged: string[] = [];
   const losses: number[] = [];
   const counts: number[] = [];
   const before = tf.memory().numTensors;
   await runTraining(cfg, {
-    log: () => {},
+    log: (l) => logged.push(l),
     env: {},
     skipBackendInit: true,
     group: null,
@@ -60,6 +62,12 @@ test('50 AIFR steps on the synthetic set: the FR loss decreases and tf.memory().
   assert.ok(
     last < first * 0.9,
     `FR loss did not decrease: first 10 steps ${first.toFixed(3)}, last 10 ${last.toFixed(3)}`,
+  );
+  // Rank 0 draws the run's losses.jsonl at the end (no loss scale or img/s in it: named, not drawn).
+  for (const png of ['losses.png', 'schedule.png']) assert.ok(existsSync(join(dir, 'plots', png)), png);
+  assert.ok(
+    logged.some((l) => /^curves: .*losses\.png, .*schedule\.png \(.*no loss scale/.test(l)),
+    logged.filter((l) => l.includes('curves')).join('\n') || 'no curves line',
   );
 });
 

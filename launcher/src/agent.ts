@@ -6,8 +6,10 @@ import type { StreamSpec } from './log-spec.js';
 import { finishTimeline, startMetrics } from './metrics-hook.js';
 import type { MetricsHook } from './metrics-hook.js';
 import type { Rendezvous, StopReason, World } from './rendezvous.js';
+import { StatusLine } from './console-status.js';
 import { connectStore, hostStore } from './store-host.js';
 import { StoreRendezvous } from './store-rendezvous.js';
+import { execShimArgv } from './exec-shim.js';
 import { describeExit, failureSummary } from './summary.js';
 import { watchdogImportUrl } from './watchdog.js';
 import { WorkerGroup } from './worker-group.js';
@@ -20,7 +22,10 @@ export interface AgentConfig {
   entry: Entrypoint;
   nprocPerNode: number;
   nnodes: number;
-  nodeRank: number;
+  /** null: the rendezvous assigns it (c10d without --node-rank). */
+  nodeRank: number | null;
+  /** This node hosts the store; `try`: it does unless the port is taken (another launcher here hosts it). */
+  hostsStore: boolean | 'try';
   masterAddr: string;
   /** 0 with `standalone`: node 0 picks a free port. */
   masterPort: number;
@@ -33,6 +38,10 @@ export interface AgentConfig {
   rdzvTimeoutMs: number;
   /** A node whose launcher stops answering for this long ends the run on every node. */
   heartbeatTimeoutMs: number;
+  /** torchrun's `--role`: ROLE_NAME in the workers. */
+  roleName: string;
+  /** torchrun's `--local-addr`: this node's address (MTL_NODE_ADDR for the workers' connections). */
+  localAddr?: string | undefined;
   logDir?: string | undefined;
   redirects: StreamSpec;
   tee: StreamSpec;
@@ -69,6 +78,8 @@ export class Agent {
   private readonly onSignal: Array<(s: ForwardedSignal) => void> = [];
   private readonly handlers = new Map<ForwardedSignal, () => void>();
   private group: WorkerGroup | undefined;
+  /** Rank 0's progress, redrawn as the console's last line when the console is a terminal. */
+  private readonly status = process.stderr.isTTY ? new StatusLine(process.stderr) : undefined;
 
   constructor(private readonly cfg: AgentConfig) {}
 
@@ -79,15 +90,20 @@ export class Agent {
     let metrics: MetricsHook | undefined;
     let rdzv: Rendezvous | undefined;
     try {
-      if (cfg.nodeRank === 0) {
+      if (cfg.hostsStore !== false) {
         server = await this.untilSignal(
           hostStore(cfg.masterAddr, cfg.masterPort, cfg.runToken, cfg.rdzvTimeoutMs, (why) =>
             say(
               `--master-addr ${cfg.masterAddr} does not resolve yet (${why}); retrying for up to ${cfg.rdzvTimeoutMs / 1000}s (--rdzv-timeout)`,
             ),
           ),
-        );
-        if (cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
+        ).catch((e: unknown) => {
+          // Several launchers on one machine with a local endpoint: the first one hosts.
+          if (cfg.hostsStore === 'try' && e instanceof LaunchError && /in use/.test(e.message))
+            return undefined;
+          throw e;
+        });
+        if (server && cfg.nnodes > 1 && /^127\.|^::1$/.test(server.host)) {
           say(
             `--master-addr ${cfg.masterAddr} is a loopback address (${server.host}): only launchers on this machine can join`,
           );
@@ -103,7 +119,7 @@ export class Agent {
           host: addr.host,
           port: addr.port,
           token: cfg.runToken,
-          name: `launcher of node ${cfg.nodeRank} (${hostname()})`,
+          name: `launcher of node ${cfg.nodeRank ?? '(rank from the rendezvous)'} (${cfg.localAddr ?? hostname()})`,
           // Node 0 silent for the heartbeat timeout is as lost as any other node.
           callTimeoutMs: cfg.heartbeatTimeoutMs,
           waitMs: cfg.rdzvTimeoutMs,
@@ -116,9 +132,10 @@ export class Agent {
             runId: cfg.runId,
             nnodes: cfg.nnodes,
             nodeRank: cfg.nodeRank,
+            hostsStore: server !== undefined,
             localWorldSize: cfg.nprocPerNode,
             maxRestarts: cfg.maxRestarts,
-            host: hostname(),
+            host: cfg.localAddr ?? hostname(),
             pid: process.pid,
           },
           address: `${addr.host}:${addr.port}`,
@@ -128,7 +145,7 @@ export class Agent {
           stopTimeoutMs: cfg.shutdownTimeoutMs + cfg.heartbeatTimeoutMs + 10_000,
         });
         const world = await this.untilSignal(rdzv.join());
-        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, addr.host, cfg.nodeRank);
+        metrics = await startMetrics(cfg.metricsPort, cfg.metricsHost, addr.host, world.nodeRank);
         const code = await this.supervise(rdzv, world, addr, metrics);
         await rdzv.leave().catch(() => undefined);
         return code;
@@ -142,6 +159,7 @@ export class Agent {
       }
       throw e;
     } finally {
+      this.status?.end();
       this.removeSignalHandlers();
       await metrics?.close().catch(() => undefined);
       await server?.close();
@@ -173,7 +191,7 @@ export class Agent {
           if (localSignal !== undefined) {
             stop = await rdzv.requestStop(attempt, {
               kind: 'abort',
-              nodeRank: cfg.nodeRank,
+              nodeRank: world.nodeRank,
               signal: localSignal,
               atMs: Date.now(),
             });
@@ -185,7 +203,7 @@ export class Agent {
             sleep(cfg.monitorIntervalMs).then(() => ({ t: 'tick' as const })),
           ]);
           if (ev.t === 'fail') {
-            stop = await rdzv.requestStop(attempt, failureReason(cfg.nodeRank, ev.f));
+            stop = await rdzv.requestStop(attempt, failureReason(world.nodeRank, ev.f));
           } else if (ev.t === 'sig') {
             localSignal = ev.s;
           } else {
@@ -195,7 +213,7 @@ export class Agent {
             else if (lost.length > 0) {
               stop = await rdzv.requestStop(attempt, {
                 kind: 'lost',
-                nodeRank: cfg.nodeRank,
+                nodeRank: world.nodeRank,
                 lost,
                 atMs: Date.now(),
               });
@@ -219,6 +237,7 @@ export class Agent {
         );
       }
       const exits = await group.stop(cfg.shutdownTimeoutMs, localSignal ?? 'SIGTERM');
+      this.status?.end(); // the last progress stays; what follows starts on a line of its own
       for (const e of exits) metrics.detach(e);
       const localFailures = exits.filter(isFailure).sort((a, b) => a.atMs - b.atMs);
 
@@ -264,7 +283,7 @@ export class Agent {
     const specs: WorkerSpawn[] = [];
     for (let localRank = 0; localRank < world.localWorldSize; localRank++) {
       const rank = world.rankOffset + localRank;
-      const env = workerEnv(cfg.env, {
+      const env = workerEnv(this.status ? { MTL_PROGRESS: 'tty', ...cfg.env } : cfg.env, {
         rank,
         localRank,
         worldSize: world.worldSize,
@@ -278,6 +297,8 @@ export class Agent {
         restartCount: attempt,
         maxRestarts: world.maxRestarts,
         timelineFile: cfg.timeline,
+        roleName: cfg.roleName,
+        nodeAddr: cfg.localAddr,
       });
       const shown = cfg.localRanksFilter === undefined || cfg.localRanksFilter.has(localRank);
       const redirect = cfg.redirects(localRank);
@@ -289,15 +310,10 @@ export class Agent {
           cfg.logDir === undefined
             ? undefined
             : join(cfg.logDir, cfg.runId, `attempt_${attempt}`, `rank${rank}`),
+        status: this.status,
       });
-      const argv = [
-        process.execPath,
-        ...cfg.entry.execArgv,
-        '--import',
-        watchdog,
-        cfg.entry.program,
-        ...cfg.entry.args,
-      ];
+      const run = cfg.entry.exec ? execShimArgv(cfg.entry.exec) : [cfg.entry.program, ...cfg.entry.args];
+      const argv = [process.execPath, ...cfg.entry.execArgv, '--import', watchdog, ...run];
       specs.push({ rank, localRank, argv, env, cwd: cfg.cwd, logs });
     }
     const group = new WorkerGroup(specs);

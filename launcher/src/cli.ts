@@ -4,6 +4,7 @@
 import { LaunchError } from './errors.js';
 import { checkEntrypointArgs } from './entrypoint.js';
 import { parseLaunchArgs } from './options.js';
+import { preflight } from './preflight.js';
 
 // `mtl-launch ... | head` closes our stdout early: losing the console must not kill the run.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -18,6 +19,9 @@ async function main(): Promise<number> {
       else process.stderr.write(`mtl-launch: ${bad.text}\n`);
       return bad.code;
     }
+    // A config mistake fails here, once, instead of in every worker of every restart.
+    const problem = await preflight(config.entry, config.cwd, config.hostsStore !== false);
+    if (problem !== null) throw new LaunchError(problem, 2);
     // Loaded only now: a usage error should not pay for ZeroMQ and the store.
     const { Agent } = await import('./agent.js');
     return await new Agent(config).run();

@@ -5,8 +5,11 @@ import { LaunchError } from './errors.js';
 
 /** What every worker runs: node + exec args + the file + its arguments. */
 export interface Entrypoint {
-  /** `release`: the built-in worker with the MTLFace release's flags (`mtlface --train_fr ...`). */
-  kind: 'script' | 'config' | 'release';
+  /**
+   * `release`: the built-in worker with the MTLFace release's flags (`mtlface --train_fr ...`);
+   * `exec`: a program that is not node (a Python script or module, or `--no-python`'s executable).
+   */
+  kind: 'script' | 'config' | 'release' | 'exec';
   /** The user's file: the script, or the config passed to the built-in worker. */
   file: string;
   /** The program node runs in each worker. */
@@ -14,6 +17,8 @@ export interface Entrypoint {
   /** Node flags put before the watchdog import and the program. */
   execArgv: string[];
   args: string[];
+  /** `exec` only: the command each worker runs (looked up on PATH when it has no slash). */
+  exec?: string[];
 }
 
 const SCRIPT_EXT = /\.(js|mjs|cjs|ts|mts|cts)$/;

@@ -7,7 +7,10 @@
 export interface NodeSpec {
   runId: string;
   nnodes: number;
-  nodeRank: number;
+  /** null: take the next free rank (c10d without --node-rank); the store's host is always 0. */
+  nodeRank: number | null;
+  /** This node hosts the store: it publishes the run's identity and keeps the store until all left. */
+  hostsStore: boolean;
   localWorldSize: number;
   maxRestarts: number;
   host: string;

@@ -56,6 +56,8 @@ interface NodeRecord {
  */
 export class StoreRendezvous implements Rendezvous {
   private world: World | undefined;
+  /** This node's rank: given, or assigned in `join`. */
+  private rank = -1;
   private beatAtMs = 0;
   private beatAttempt = -1;
   /** Per node: the last heartbeat value seen and when it last changed (local clock). */
@@ -69,7 +71,7 @@ export class StoreRendezvous implements Rendezvous {
   async join(): Promise<World> {
     const { node } = this.o;
     const s = this.store;
-    if (node.nodeRank === 0) {
+    if (node.hostsStore) {
       await s.set(NS + 'run-id', node.runId);
       await s.set(NS + 'nnodes', String(node.nnodes));
       await s.set(NS + 'max-restarts', String(node.maxRestarts));
@@ -88,22 +90,26 @@ export class StoreRendezvous implements Rendezvous {
       );
     }
     const maxRestarts = Number(str(await this.waitKey('max-restarts')));
-    if ((await s.tryGet(NS + 'closed')) != null) {
-      throw new LaunchError(
-        `rendezvous refused: the world of run '${node.runId}' is already complete (${node.nnodes} nodes joined); node rank ${node.nodeRank} came too late`,
+    const late = (): LaunchError =>
+      new LaunchError(
+        `rendezvous refused: the world of run '${node.runId}' is already complete (${node.nnodes} nodes joined); node rank ${node.nodeRank ?? '(to be assigned)'} came too late`,
       );
-    }
+    if ((await s.tryGet(NS + 'closed')) != null) throw late();
+    // Assigned ranks count up from 1 in order of arrival; the host took 0.
+    const rank = node.nodeRank ?? (node.hostsStore ? 0 : await s.add(NS + 'next-node', 1));
+    if (rank >= node.nnodes) throw late();
+    this.rank = rank;
     const me: NodeRecord = {
       host: node.host,
       pid: node.pid,
       localWorldSize: node.localWorldSize,
       nonce: Math.random().toString(36).slice(2),
     };
-    const claimed = str(await s.compareSet(NS + `node/${node.nodeRank}`, null, JSON.stringify(me)));
+    const claimed = str(await s.compareSet(NS + `node/${rank}`, null, JSON.stringify(me)));
     if (claimed !== JSON.stringify(me)) {
       const other = JSON.parse(claimed) as NodeRecord;
       throw new LaunchError(
-        `rendezvous refused: node rank ${node.nodeRank} of run '${node.runId}' is already taken by ${other.host} (launcher pid ${other.pid})`,
+        `rendezvous refused: node rank ${rank} of run '${node.runId}' is already taken by ${other.host} (launcher pid ${other.pid})`,
       );
     }
     const joined = await s.add(NS + 'joined', 1);
@@ -119,9 +125,9 @@ export class StoreRendezvous implements Rendezvous {
     const sizes = records.map((r) => r.localWorldSize);
     this.world = {
       nnodes: node.nnodes,
-      nodeRank: node.nodeRank,
+      nodeRank: rank,
       worldSize: sizes.reduce((a, b) => a + b, 0),
-      rankOffset: sizes.slice(0, node.nodeRank).reduce((a, b) => a + b, 0),
+      rankOffset: sizes.slice(0, rank).reduce((a, b) => a + b, 0),
       localWorldSize: node.localWorldSize,
       maxRestarts,
     };
@@ -148,7 +154,7 @@ export class StoreRendezvous implements Rendezvous {
 
   async awaitAllStopped(attempt: number): Promise<void> {
     const { node } = this.o;
-    await this.store.set(NS + `attempt/${attempt}/stopped/${node.nodeRank}`, '1');
+    await this.store.set(NS + `attempt/${attempt}/stopped/${this.rank}`, '1');
     const keys = Array.from({ length: node.nnodes }, (_, r) => NS + `attempt/${attempt}/stopped/${r}`);
     await this.waitAll(
       keys,
@@ -164,7 +170,8 @@ export class StoreRendezvous implements Rendezvous {
 
   async heartbeat(attempt: number): Promise<number[]> {
     const now = Date.now();
-    const { nnodes, nodeRank } = this.o.node;
+    const { nnodes } = this.o.node;
+    const nodeRank = this.rank;
     if (attempt !== this.beatAttempt) {
       this.beatAttempt = attempt;
       this.seen = Array.from({ length: nnodes }, () => ({ value: -1, changedAtMs: now }));
@@ -186,7 +193,7 @@ export class StoreRendezvous implements Rendezvous {
 
   async leave(): Promise<void> {
     const left = await this.store.add(NS + 'left', 1);
-    if (this.o.node.nodeRank !== 0) return;
+    if (!this.o.node.hostsStore) return;
     const deadline = Date.now() + (this.o.leaveTimeoutMs ?? 5000);
     let n = left;
     while (n < this.o.node.nnodes && Date.now() < deadline) {

@@ -13,6 +13,10 @@ export interface WorkerPlacement {
   restartCount: number;
   maxRestarts: number;
   timelineFile?: string | undefined;
+  /** torchrun's `--role` (one role per run here: ROLE_RANK and ROLE_WORLD_SIZE equal RANK and WORLD_SIZE). */
+  roleName?: string | undefined;
+  /** This node's address for the workers' own connections (MTL_NODE_ADDR), unless the user set it. */
+  nodeAddr?: string | undefined;
 }
 
 /**
@@ -56,5 +60,13 @@ export function workerEnv(base: NodeJS.ProcessEnv, p: WorkerPlacement): NodeJS.P
   env.CUDA_VISIBLE_DEVICES = pinnedDevice(p.localRank, base.CUDA_VISIBLE_DEVICES);
   if (base.OMP_NUM_THREADS === undefined || base.OMP_NUM_THREADS === '') env.OMP_NUM_THREADS = '1';
   if (p.timelineFile !== undefined) env.MTL_TIMELINE = p.timelineFile;
+  // torchrun's names for the same facts, so its scripts run unchanged.
+  env.TORCHELASTIC_RESTART_COUNT = env.MTL_RESTART_COUNT;
+  env.TORCHELASTIC_MAX_RESTARTS = env.MTL_MAX_RESTARTS;
+  env.TORCHELASTIC_RUN_ID = p.runId;
+  env.ROLE_NAME = p.roleName ?? 'default';
+  env.ROLE_RANK = env.RANK;
+  env.ROLE_WORLD_SIZE = env.WORLD_SIZE;
+  if (p.nodeAddr !== undefined && !base.MTL_NODE_ADDR) env.MTL_NODE_ADDR = p.nodeAddr;
   return env;
 }

@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { PROGRESS_MARKER, type StatusLine } from './console-status.js';
 import { LineSplitter, TailBuffer } from './lines.js';
 import type { StreamSet } from './log-spec.js';
 
@@ -12,6 +13,8 @@ export interface WorkerLogPlan {
   console: StreamSet;
   /** Directory for stdout.log / stderr.log, or none. */
   dir?: string | undefined;
+  /** The console's status line: progress lines go there, the others above it. */
+  status?: StatusLine | undefined;
 }
 
 export interface Sink {
@@ -59,9 +62,17 @@ export class WorkerLogs {
       file.on('error', (e) => this.err.write(`mtl-launch: cannot write ${file.path}: ${e.message}\n`));
       this.files.push(file);
     }
+    const status = this.plan.status;
     const splitter = new LineSplitter((line) => {
+      if (line.startsWith(PROGRESS_MARKER)) {
+        const text = line.slice(PROGRESS_MARKER.length);
+        if (sink && status) status.set(prefix + text);
+        else sink?.write(prefix + text + '\n');
+        return;
+      }
       if (tail) this.stderrTail.push(line);
-      sink?.write(prefix + line + '\n');
+      if (sink && status) status.line(sink, prefix + line + '\n');
+      else sink?.write(prefix + line + '\n');
     });
     this.ended.push(
       new Promise<void>((resolve) => {

@@ -112,6 +112,115 @@ describe('parseLaunchArgs', () => {
     assert.deepEqual([d.nnodes, d.nodeRank, d.masterAddr], [1, 0, '127.0.0.1']);
   });
 
+  it("takes torchrun's rendezvous flags: backend, endpoint (default port 29400), id, conf", () => {
+    const c = parse([
+      '--nnodes=2',
+      '--nproc_per_node=2',
+      '--rdzv_backend=c10d',
+      '--rdzv_endpoint=10.1.2.3',
+      '--rdzv-id=job7',
+      '--rdzv-conf',
+      'timeout=120,read_timeout=45,last_call_timeout=5',
+      'train.mjs',
+    ]).config;
+    assert.deepEqual(
+      [c.masterAddr, c.masterPort, c.runId, c.rdzvTimeoutMs, c.heartbeatTimeoutMs],
+      ['10.1.2.3', 29400, 'job7', 120_000, 45_000],
+    );
+    // c10d without --node-rank: the rendezvous numbers the nodes; a remote endpoint is not hosted here.
+    assert.equal(c.nodeRank, null);
+    assert.equal(c.hostsStore, false);
+    const local = parse([
+      '--nnodes',
+      '2',
+      '--rdzv-backend',
+      'c10d',
+      '--rdzv-endpoint',
+      '127.0.0.1:29611',
+      'train.mjs',
+    ]);
+    assert.deepEqual([local.config.masterPort, local.config.hostsStore], [29611, 'try']);
+    const pinned = parse([
+      '--nnodes',
+      '2',
+      '--rdzv-backend',
+      'c10d',
+      '--rdzv-endpoint',
+      'h:1',
+      '--rdzv-conf',
+      'is_host=1',
+      'train.mjs',
+    ]);
+    assert.equal(pinned.config.hostsStore, true);
+    const v6 = parse(['--rdzv-endpoint', '[fe80::1]:29500', 'train.mjs']).config;
+    assert.deepEqual([v6.masterAddr, v6.masterPort], ['fe80::1', 29500]);
+    // static, or an explicit --node-rank: node 0 hosts, as before.
+    const st = parse(['--nnodes', '2', '--node-rank', '1', '--rdzv-endpoint', 'h:5', 'train.mjs']).config;
+    assert.deepEqual([st.nodeRank, st.hostsStore, st.masterAddr, st.masterPort], [1, false, 'h', 5]);
+  });
+
+  it('refuses rendezvous settings it cannot honour, and flags that contradict each other', () => {
+    refuses(
+      ['--rdzv-backend', 'etcd', 'train.mjs'],
+      /--rdzv-backend etcd is not supported: use c10d or static/,
+    );
+    refuses(
+      ['--rdzv-conf', 'timeout=1,heartbeat=5', 'train.mjs'],
+      /--rdzv-conf: unknown key 'heartbeat' \(known: timeout,/,
+    );
+    refuses(
+      ['--rdzv-conf', 'timeout=soon', 'train.mjs'],
+      /timeout=soon: expected a positive number of seconds/,
+    );
+    refuses(['--rdzv-endpoint', 'h:99999', 'train.mjs'], /port must be in 1\.\.65535/);
+    refuses(
+      ['--rdzv-endpoint', 'h:1', '--master-addr', 'g', 'train.mjs'],
+      /--rdzv-endpoint h:1 and --master-addr g disagree/,
+    );
+    refuses(['--rdzv-id', 'a', '--run-id', 'b', 'train.mjs'], /--run-id b and --rdzv-id a disagree/);
+    refuses(
+      ['--rdzv-conf', 'timeout=5', '--rdzv-timeout', '9', 'train.mjs'],
+      /timeout=5 and --rdzv-timeout 9 disagree/,
+    );
+  });
+
+  it('accepts --nnodes MIN:MAX with MIN = MAX and refuses a real elastic range in one line', () => {
+    assert.equal(parse(['--nnodes', '3:3', '--node-rank', '2', 'train.mjs']).config.nnodes, 3);
+    refuses(
+      ['--nnodes', '1:4', 'train.mjs'],
+      /--nnodes 1:4: elastic membership \(MIN < MAX\) is not supported; .*--nnodes 4:4/,
+    );
+    refuses(['--nnodes', '4:1', 'train.mjs'], /MIN must not exceed MAX/);
+  });
+
+  it('runs .py and -m through python3 -u, --no-python executables as they are, and takes --role, --run-path, --local-addr', () => {
+    writeFileSync(join(dir, 'train.py'), '');
+    writeFileSync(join(dir, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+    const env = { PATH: '/usr/bin:/bin', MTL_PYTHON: '/usr/bin/python3' };
+    const py = parse(['train.py', '--lr', '1'], env).config.entry;
+    assert.deepEqual(
+      [py.kind, py.exec],
+      ['exec', ['/usr/bin/python3', '-u', join(dir, 'train.py'), '--lr', '1']],
+    );
+    const mod = parse(['-m', 'pkg.train', '--x'], env).config.entry;
+    assert.deepEqual(mod.exec, ['/usr/bin/python3', '-u', '-m', 'pkg.train', '--x']);
+    const sh = parse(['--no_python', './run.sh', 'a'], env).config.entry;
+    assert.deepEqual(sh.exec, [join(dir, 'run.sh'), 'a']);
+    const onPath = parse(['--no-python', 'sh', '-c', 'true'], env).config.entry.exec ?? [];
+    assert.match(onPath[0] ?? '', /^\/(usr\/)?bin\/sh$/, 'found on PATH');
+    assert.deepEqual(onPath.slice(1), ['-c', 'true']);
+    const c = parse(['--role', 'trainer', '--run-path', '--local-addr', '10.0.0.5', 'train.mjs']).config;
+    assert.deepEqual([c.roleName, c.localAddr], ['trainer', '10.0.0.5']);
+    refuses(
+      ['--no-python', 'no-such-program-here', 'x'],
+      /program no-such-program-here not found on PATH/,
+      env,
+    );
+    refuses(['--no-python', './notes.txt'], /program \.\/notes\.txt not found or not executable/, env);
+    refuses(['--no-python', '-m', 'x'], /-m and --no-python exclude each other/, env);
+    refuses(['train.py'], /interpreter python3 not found on PATH \(set MTL_PYTHON/, { PATH: '/nonexistent' });
+  });
+
   it('parses log routing flags', () => {
     const c = parse([
       '--log-dir',
@@ -139,7 +248,6 @@ describe('parseLaunchArgs', () => {
     );
     refuses(['--nproc', '0', 'train.mjs'], /at least 1/);
     refuses(['--nnodes', '0', 'train.mjs'], /--nnodes must be at least 1/);
-    refuses(['--nnodes', '1:4', 'train.mjs'], /elastic ranges/);
     refuses(['--nnodes', '3', '--node-rank', '3', 'train.mjs'], /--node-rank 3 must be less than --nnodes 3/);
     refuses(['--master-port', '70000', 'train.mjs'], /--master-port must be in 1\.\.65535, got 70000/);
     refuses(['--max-restarts', '-1', 'train.mjs'], /--max-restarts must be at least 0/);

@@ -16,7 +16,11 @@ describe('StoreRendezvous', () => {
   /** Each test runs on its own store, as each run has its own. */
   const freshServer = () => StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
 
-  async function node(s: StoreServer, spec: Partial<NodeSpec> & { nodeRank: number }, timeoutMs = 5000) {
+  async function node(
+    s: StoreServer,
+    spec: Partial<NodeSpec> & { nodeRank: number | null },
+    timeoutMs = 5000,
+  ) {
     const client = await StoreClient.connect({
       host: '127.0.0.1',
       port: s.port,
@@ -29,8 +33,9 @@ describe('StoreRendezvous', () => {
       nnodes: 2,
       localWorldSize: 2,
       maxRestarts: 1,
-      host: `host${spec.nodeRank}`,
-      pid: 100 + spec.nodeRank,
+      host: `host${spec.nodeRank ?? 'x'}`,
+      pid: 100 + (spec.nodeRank ?? 50),
+      hostsStore: spec.nodeRank === 0,
       ...spec,
     };
     return new StoreRendezvous(client, {
@@ -59,6 +64,41 @@ describe('StoreRendezvous', () => {
           [0, 0, 6, 4],
           [2, 5, 6, 4],
         ],
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('numbers nodes without a rank in order of arrival after the host (c10d), and refuses one too many', async () => {
+    const s = await freshServer();
+    try {
+      const host = await node(s, { nodeRank: null, hostsStore: true, nnodes: 3, localWorldSize: 2 });
+      const a = await node(s, { nodeRank: null, nnodes: 3, localWorldSize: 3 });
+      const b = await node(s, { nodeRank: null, nnodes: 3, localWorldSize: 1 });
+      const probe = await StoreClient.connect({
+        host: '127.0.0.1',
+        port: s.port,
+        token: TOKEN,
+        timeoutMs: 5000,
+      });
+      clients.push(probe);
+      const joins = [host.join(), a.join()];
+      // b starts only once a holds its rank: a is node 1, b node 2.
+      await probe.get('mtl-launch/node/1', 5000);
+      joins.push(b.join());
+      const [wh, wa, wb] = await Promise.all(joins);
+      assert.deepEqual(
+        [wh, wa, wb].map((w) => [w.nodeRank, w.rankOffset, w.worldSize]),
+        [
+          [0, 0, 6],
+          [1, 2, 6],
+          [2, 5, 6],
+        ],
+      );
+      await assert.rejects(
+        (await node(s, { nodeRank: null, nnodes: 3 })).join(),
+        refusal(/already complete \(3 nodes joined\)/),
       );
     } finally {
       await s.close();

@@ -39,4 +39,23 @@ describe('worker environment', () => {
     assert.equal(env.MTL_TIMELINE, '/tmp/t.json');
     assert.equal(workerEnv({}, placement).OMP_NUM_THREADS, '1');
   });
+
+  it("sets torchrun's elastic and role names to the same facts, and the node address unless the user set one", () => {
+    const env = workerEnv({}, { ...placement, roleName: 'trainer', nodeAddr: '10.0.0.2' });
+    assert.deepEqual(
+      [env.TORCHELASTIC_RESTART_COUNT, env.TORCHELASTIC_MAX_RESTARTS, env.TORCHELASTIC_RUN_ID],
+      [String(placement.restartCount), String(placement.maxRestarts), placement.runId],
+    );
+    assert.deepEqual(
+      [env.ROLE_NAME, env.ROLE_RANK, env.ROLE_WORLD_SIZE],
+      ['trainer', String(placement.rank), String(placement.worldSize)],
+    );
+    assert.equal(env.MTL_NODE_ADDR, '10.0.0.2');
+    assert.equal(
+      workerEnv({ MTL_NODE_ADDR: '10.9.9.9' }, { ...placement, nodeAddr: '10.0.0.2' }).MTL_NODE_ADDR,
+      '10.9.9.9',
+    );
+    assert.equal(workerEnv({}, placement).ROLE_NAME, 'default');
+    assert.equal(workerEnv({}, placement).MTL_NODE_ADDR, undefined);
+  });
 });

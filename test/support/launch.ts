@@ -14,8 +14,11 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const LAUNCHER_CLI = join(REPO_ROOT, 'launcher', 'src', 'cli.ts');
-/** Node flags that run the repository from source (same as scripts/source-argv.mjs). */
-export const SOURCE_EXEC_ARGV = ['--conditions=mtl-source', '--import', 'tsx'];
+/**
+ * Node flags that run the repository from source (as scripts/source-argv.mjs), with tsx's loader
+ * resolved here so that a launcher started in any working directory finds it.
+ */
+export const SOURCE_EXEC_ARGV = ['--conditions=mtl-source', '--import', import.meta.resolve('tsx')];
 
 export interface LaunchOptions {
   cwd?: string;

@@ -15,6 +15,8 @@ import {
   synthImages,
   synthesize,
 } from '@mtlface/data';
+import { backendOption } from './face/cli.js';
+import { workersVersion } from './version.js';
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -25,7 +27,9 @@ function int(name: string, min: number) {
   };
 }
 
-const program = new Command('mtl-data').description('Prepare MTLFace datasets');
+const program = new Command('mtl-data')
+  .description('Prepare MTLFace datasets')
+  .version(workersVersion(), '--version');
 
 program
   .command('synth')
@@ -183,7 +187,7 @@ program
     "a published list (the release's annotations): its ages and genders where file names match",
   )
   .option('--batch <n>', 'images per network call', int('--batch', 1), 64)
-  .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+  .addOption(backendOption())
   .action((dir: string, o: { out: string; ages?: string; batch: number; backend: string }) =>
     annotateWithProgress({ root: dir, ...o }),
   );
@@ -207,7 +211,7 @@ program
     'for annotate: a published list whose ages and genders are taken where file names match',
   )
   .option('--batch <n>', 'for annotate: images per network call', int('--batch', 1), 64)
-  .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+  .addOption(backendOption())
   .action(
     async (
       photos: string,

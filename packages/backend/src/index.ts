@@ -14,3 +14,4 @@ export { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from './nati
 export { loadDnnlAddon } from './native/addon.js';
 export type { DnnlAddon } from './native/addon.js';
 export { registerWasmFixes, WASM_FIXED_KERNELS } from './wasm/register.js';
+export { backendMissing, tensorflowBindingMissing } from './installed.js';

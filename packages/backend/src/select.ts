@@ -1,10 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
 import { loadDnnlAddon } from './native/addon.js';
+import { tensorflowBindingMissing } from './installed.js';
 import { registerNativeBackend } from './native/register.js';
 import { registerAllGradients } from './gradients.js';
 import { registerWasmFixes } from './wasm/register.js';
@@ -63,29 +61,6 @@ export function cpuThreads(env: NodeJS.ProcessEnv, cores = availableParallelism(
 type Attempt = { ok: true; detail: string } | { ok: false; reason: string };
 
 const errText = (err: unknown) => (err instanceof Error ? err.message.split('\n')[0]! : String(err));
-
-const require = createRequire(import.meta.url);
-
-/**
- * The TensorFlow bindings install their JavaScript even when the download of
- * libtensorflow fails; importing such a half-installed package costs seconds
- * and then throws, so look for the compiled binding first.
- */
-function tensorflowBindingMissing(name: string): string | null {
-  let dir: string;
-  try {
-    dir = dirname(require.resolve(`${name}/package.json`));
-  } catch {
-    return `${name} is not installed`;
-  }
-  const lib = join(dir, 'lib');
-  const found =
-    existsSync(lib) &&
-    readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')));
-  return found
-    ? null
-    : `${name} is installed without its native binding (its install script did not fetch libtensorflow)`;
-}
 
 async function importOptional(name: string): Promise<Attempt> {
   if (name.startsWith('@tensorflow/tfjs-node')) {

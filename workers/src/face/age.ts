@@ -6,7 +6,8 @@ import { initBackend } from '@mtlface/backend';
 import { AGE_GROUP_THRESHOLDS, isAgeGroupCount } from '@mtlface/data';
 import { ageSeries, type FaceImages } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
+import { escapeXml } from '../plot/svg.js';
 
 interface AgeOptions {
   checkpoint: string;
@@ -57,9 +58,6 @@ export function composeGrid(
   }
   return { data, width, height };
 }
-
-const escapeXml = (t: string): string =>
-  t.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
 /** Height in pixels of the label row above a grid of `cell`-pixel cells. */
 export function headerHeight(cell: number): number {
@@ -124,7 +122,7 @@ export function register(program: Command): void {
     )
     .option('--no-labels', 'no label row (column = input, then the target age groups) above the grid')
     .option('--align', 'detect and align the faces first')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('age', run));
 }
 

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { initBackend } from '@mtlface/backend';
 import { AlignError } from '@mtlface/eval/align';
 import { createAligner } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface AlignCliOptions {
   out: string;
@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .option('--aligned', 'the inputs are aligned crops of any size: resize them, do not detect')
     .option('--no-aligned', 'detect even in 112×112 inputs (by default they are taken as aligned crops)')
     .option('--json', 'one JSON object per image')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('align', run));
 }
 

@@ -6,7 +6,7 @@ import { row } from '@mtlface/eval';
 import { embedImages as embedFaces, faceModelFromModules } from '@mtlface/eval/model';
 import { createAligner, loadModule, readFaces, type Aligner } from './face-model.js';
 import { checkpointTensorsPath } from './checkpoint-file.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 /** The backbone tensors of a checkpoint: a .safetensors file, or a training checkpoint (dir or sidecar). */
 export function readBackboneTensors(checkpoint: string): Map<string, RawTensor> {
@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per line: {"image", "embedding"}')
     .option('--align', 'detect and align the faces first (112×112 inputs pass through as aligned crops)')
     .option('--batch <n>', 'images per forward', '16')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(
       reportErrors(
         'embed',

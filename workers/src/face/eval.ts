@@ -23,7 +23,7 @@ import {
 } from '@mtlface/eval/model';
 import type { MatcherPairs } from '@mtlface/eval/judges';
 import { createAligner, loadFaceModel, readFaces, type Aligner, type LoadedFaceModel } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface EvalOptions {
   checkpoint: string;
@@ -91,7 +91,7 @@ export function register(program: Command): void {
     .option('--no-flip', 'do not add the mirrored image embedding')
     .option('--batch <n>', 'images per forward', '32')
     .option('--json', 'one JSON object per evaluation')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('eval', run));
 }
 

@@ -22,7 +22,7 @@ import {
 } from '@mtlface/model';
 import { initBackend } from '@mtlface/backend';
 import { writeFileSync, renameSync } from 'node:fs';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 import { runImportRelease } from './release-torch.js';
 
 interface ImportOptions {
@@ -155,7 +155,7 @@ export function register(program: Command): void {
       '--network <name>',
       `for a bare state dict the names do not identify: ${NETWORK_NAMES.join(', ')}`,
     )
-    .option('--backend <name>', 'tfjs backend', 'cpu')
+    .addOption(backendOption('cpu'))
     .action(reportErrors('import-torch', run));
 }
 

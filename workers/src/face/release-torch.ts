@@ -19,7 +19,7 @@ import {
   writeCheckpoint,
   writeReleaseCheckpoint,
 } from '@mtlface/train';
-import { reportErrors } from './cli.js';
+import { backendOption, reportErrors } from './cli.js';
 
 export interface ImportReleaseOptions {
   release: string;
@@ -132,7 +132,7 @@ export function register(program: Command): void {
     )
     .argument('<checkpoint>', 'checkpoint folder (its newest complete checkpoint) or ckpt-N.json')
     .requiredOption('--release <dir>', 'save_models folder to write into')
-    .option('--backend <name>', 'tfjs backend', 'auto')
+    .addOption(backendOption())
     .action(
       reportErrors('export-torch', async (checkpoint: string, o: { release: string; backend: string }) => {
         await initBackend({ backend: o.backend as 'cpu', log: () => {} });

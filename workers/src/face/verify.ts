@@ -5,7 +5,7 @@ import { initBackend } from '@mtlface/backend';
 import { cosineSimilarity, row } from '@mtlface/eval';
 import { embedImages, evaluatePairs, loadPairsSet } from '@mtlface/eval/model';
 import { createAligner, loadFaceModel, readFaces, type Aligner } from './face-model.js';
-import { reportErrors } from './cli.js';
+import { reportErrors, backendOption } from './cli.js';
 
 interface VerifyOptions {
   checkpoint: string;
@@ -34,7 +34,7 @@ export function register(program: Command): void {
       'a second opinion from an independent real-world matcher: face-api (its 128-D ResNet, same when distance < 0.6)',
     )
     .option('--json', 'print one JSON object')
-    .option('--backend <name>', 'tfjs backend: auto, native, wasm, cpu', 'auto')
+    .addOption(backendOption())
     .action(reportErrors('verify', run));
 }
 

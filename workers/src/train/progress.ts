@@ -1,4 +1,5 @@
-// Rank 0's progress: a bar with ETA on a terminal, one plain line per log interval when piped.
+// Rank 0's progress: a bar with ETA on a terminal, one plain line per log interval when piped,
+// and under mtl-launch on a terminal (MTL_PROGRESS=tty) a status line the launcher redraws.
 import cliProgress from 'cli-progress';
 
 export interface TrainProgress {
@@ -20,17 +21,44 @@ function fmtLosses(losses: Record<string, number>): string {
     .join(' ');
 }
 
+/**
+ * Marks a line as progress for mtl-launch (launcher/src/console-status.ts holds the same constant):
+ * the launcher shows it as its console's redrawn last line instead of printing it.
+ */
+export const PROGRESS_MARKER = '\u0000mtl-progress\u0000';
+/** Updates sent to the launcher at most this often (the last one always). */
+const LAUNCHER_REDRAW_MS = 200;
+
 export function createTrainProgress(opts: {
   start: number;
   end: number;
   logInterval: number;
-  tty: boolean;
+  /** `launcher`: mtl-launch's console is a terminal and redraws the marked lines. */
+  tty: boolean | 'launcher';
   log: (line: string) => void;
+  /** Where launcher-mode lines go (default stderr). */
+  write?: (text: string) => void;
 }): TrainProgress {
   const { start, end } = opts;
   const t0 = performance.now();
   const eta = (it: number): number =>
     ((performance.now() - t0) / 1000 / Math.max(1, it - start)) * (end - it);
+  if (opts.tty === 'launcher') {
+    const write = opts.write ?? ((t: string) => void process.stderr.write(t));
+    let lastMs = -Infinity;
+    return {
+      update(it, info) {
+        const now = performance.now();
+        if (now - lastMs < LAUNCHER_REDRAW_MS && it !== end) return;
+        lastMs = now;
+        const pct = Math.floor((100 * it) / end);
+        write(
+          `${PROGRESS_MARKER}train it ${it}/${end} (${pct}%) | eta ${fmtEta(eta(it))} | ${info.imagesPerSec.toFixed(1)} img/s | ${fmtLosses(info.losses)}\n`,
+        );
+      },
+      stop() {},
+    };
+  }
   if (opts.tty) {
     const bar = new cliProgress.SingleBar(
       {

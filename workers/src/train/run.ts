@@ -13,6 +13,7 @@ import { createSaver } from './saver.js';
 import { createValidator } from './validation.js';
 import { faultIteration } from './fault.js';
 import { trainLoop } from './loop.js';
+import { plotRunCurves } from './plots.js';
 
 export { formatValidation, validationScores } from './validation.js';
 
@@ -98,7 +99,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
             start: start.iteration,
             end,
             logInterval: cfg.log_interval,
-            tty: Boolean(process.stderr.isTTY),
+            tty: env.MTL_PROGRESS === 'tty' ? 'launcher' : Boolean(process.stderr.isTTY),
             log,
           })
         : null;
@@ -121,6 +122,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     });
     progress?.stop();
     if (rank === 0 && saver.latest) log(`checkpoint: ${saver.latest}`);
+    if (rank === 0) await plotRunCurves(cfg, log);
     const iterations = Math.max(0, end - start.iteration);
     return { iterations, lastReport: last, checkpoint: saver.latest, rank, validations: validator.reports };
   } finally {
