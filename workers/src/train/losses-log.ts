@@ -1,6 +1,7 @@
 // Per-iteration losses as JSON lines, one object per iteration, under the release's names where it
 // has them: `{"iter":1,"id_loss":…,"da_loss":…,"age_loss":…,"lr":…}`, for FAS `d1_logit`,
-// `d3_logit`, `g_logit`, `fas_id_loss`, `fas_age_loss`. As the release's logger, every value is the
+// `d3_logit`, `g_logit`, `fas_id_loss`, `fas_age_loss`; then the rates and `loss_scale` /
+// `fas_loss_scale` (after the step). As the release's logger, every value is the
 // mean over ranks (one small all-reduce per iteration); rank 0 writes.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -82,6 +83,9 @@ export class LossesLog {
       ['lr', lr.fr],
       ['g_lr', lr.fas],
       ['d_lr', lr.fas_d],
+      // The loss scale after the step (the same on every rank: overflows are decided after the all-reduce).
+      ['loss_scale', report.scale.fr],
+      ['fas_loss_scale', report.scale.fas],
     ];
     const line = {
       iter: report.iteration + 1,
