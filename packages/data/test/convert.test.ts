@@ -157,11 +157,12 @@ test('from-rec: an index entry past the end of the file is named with its line; 
     (e: Error) => e,
   );
   assert.match(err.message, new RegExp(`train\\.idx:3: record 2 at byte offset ${far} lies past the end of .*train\\.rec \\(${recBytes} bytes\\)`));
-  assert.doesNotMatch(err.message, /-\d/);
+  // The temporary directory's random name may hold "-0": look for a minus sign in front of a number.
+  assert.doesNotMatch(err.message.replaceAll(dir, '<dir>'), /(^|[\s(])-\d/);
   // The reader itself, at a record that starts past the end and at one that is cut short.
   const reader = await RecordReader.open(join(dir, 'train.rec'));
   try {
-    await assert.rejects(reader.read(far), (e: Error) => !/-\d/.test(e.message) && /would start at or past the end of the file/.test(e.message));
+    await assert.rejects(reader.read(far), (e: Error) => !/(^|[\s(])-\d/.test(e.message.replaceAll(dir, "<dir>")) && /would start at or past the end of the file/.test(e.message));
     await assert.rejects(
       reader.read(recBytes - 4),
       new RegExp(`byte offset ${recBytes - 4}: truncated record header: needs 8 bytes, the file ends 4 bytes later`),
