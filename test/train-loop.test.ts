@@ -63,10 +63,16 @@ test('50 AIFR steps on the synthetic set: the FR loss decreases, tf.memory().num
     last < first * 0.9,
     `FR loss did not decrease: first 10 steps ${first.toFixed(3)}, last 10 ${last.toFixed(3)}`,
   );
-  // Rank 0 draws the run's losses.jsonl at the end (no loss scale or img/s in it: named, not drawn).
-  for (const png of ['losses.png', 'schedule.png']) assert.ok(existsSync(join(dir, 'plots', png)), png);
+  // Rank 0 draws the run's losses.jsonl and steps.jsonl at the end: losses, lr and loss scale,
+  // img/s; an AIFR run without validation has no FAS or validation curves, and says so.
+  for (const png of ['losses.png', 'schedule.png', 'throughput.png'])
+    assert.ok(existsSync(join(dir, 'plots', png)), png);
   assert.ok(
-    logged.some((l) => /^curves: .*losses\.png, .*schedule\.png \(.*no loss scale/.test(l)),
+    logged.some((l) =>
+      /^curves: .*losses\.png, .*schedule\.png, .*throughput\.png \(no FAS losses, no validation accuracy/.test(
+        l,
+      ),
+    ),
     logged.filter((l) => l.includes('curves')).join('\n') || 'no curves line',
   );
 });

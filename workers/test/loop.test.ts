@@ -41,6 +41,7 @@ function parts(events: string[], over: Partial<LoopParts> = {}): LoopParts {
     },
     loader: { next: async () => (events.push('data'), batch) },
     lossesLog: { append: async (r) => void events.push(`log ${r.iteration}`) },
+    stepsLog: null,
     metrics: { recordIteration: (s) => void events.push(`metrics ${s.iteration} images ${s.images}`) },
     progress: { update: (done) => void events.push(`progress ${done}`) },
     validator: { due: (done) => done % 2 === 0, run: async (done) => void events.push(`validate ${done}`) },

@@ -1,9 +1,9 @@
 // A run's per-iteration JSON lines (`losses.jsonl`: {"iter": 1, "id_loss": …, "lr": …}) as the
 // charts `mtl-face plot` and the end of a run draw: losses per task, learning rates and the loss
 // scale, throughput, validation accuracy. Whatever the file does not carry is named, not invented.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chartSvg, type Panel, type Series } from './charts.js';
 
 /** Every numeric column of the file by name, as (iteration, value) points in file order. */
@@ -96,6 +96,9 @@ export async function plotLossLog(
   outDir: string,
 ): Promise<{ written: string[]; missing: string[]; iterations: number }> {
   const columns = readLossLog(logFile);
+  // Throughput, step time and validation live beside the losses (steps.jsonl), when the run wrote them.
+  const steps = join(dirname(logFile), 'steps.jsonl');
+  if (existsSync(steps)) for (const [k, v] of readLossLog(steps)) if (!columns.has(k)) columns.set(k, v);
   if (columns.size === 0) throw new Error(`${logFile}: no iteration records ({"iter": …} lines)`);
   const { charts, missing } = planCharts(columns);
   mkdirSync(outDir, { recursive: true });

@@ -16,6 +16,8 @@ export interface LoopParts {
   };
   loader: { next(): Promise<Batch | FasBatch> };
   lossesLog: { append(report: IterationReport): Promise<void> };
+  /** Measured values per iteration (steps.jsonl beside the losses). */
+  stepsLog: { append(iter: number, values: Record<string, number>): void } | null;
   metrics: { recordIteration(summary: IterationSummary): void } | null;
   progress: {
     update(done: number, info: { losses: Record<string, number>; imagesPerSec: number }): void;
@@ -57,10 +59,12 @@ export async function trainLoop(p: LoopParts): Promise<IterationReport | null> {
     last = report;
     images += batch.n;
     await p.lossesLog.append(report);
+    const stepSeconds = (performance.now() - tIter) / 1000;
+    p.stepsLog?.append(done, { img_per_s: batch.n / stepSeconds });
     p.metrics?.recordIteration({
       iteration: done,
       images: batch.n,
-      stepSeconds: (performance.now() - tIter) / 1000,
+      stepSeconds,
       dataWaitSeconds: waitMs / 1000,
       losses: report.losses,
       // The generator's rate is the FAS task's; the discriminator's has its own task label.

@@ -95,3 +95,30 @@ export class LossesLog {
     appendFileSync(this.path, JSON.stringify(line) + '\n');
   }
 }
+
+/**
+ * `steps.jsonl`, beside the losses file: what a run measured rather than computed (images per second,
+ * step and data-wait seconds, rank 0's view) and the validation scores. Kept apart from the losses,
+ * which a resumed run reproduces byte for byte while timings never repeat.
+ */
+export function stepsPath(cfg: TrainConfig): string {
+  return join(dirname(lossesPath(cfg)), 'steps.jsonl');
+}
+
+export class StepsLog {
+  private constructor(private readonly path: string | null) {}
+
+  /** Rank 0 cuts the file to iterations 1..`start` and writes; other ranks write nothing. */
+  static open(cfg: TrainConfig, rank: number, start: number): StepsLog {
+    if (rank !== 0) return new StepsLog(null);
+    const path = stepsPath(cfg);
+    truncateLosses(path, start);
+    return new StepsLog(path);
+  }
+
+  append(iter: number, values: Record<string, number>): void {
+    if (!this.path) return;
+    const finite = Object.entries(values).filter(([, v]) => Number.isFinite(v));
+    appendFileSync(this.path, JSON.stringify({ iter, ...Object.fromEntries(finite) }) + '\n');
+  }
+}

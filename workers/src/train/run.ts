@@ -2,17 +2,18 @@
 // metrics → data → trainer → where to start → loader → the loop (loop.ts) → cleanup.
 import { initBackend } from '@mtlface/backend';
 import { initProcessGroup, optionsFromEnv, type ProcessGroup } from '@mtlface/collective';
-import { BatchLoader, DistributedSampler, FasTargetSampler, loadDataset } from '@mtlface/data';
+import { loadDataset, type BatchLoader } from '@mtlface/data';
 import { createWorkerMetrics, instrumentAllReduce, type WorkerMetrics } from '@mtlface/metrics';
 import { Trainer, configHash, type IterationReport, type TrainConfig } from '@mtlface/train';
 import type { ValidationReport } from '@mtlface/eval/model';
 import { createTrainProgress } from './progress.js';
-import { LossesLog } from './losses-log.js';
+import { LossesLog, StepsLog } from './losses-log.js';
 import { startRun } from './start.js';
 import { createSaver } from './saver.js';
 import { createValidator } from './validation.js';
 import { faultIteration } from './fault.js';
 import { trainLoop } from './loop.js';
+import { createBatches } from './batches.js';
 import { plotRunCurves } from './plots.js';
 
 export { formatValidation, validationScores } from './validation.js';
@@ -76,23 +77,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const start = await startRun(trainer, cfg, { group, restart, resume: opts.resume ?? false, log });
     const end = Math.min(cfg.iterations, cfg.stop_at ?? cfg.iterations);
 
-    const { batch_size: batchSize, flip, prefetch, loader_threads: threads } = cfg.data;
-    const sampler = new DistributedSampler({
-      size: dataset.files.length,
-      batchSize,
-      worldSize,
-      rank,
-      seed: cfg.seed,
-    });
-    const fas =
-      cfg.mode === 'aifr'
-        ? undefined
-        : new FasTargetSampler(dataset.groups, cfg.model.groups, cfg.seed, { skipEmptyGroups: true });
-    loader = new BatchLoader({
-      ...{ dataset, sampler, size: cfg.model.input_size, flip, seed: cfg.seed, prefetch, threads, log },
-      startIteration: start.iteration,
-      ...(fas ? { fas } : {}),
-    });
+    const batches = createBatches(cfg, dataset, { rank, worldSize, start: start.iteration, log });
+    loader = batches.loader;
     const progress =
       rank === 0
         ? createTrainProgress({
@@ -103,11 +89,18 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
             log,
           })
         : null;
-    const validator = await createValidator(cfg, trainer.nets, { rank, group, metrics, log });
+    const stepsLog = StepsLog.open(cfg, rank, start.iteration);
+    const validator = await createValidator(cfg, trainer.nets, {
+      rank,
+      group,
+      metrics,
+      log,
+      steps: stepsLog,
+    });
     const saver = createSaver(cfg, trainer, {
       rank,
       worldSize,
-      sampler,
+      sampler: batches.sampler,
       configHash: hash,
       run: start.run,
       metrics,
@@ -117,6 +110,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       ...{ trainer, loader, metrics, progress, validator, saver, rank, log, end },
       start: start.iteration,
       lossesLog: LossesLog.open(cfg, rank, group, start.iteration),
+      stepsLog,
       faultAt: faultIteration(env, rank),
       ...(opts.onIteration ? { onIteration: (r: IterationReport) => opts.onIteration!(r, t) } : {}),
     });

@@ -50,7 +50,14 @@ export interface Validator {
 export async function createValidator(
   cfg: TrainConfig,
   nets: MtlFaceNetworks,
-  ctx: { rank: number; group: ProcessGroup | null; metrics: WorkerMetrics | null; log: (l: string) => void },
+  ctx: {
+    rank: number;
+    group: ProcessGroup | null;
+    metrics: WorkerMetrics | null;
+    log: (l: string) => void;
+    /** Where rank 0 records each set's accuracy for the curves (steps.jsonl). */
+    steps?: { append(iter: number, values: Record<string, number>): void };
+  },
 ): Promise<Validator> {
   const sets: PairsSet[] = [];
   if (cfg.val_interval > 0) {
@@ -89,6 +96,10 @@ export async function createValidator(
       if (rank === 0) {
         for (const line of formatValidation(done, report)) log(line);
         for (const [set, metric, value] of validationScores(report)) metrics?.validation(set, metric, value);
+        ctx.steps?.append(
+          done,
+          Object.fromEntries(report.sets.map((x) => [`val_${x.name}_accuracy`, x.accuracy])),
+        );
       }
       return report;
     },
