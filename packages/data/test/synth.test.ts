@@ -9,7 +9,10 @@ import {
   MAX_NEGATIVE_SKIN_TONE_GAP,
   MIN_POSITIVE_AGE_GAP,
   crossAgePairs,
+  drawNuisance,
   identityTraits,
+  renderFaceSvg,
+  Rng,
   parseAnnotations,
   synthImages,
   synthesize,
@@ -108,4 +111,37 @@ test('identity traits are persistent and not all identities share a value of any
     assert.ok(new Set(ts.map((t) => t[k])).size > 40, k);
   }
   assert.ok(new Set(ts.map((t) => t.hairStyle)).size >= 4);
+});
+
+test('the renderer draws the ageing cues it is built on, read from its SVG rather than pixel hashes', () => {
+  // One identity under one nuisance at two ages: the same random streams, only the age differs.
+  const render = (id: number, age: number): string => {
+    const rng = new Rng(1000 + id);
+    return renderFaceSvg(identityTraits(9, id), age, drawNuisance(rng), rng, 64);
+  };
+  const spots = (svg: string): number => (svg.match(/fill="rgb\(120,80,50\)"/g) ?? []).length;
+  // The brows are drawn in the hair colour (greying with it): the first round, unfilled stroke.
+  const brow = (svg: string): number[] => {
+    const m = /stroke="rgb\((\d+),(\d+),(\d+)\)" stroke-width="[\d.]+" stroke-linecap="round" fill="none"/.exec(svg);
+    assert.ok(m, 'a brow stroke in the SVG');
+    return [Number(m[1]), Number(m[2]), Number(m[3])];
+  };
+  let greyed = 0;
+  for (let id = 0; id < 12; id++) {
+    const t = identityTraits(9, id);
+    const [young, mid, old] = [render(id, 25), render(id, 50), render(id, 80)];
+    assert.equal(spots(young), 0, `identity ${id}: no age spots at 25`);
+    assert.equal(spots(mid), 0, `identity ${id}: no age spots at 50`);
+    if (t.ageingRate >= 0.2) assert.ok(spots(old) > 0, `identity ${id}: age spots at 80`);
+    // Hair (and brows) move toward grey (212, 212, 208) between 25 and 80: every identity's onset is
+    // before 57, so at 80 the grey is well under way.
+    const toGrey = [212 - t.hair[0], 212 - t.hair[1], 208 - t.hair[2]];
+    const moved = brow(old).map((v, k) => v - brow(young)[k]!);
+    const along = moved.reduce((a, v, k) => a + v * toGrey[k]!, 0);
+    if (Math.hypot(...toGrey) > 40) {
+      assert.ok(along > 0, `identity ${id}: brows from ${brow(young)} to ${brow(old)}, hair ${t.hair}`);
+      greyed++;
+    }
+  }
+  assert.ok(greyed >= 6, `only ${greyed} of 12 identities have hair far enough from grey to check`);
 });
