@@ -7,15 +7,16 @@
 //   3. evaluates the checkpoint on the held-out identities (cross-age verification, FAS age
 //      accuracy: mtl-face eval) and renders a labelled ageing grid of young adults (mtl-face age).
 // Extra arguments are passed to mtl-launch as key=value overrides (e.g. `npm run demo -- iterations=50`).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { keepPreviousRun } from './keep-run.mjs';
 import { SOURCE_EXEC_ARGV } from './source-argv.mjs';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const synthDir = join(root, 'data/synth');
 const runDir = join(root, 'runs/demo');
 const overrides = process.argv.slice(2);
@@ -106,12 +107,7 @@ try {
     progress.stop();
   }
 
-  const sidecars = existsSync(runDir)
-    ? spawnSync('ls', [runDir])
-        .stdout.toString()
-        .split('\n')
-        .filter((f) => /^ckpt-\d+\.json$/.test(f))
-    : [];
+  const sidecars = existsSync(runDir) ? readdirSync(runDir).filter((f) => /^ckpt-\d+\.json$/.test(f)) : [];
   const last = sidecars.sort().at(-1);
   if (!last) throw new Error(`no checkpoint in ${runDir}`);
   const sidecar = JSON.parse(readFileSync(join(runDir, last), 'utf8'));
