@@ -4,7 +4,16 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { REPO_ROOT, collect, freePort, launchFromSource, spawnLauncher, tempDir, waitFor, writeScript } from './support/launch.js';
+import {
+  REPO_ROOT,
+  collect,
+  freePort,
+  launchFromSource,
+  spawnLauncher,
+  tempDir,
+  waitFor,
+  writeScript,
+} from './support/launch.js';
 
 /** Local addresses of the sockets listening on TCP `port`, read from the kernel's tables. */
 function listeningOn(port: number): string[] {
@@ -25,7 +34,10 @@ function listeningOn(port: number): string[] {
       const words = hex.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
       out.push(
         words.length === 1
-          ? words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.')
+          ? words[0]!
+              .match(/../g)!
+              .map((b) => parseInt(b, 16))
+              .join('.')
           : words.join('').match(/.{4}/g)!.join(':'),
       );
     }
@@ -40,11 +52,23 @@ describe('mtl-launch surface', () => {
 
   for (const [name, extra, expected] of [
     ['binds /metrics to 127.0.0.1 by default on a single-node run', [], '127.0.0.1'],
-    ['binds /metrics to every interface only when --metrics-host 0.0.0.0 says so', ['--metrics-host', '0.0.0.0'], '0.0.0.0'],
+    [
+      'binds /metrics to every interface only when --metrics-host 0.0.0.0 says so',
+      ['--metrics-host', '0.0.0.0'],
+      '0.0.0.0',
+    ],
   ] as const) {
     it(name, async () => {
       const port = await freePort();
-      const launcher = spawnLauncher(['--standalone', '--metrics-port', String(port), '--shutdown-timeout', '5', ...extra, idle]);
+      const launcher = spawnLauncher([
+        '--standalone',
+        '--metrics-port',
+        String(port),
+        '--shutdown-timeout',
+        '5',
+        ...extra,
+        idle,
+      ]);
       const done = collect(launcher, 60_000);
       const up = await waitFor(() => listeningOn(port).length > 0, 30_000);
       const bound = listeningOn(port);
@@ -64,7 +88,11 @@ describe('mtl-launch surface', () => {
       timeoutMs: 120_000,
     });
     assert.notEqual(r.code, 0, 'the run failed');
-    assert.match(r.stdout, /attempt 0 world 2 sum 3 3/, 'the group formed (and opened its sockets) before the failure');
+    assert.match(
+      r.stdout,
+      /attempt 0 world 2 sum 3 3/,
+      'the group formed (and opened its sockets) before the failure',
+    );
     assert.deepEqual(
       readdirSync(sockDir.dir).filter((n) => /^mtl-.*\.sock$/.test(n)),
       [],

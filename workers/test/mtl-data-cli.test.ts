@@ -16,7 +16,21 @@ const run = (...args: string[]) =>
 
 test('mtl-data synth writes the set and reports it; piped progress is plain lines', async () => {
   const out = await mkdtemp(join(tmpdir(), 'mtl-cli-'));
-  const r = run('synth', '--out', out, '--identities', '6', '--images-per-identity', '3', '--size', '16', '--seed', '4', '--threads', '1');
+  const r = run(
+    'synth',
+    '--out',
+    out,
+    '--identities',
+    '6',
+    '--images-per-identity',
+    '3',
+    '--size',
+    '16',
+    '--seed',
+    '4',
+    '--threads',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /synth: 18 images \(4 train \/ 2 test identities\)/);
   assert.match(r.stderr, /^synth: 6\/6 \(100%\)$/m);
@@ -39,7 +53,10 @@ test('mtl-data from-rec: a header record announcing no images fails with one lin
   const r = run('from-rec', dir, '--out', join(dir, 'o'));
   assert.equal(r.status, 1, r.stdout);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /^mtl-data: .*train\.rec: byte offset 0: record 0 \(the header\) says the image records end at 0/);
+  assert.match(
+    r.stderr,
+    /^mtl-data: .*train\.rec: byte offset 0: record 0 \(the header\) says the image records end at 0/,
+  );
   assert.doesNotMatch(r.stdout, /images/);
   assert.equal(existsSync(join(dir, 'o')), false);
 });

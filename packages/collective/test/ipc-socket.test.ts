@@ -37,7 +37,11 @@ ${how === 'exit' ? 'process.exit(3);' : how === 'throw' ? "throw new Error('work
     proc.stdout.on('data', () => {
       if (out.includes('\n')) resolve(out.split('\n')[0]!);
     });
-    proc.once('exit', () => (out.includes('\n') ? resolve(out.split('\n')[0]!) : reject(new Error(`child ended before opening: ${err}`))));
+    proc.once('exit', () =>
+      out.includes('\n')
+        ? resolve(out.split('\n')[0]!)
+        : reject(new Error(`child ended before opening: ${err}`)),
+    );
   });
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
@@ -54,13 +58,17 @@ test('the socket file is unlinked when the process exits, throws, or gets SIGTER
       try {
         const c = child(dir, engine, how === 'exit' || how === 'throw' ? how : 'wait');
         const path = await c.path;
-        assert.ok(path.startsWith(join(dir, `mtl-${c.proc.pid}-`)), `${engine}/${how}: ${path} names its owner`);
+        assert.ok(
+          path.startsWith(join(dir, `mtl-${c.proc.pid}-`)),
+          `${engine}/${how}: ${path} names its owner`,
+        );
         if (how === 'SIGTERM' || how === 'SIGINT') {
           assert.ok(existsSync(path), `${engine}/${how}: the socket exists while the process runs`);
           c.proc.kill(how);
         }
         const end = await c.exit;
-        if (how === 'SIGTERM' || how === 'SIGINT') assert.equal(end.signal, how, `${engine}: still ends by ${how}`);
+        if (how === 'SIGTERM' || how === 'SIGINT')
+          assert.equal(end.signal, how, `${engine}: still ends by ${how}`);
         else assert.notEqual(end.code, 0);
         assert.deepEqual(sockets(dir), [], `${engine}/${how}: no socket file left`);
       } finally {
@@ -100,7 +108,10 @@ test('a stale socket (owner gone, connection refused) is swept; served ones and 
     writeFileSync(join(dir, 'mtl-notes.txt'), 'x');
     assert.equal(await sweepStaleSockets(dir, 500), 2);
     const left = readdirSync(dir).filter((n) => n.startsWith('mtl-'));
-    assert.deepEqual(left.sort(), ['mtl-2147483646-aa.sock', `mtl-${process.pid}-bb.sock`, 'mtl-notes.txt'].sort());
+    assert.deepEqual(
+      left.sort(),
+      ['mtl-2147483646-aa.sock', `mtl-${process.pid}-bb.sock`, 'mtl-notes.txt'].sort(),
+    );
   } finally {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     rmSync(dir, { recursive: true, force: true });

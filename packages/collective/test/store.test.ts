@@ -245,7 +245,9 @@ test('garbage frames and oversized messages never crash the store', async () => 
     await assert.rejects(good.set('huge', Buffer.alloc(17 * 1024 * 1024)), /exceeds the 16777216-byte limit/);
     await good.close();
     assert.ok(rejects.some((r) => r.includes('undecodable')));
-    assert.ok(rejects.some((r) => /dropped the connection .*frame header of \d+ bytes \(limit 4096\)/.test(r)));
+    assert.ok(
+      rejects.some((r) => /dropped the connection .*frame header of \d+ bytes \(limit 4096\)/.test(r)),
+    );
   } finally {
     raw.sock.destroy();
     await server.close();
@@ -255,8 +257,19 @@ test('garbage frames and oversized messages never crash the store', async () => 
 test('a connection without the run token is dropped after authTimeoutMs; an authenticated idle one stays', async () => {
   const authTimeoutMs = 200;
   const rejects: string[] = [];
-  const server = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN, authTimeoutMs, onReject: (r) => rejects.push(r) });
-  const good = await StoreClient.connect({ host: '127.0.0.1', port: server.port, token: TOKEN, timeoutMs: 20 * authTimeoutMs });
+  const server = await StoreServer.listen({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    authTimeoutMs,
+    onReject: (r) => rejects.push(r),
+  });
+  const good = await StoreClient.connect({
+    host: '127.0.0.1',
+    port: server.port,
+    token: TOKEN,
+    timeoutMs: 20 * authTimeoutMs,
+  });
   try {
     const start = Date.now();
     const idle = await rawConnection(server.port);
@@ -264,14 +277,20 @@ test('a connection without the run token is dropped after authTimeoutMs; an auth
     const wrong = await rawConnection(server.port);
     wrong.send(pack({ id: 3, token: 'guess', op: 'get', key: 'k', waitMs: 0 }));
     const wrongAt = await wrong.closed;
-    assert.deepEqual(wrong.replies.map((r) => [r.id, r.ok, r.error]), [[3, false, 'rejected: wrong run token']]);
+    assert.deepEqual(
+      wrong.replies.map((r) => [r.id, r.ok, r.error]),
+      [[3, false, 'rejected: wrong run token']],
+    );
     assert.ok(wrongAt - start < authTimeoutMs, 'a wrong token does not wait for the timeout');
     // Before the token, only small frames: a big one is dropped at once too.
     const big = await rawConnection(server.port);
     big.send(Buffer.alloc(128 * 1024, 0x90));
     await big.closed;
     const idleAt = await idle.closed;
-    assert.ok(idleAt - start >= authTimeoutMs - 20, `dropped after ${idleAt - start} ms, not before the timeout`);
+    assert.ok(
+      idleAt - start >= authTimeoutMs - 20,
+      `dropped after ${idleAt - start} ms, not before the timeout`,
+    );
     assert.ok(idleAt - start < 10 * authTimeoutMs, `dropped after ${idleAt - start} ms`);
     assert.ok(rejects.some((r) => r.includes(`no request with the run token within ${authTimeoutMs} ms`)));
     // The member has been idle longer than the timeout and is still served on its connection.
@@ -310,7 +329,12 @@ test('at most maxUnauthenticated connections wait to authenticate: one more evic
     assert.deepEqual(evicted, [0], 'only the oldest went');
     assert.ok(rejects.some((r) => r.includes(`more than ${max} connections waiting to authenticate`)));
     // A member still gets in (evicting the next oldest stranger), and then counts as authenticated.
-    const good = await StoreClient.connect({ host: '127.0.0.1', port: server.port, token: TOKEN, timeoutMs: 5000 });
+    const good = await StoreClient.connect({
+      host: '127.0.0.1',
+      port: server.port,
+      token: TOKEN,
+      timeoutMs: 5000,
+    });
     await good.set('k', 'v');
     await raws[1]!.closed;
     assert.deepEqual(evicted, [0, 1]);

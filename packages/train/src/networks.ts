@@ -108,7 +108,6 @@ export class MtlFaceNetworks {
   }
 }
 
-
 function build(cfg: TrainConfig, opts: NetworkOptions) {
   const m = cfg.model;
   const arch = m.arch;

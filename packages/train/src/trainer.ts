@@ -65,7 +65,6 @@ interface SyncedTask {
   bucketer: GradientBucketer;
 }
 
-
 export class Trainer {
   readonly nets: MtlFaceNetworks;
   readonly scalers: Record<'fr' | 'fas', LossScaler>;

@@ -14,7 +14,8 @@ export function checkpointTensorsPath(checkpoint: string): string {
   const sidecar = `${checkpoint.slice(0, -'.safetensors'.length)}.json`;
   if (!existsSync(sidecar)) return checkpoint;
   const r = verifyCheckpoint(sidecar);
-  if ('problem' in r) throw new Error(`${checkpoint}: refused, checked against its sidecar ${sidecar}: ${r.problem}`);
+  if ('problem' in r)
+    throw new Error(`${checkpoint}: refused, checked against its sidecar ${sidecar}: ${r.problem}`);
   if (resolve(r.tensorsPath) !== resolve(checkpoint)) {
     throw new Error(`${checkpoint}: refused, its sidecar ${sidecar} describes ${r.tensorsPath} instead`);
   }

@@ -211,10 +211,13 @@ export class StoreClient {
   private dial(timeoutMs: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const sock = createConnection({ host: this.host, port: this.port });
-      const timer = setTimeout(() => {
-        sock.destroy();
-        reject(new Error('connect timed out'));
-      }, Math.max(1, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          sock.destroy();
+          reject(new Error('connect timed out'));
+        },
+        Math.max(1, timeoutMs),
+      );
       sock.once('connect', () => {
         clearTimeout(timer);
         sock.off('error', reject);
@@ -266,7 +269,8 @@ export class StoreClient {
       return;
     }
     // The opening ping refused, or a request the server could not even read the id of: every call fails.
-    if ((rep.id === this.openingPingId || rep.id === -1) && !rep.ok) return this.failAll(rep.error ?? 'unknown error');
+    if ((rep.id === this.openingPingId || rep.id === -1) && !rep.ok)
+      return this.failAll(rep.error ?? 'unknown error');
     const p = this.pending.get(rep.id);
     if (!p) return;
     clearTimeout(p.timer);

@@ -171,7 +171,9 @@ export class StoreServer {
       authed: false,
       timer: null,
     };
-    conn.reader = new FrameReader(STORE_MAX_UNAUTHENTICATED_MESSAGE_BYTES, 0, (frame) => this.handle(conn, frame));
+    conn.reader = new FrameReader(STORE_MAX_UNAUTHENTICATED_MESSAGE_BYTES, 0, (frame) =>
+      this.handle(conn, frame),
+    );
     this.conns.add(conn);
     this.anonymous.add(conn);
     conn.timer = setTimeout(
@@ -190,7 +192,10 @@ export class StoreServer {
     socket.on('close', () => this.forget(conn));
     if (this.anonymous.size > this.maxUnauthenticated) {
       const oldest = this.anonymous.values().next().value as Conn;
-      this.drop(oldest, `more than ${this.maxUnauthenticated} connections waiting to authenticate; the oldest goes`);
+      this.drop(
+        oldest,
+        `more than ${this.maxUnauthenticated} connections waiting to authenticate; the oldest goes`,
+      );
     }
   }
 
@@ -239,7 +244,9 @@ export class StoreServer {
     }
     const tok = digest(req.token);
     if (!timingSafeEqual(tok, this.tokenDigest)) {
-      this.onReject(`rejected ${req.op} from ${req.name ?? 'an unnamed client'} (${conn.remote}): wrong run token`);
+      this.onReject(
+        `rejected ${req.op} from ${req.name ?? 'an unnamed client'} (${conn.remote}): wrong run token`,
+      );
       this.reply(conn, { id, ok: false, error: 'rejected: wrong run token' });
       this.endAfterReply(conn);
       return;

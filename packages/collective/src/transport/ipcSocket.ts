@@ -71,7 +71,9 @@ function refusesConnection(path: string, timeoutMs: number): Promise<boolean> {
     };
     const timer = setTimeout(() => done(false), timeoutMs);
     sock.once('connect', () => done(false));
-    sock.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT'));
+    sock.once('error', (err: NodeJS.ErrnoException) =>
+      done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT'),
+    );
   });
 }
 
@@ -81,7 +83,10 @@ function refusesConnection(path: string, timeoutMs: number): Promise<boolean> {
  * pid namespace sharing the directory looks gone while its socket still answers. Returns how many it
  * removed; never throws.
  */
-export async function sweepStaleSockets(dir = tmpdir(), timeoutMs = SOCKET_PROBE_TIMEOUT_MS): Promise<number> {
+export async function sweepStaleSockets(
+  dir = tmpdir(),
+  timeoutMs = SOCKET_PROBE_TIMEOUT_MS,
+): Promise<number> {
   let names: string[];
   try {
     names = readdirSync(dir);

@@ -8,9 +8,21 @@ import type { Init } from '../nn/init.js';
 import { Stage } from './units.js';
 import { AttentionModule } from './attention.js';
 
-import { BACKBONE_PRESETS, type BackboneArch, type BackboneShape, type Quad, type UnitMode } from './presets.js';
+import {
+  BACKBONE_PRESETS,
+  type BackboneArch,
+  type BackboneShape,
+  type Quad,
+  type UnitMode,
+} from './presets.js';
 
-export { BACKBONE_PRESETS, type BackboneArch, type BackboneShape, type Quad, type UnitMode } from './presets.js';
+export {
+  BACKBONE_PRESETS,
+  type BackboneArch,
+  type BackboneShape,
+  type Quad,
+  type UnitMode,
+} from './presets.js';
 
 export interface BackboneOptions {
   /** A preset name; `units`, `widths`, `mode` override its fields. Default 'ir50'. */
