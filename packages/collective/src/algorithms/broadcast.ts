@@ -21,12 +21,7 @@ export async function broadcastBytes(
     if (r === root) {
       const copy = copyBytes(buf);
       for (let p = 0; p < n; p++) if (p !== r) ctx.send(p, copy);
-    } else {
-      const got = await ctx.recv(root);
-      if (got.byteLength !== buf.byteLength)
-        throw new Error(`broadcast: received ${got.byteLength} bytes, expected ${buf.byteLength}`);
-      buf.set(got);
-    }
+    } else await ctx.recvInto(root, buf);
     return;
   }
   const segs = Math.ceil(buf.byteLength / segmentBytes);
@@ -38,16 +33,11 @@ export async function broadcastBytes(
     await ctx.recvAck(next);
     return;
   }
+  // Only the root is acknowledged, so what the others forward is a copy of their own, never buf.
   for (let j = 0; j < segs; j++) {
-    const got = await ctx.recv(prev);
-    const off = j * segmentBytes;
-    if (got.byteLength !== Math.min(segmentBytes, buf.byteLength - off)) {
-      throw new Error(
-        `broadcast: segment ${j} has ${got.byteLength} bytes, expected ${Math.min(segmentBytes, buf.byteLength - off)}`,
-      );
-    }
-    buf.set(got, off);
-    if (!lastInChain) ctx.send(next, got);
+    const dst = buf.subarray(j * segmentBytes, (j + 1) * segmentBytes);
+    if (lastInChain) await ctx.recvInto(prev, dst);
+    else await ctx.forward(prev, next, dst, false);
   }
   if (prev === root) ctx.sendAck(root);
 }

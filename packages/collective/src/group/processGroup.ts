@@ -8,7 +8,7 @@ import { CODECS, type Wire } from '../wire/codec.js';
 import { bytesOf, SendPool } from '../wire/views.js';
 import { CollectiveError } from './errors.js';
 import { describeOp, type DType, type OpDesc, type OpName, type ReduceOp } from './header.js';
-import { OpContext } from './opContext.js';
+import { OpContext, type OpMemory } from './opContext.js';
 
 export type { Wire } from '../wire/codec.js';
 
@@ -45,11 +45,13 @@ export class ProcessGroup {
   private tail: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
   private closed = false;
-  private readonly pool = new SendPool();
   private scratchBuf = new Uint8Array(0);
-  private readonly scratch = (bytes: number): Uint8Array => {
-    if (this.scratchBuf.byteLength < bytes) this.scratchBuf = new Uint8Array(bytes);
-    return this.scratchBuf.subarray(0, bytes);
+  private readonly memory: OpMemory = {
+    pool: new SendPool(),
+    scratch: (bytes) => {
+      if (this.scratchBuf.byteLength < bytes) this.scratchBuf = new Uint8Array(bytes);
+      return this.scratchBuf.subarray(0, bytes);
+    },
   };
   private readonly timeoutMs: number;
   private readonly smallBytes: number;
@@ -145,9 +147,7 @@ export class ProcessGroup {
       codec: CODECS[wire],
       op,
       segmentElements: Math.max(16, this.segmentBytes >> 2),
-      pool: this.pool,
       allGather,
-      scratch: this.scratch,
     };
   }
 
@@ -181,7 +181,7 @@ export class ProcessGroup {
         );
       try {
         this.transport.setActivity?.(desc.seq, describeOp(desc));
-        const out = await run(new OpContext(this.transport, desc, this.timeoutMs));
+        const out = await run(new OpContext(this.transport, desc, this.timeoutMs, this.memory));
         this.transport.setActivity?.(desc.seq, `idle after ${describeOp(desc)}`);
         return out;
       } catch (err) {

@@ -286,3 +286,18 @@ export abstract class PeerTransport implements Transport {
     }
   }
 }
+
+/** ipc for a same-host peer (unless 'tcp' is forced), tcp otherwise; 'ipc' and 'shm' insist. */
+export function chooseEndpoint(
+  rank: number,
+  self: PeerAddress,
+  peer: PeerAddress,
+  kind: TransportKind,
+): string {
+  const sameHost = peer.host === self.host && peer.ipc !== null;
+  if ((kind === 'ipc' || kind === 'shm') && !sameHost)
+    throw new Error(
+      `rank ${rank}: transport '${kind}' requested but rank ${peer.rank} is on host ${peer.host}`,
+    );
+  return kind !== 'tcp' && sameHost ? peer.ipc! : peer.tcp;
+}

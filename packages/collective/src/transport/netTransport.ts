@@ -1,21 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { CONTROL_MARK, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import { chooseEndpoint, CONTROL_MARK, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
 import { FrameReader, framePrefix } from './frameReader.js';
 import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
-import {
-  SHM_CREDIT_MARK,
-  SHM_DATA_MARK,
-  SHM_REPLY_MARK,
-  ShmReceiver,
-  ShmSender,
-  shmDirUsable,
-  sweepStaleRings,
-  type ShmOffer,
-  type ShmOptions,
-} from './shm.js';
-import { chooseEndpoint } from './zmqTransport.js';
+import type { ShmOffer, ShmOptions } from './shm.js';
+import { ShmTransport } from './shmTransport.js';
 
 /** First byte of the hello frame a connecting rank sends: its secret id follows. */
 const HELLO_MARK = 0xc1;
@@ -67,14 +57,10 @@ export class NetTransport extends PeerTransport {
   private readonly out: (Socket | null)[] = [];
   private readonly incoming = new Set<Socket>();
   private unidentified: Incoming[] | null = [];
-  private readonly shmOut: (ShmSender | null)[] = [];
-  private readonly shmIn = new Map<number, ShmReceiver>();
   private readonly log: (line: string) => void;
-  private shmOn = false;
+  /** Same-host peers' data in shared-memory rings; this socket carries their descriptors. */
+  private readonly shm: ShmTransport;
   private readonly socketEndpoints: string[] = [];
-  /** Offers not answered yet, and who waits for them ({@link shmSettled}). */
-  private shmUnanswered = 0;
-  private shmWaiters: (() => void)[] = [];
 
   private constructor(
     private readonly opts: NetTransportOptions,
@@ -85,23 +71,10 @@ export class NetTransport extends PeerTransport {
     super(opts.rank, opts.size, opts.onDrop);
     this.self = self;
     this.log = opts.log ?? ((line) => console.warn(`[collective] rank ${opts.rank}: ${line}`));
+    this.shm = new ShmTransport(opts.rank, opts.transport ?? 'auto', opts.shm, this.log, (peer) => {
+      this.chosen[peer] = this.socketEndpoints[peer]!;
+    });
     for (const s of servers) s.on('connection', (sock) => this.accept(sock));
-  }
-
-  /** Shared memory to use, or null (with the reason logged once). */
-  private shmOptions(): ShmOptions | null {
-    const kind = this.opts.transport ?? 'auto';
-    const shm = this.opts.shm;
-    if (!shm || (kind !== 'auto' && kind !== 'shm')) return null;
-    const why = shmDirUsable(shm.dir);
-    if (why === null) {
-      sweepStaleRings(shm.dir);
-      return shm;
-    }
-    if (kind === 'shm')
-      throw new Error(`rank ${this.rank}: transport 'shm' requested but ${shm.dir} is unusable: ${why}`);
-    this.log(`shared memory unavailable (${shm.dir}: ${why}); same-host peers use unix sockets`);
-    return null;
   }
 
   static async open(opts: NetTransportOptions): Promise<NetTransport> {
@@ -160,13 +133,11 @@ export class NetTransport extends PeerTransport {
   connect(peers: readonly PeerAddress[]): void {
     if (peers.length !== this.size)
       throw new Error(`connect: expected ${this.size} peer addresses, got ${peers.length}`);
-    const shm = this.shmOptions();
-    this.shmOn = shm !== null;
+    this.shm.start();
     for (const peer of peers) {
       this.idToRank.set(peer.id, peer.rank);
       if (peer.rank === this.rank) {
         this.out.push(null);
-        this.shmOut.push(null);
         this.chosen.push('self');
         continue;
       }
@@ -177,25 +148,12 @@ export class NetTransport extends PeerTransport {
       sock.setNoDelay(true);
       sock.on('error', () => undefined); // 'close' follows and reports the loss
       sock.on('close', () => this.peerLost(peer.rank));
-      let ring: ShmSender | null = null;
-      if (shm && endpoint.startsWith('ipc://')) {
-        try {
-          ring = new ShmSender(shm, (h, p) => this.writeFrame(sock, h, p), this.log);
-        } catch (err) {
-          if (this.opts.transport === 'shm') throw err;
-          this.log(
-            `cannot create a shared-memory ring in ${shm.dir} (${(err as Error).message}); using sockets`,
-          );
-        }
-      }
-      const offer = ring ? `\n${JSON.stringify(ring.offer())}` : '';
+      const offer = this.shm.connect(peer.rank, endpoint, (h, p) => this.writeFrame(sock, h, p));
       const hello = Buffer.concat([Buffer.from([HELLO_MARK]), Buffer.from(this.self.id + offer, 'latin1')]);
       sock.write(framePrefix(hello.length, 0));
       sock.write(hello);
       this.out.push(sock);
-      this.shmOut.push(ring);
-      if (ring) this.shmUnanswered++;
-      this.chosen.push(ring ? `shm://${ring.path}` : endpoint);
+      this.chosen.push(this.shm.endpoint(peer.rank) ?? endpoint);
       this.socketEndpoints[peer.rank] = endpoint;
     }
     const waiting = this.unidentified ?? [];
@@ -206,41 +164,24 @@ export class NetTransport extends PeerTransport {
   protected override sendFrame(peer: number, header: Uint8Array, payload?: Uint8Array): Promise<void> {
     const sock = this.out[peer];
     if (!sock || sock.destroyed) return Promise.reject(new Error(`no connection to rank ${peer}`));
-    const ring = this.shmOut[peer];
-    // Data goes through the ring's queue (in order); control frames (abort, probe, bye) never wait.
-    if (ring && header[0] !== CONTROL_MARK) ring.send(header, payload);
-    else this.writeFrame(sock, header, payload);
+    // Data goes through a ring's queue (in order); control frames (abort, probe, bye) never wait.
+    if (header[0] === CONTROL_MARK || !this.shm.send(peer, header, payload))
+      this.writeFrame(sock, header, payload);
     return Promise.resolve();
   }
 
   sendInPlace(peer: number, header: Uint8Array, bytes: number, fill: (dst: Uint8Array) => void): boolean {
-    return this.shmOut[peer]?.sendInPlace(header, bytes, fill) ?? false;
+    return this.shm.sendInPlace(peer, header, bytes, fill);
   }
 
-  /**
-   * Resolves once every same-host peer answered this rank's shared-memory offer (until then
-   * data travels on the socket), a connection broke, or `timeoutMs` passed. Never rejects.
-   */
+  /** Resolves once every same-host peer answered this rank's shared-memory offer (or see ShmTransport.settled). */
   shmSettled(timeoutMs: number): Promise<void> {
-    if (this.shmUnanswered === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeoutMs);
-      this.shmWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  private wakeShmWaiters(): void {
-    const w = this.shmWaiters;
-    this.shmWaiters = [];
-    for (const f of w) f();
+    return this.shm.settled(timeoutMs);
   }
 
   protected override peerLost(peer: number, detail?: string): void {
     super.peerLost(peer, detail);
-    this.wakeShmWaiters();
+    this.shm.wake();
   }
 
   private writeFrame(sock: Socket, header: Uint8Array, payload?: Uint8Array): void {
@@ -255,24 +196,11 @@ export class NetTransport extends PeerTransport {
   }
 
   protected override deliver(from: number, header: Buffer, payload: Buffer): void {
-    const mark = header[0];
-    if (mark === SHM_DATA_MARK) {
-      const rx = this.shmIn.get(from);
-      if (!rx)
-        return this.onDrop?.(`rank ${this.rank}: dropped a shared-memory descriptor from rank ${from}`);
-      return this.deliverMessage(from, rx.message(header));
-    }
-    if (mark === SHM_CREDIT_MARK && header.length === 5)
-      return this.shmOut[from]?.onCredit(header.readUInt32LE(1));
-    if (mark === SHM_REPLY_MARK && header.length === 2) {
-      const ring = this.shmOut[from];
-      if (!ring || ring.answered) return;
-      ring.onReply(header[1] === 1);
-      if (header[1] !== 1) this.chosen[from] = this.socketEndpoints[from]!;
-      if (--this.shmUnanswered === 0) this.wakeShmWaiters();
-      return;
-    }
-    super.deliver(from, header, payload);
+    const f = this.shm.frame(from, header);
+    if (f === null) return super.deliver(from, header, payload);
+    if (f.kind === 'data') return this.deliverMessage(from, f.message);
+    if (f.kind === 'stray')
+      this.onDrop?.(`rank ${this.rank}: dropped a shared-memory descriptor from rank ${from}`);
   }
 
   override async close(): Promise<void> {
@@ -297,9 +225,7 @@ export class NetTransport extends PeerTransport {
       ),
     );
     for (const s of this.incoming) s.destroy();
-    for (const ring of this.shmOut) ring?.close();
-    for (const rx of this.shmIn.values()) rx.close();
-    this.shmIn.clear();
+    this.shm.close();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     if (this.ipcPath) releaseIpcSocket(this.ipcPath);
   }
@@ -353,37 +279,14 @@ export class NetTransport extends PeerTransport {
     if (rank === undefined || rank === this.rank)
       return this.refuse(conn, 'a connection from an unknown sender');
     conn.from = rank;
-    if (conn.offer) this.acceptOffer(rank, conn.offer);
+    if (conn.offer) {
+      const sock = this.out[rank];
+      this.shm.accept(rank, conn.offer, (h, p) => {
+        if (sock) this.writeFrame(sock, h, p);
+      });
+    }
     for (const [h, p] of conn.pending) this.deliver(rank, h, p);
     conn.pending = [];
-  }
-
-  /** Maps (and unlinks) the ring a same-host sender offered, or tells it to stay on the socket. */
-  private acceptOffer(from: number, offer: ShmOffer): void {
-    let ok = false;
-    const sock = this.out[from];
-    const dir = this.opts.shm?.dir;
-    try {
-      if (!dir || !this.shmOn) throw new Error('shared memory is off on this rank');
-      this.shmIn.get(from)?.close();
-      this.shmIn.set(
-        from,
-        ShmReceiver.open(
-          offer,
-          dir,
-          (f) => {
-            if (sock) this.writeFrame(sock, f);
-          },
-          this.opts.shm!,
-        ),
-      );
-      ok = true;
-    } catch (err) {
-      this.log(
-        `rank ${from}'s shared-memory ring refused (${(err as Error).message}); it sends on the socket`,
-      );
-    }
-    if (sock) this.writeFrame(sock, Buffer.from([SHM_REPLY_MARK, ok ? 1 : 0]));
   }
 
   private refuse(conn: Incoming, what: string): void {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Dealer, Router, curveKeyPair } from 'zeromq';
 import { SerialSender } from '../zmq/serialSender.js';
-import { PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import { chooseEndpoint, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
 import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
 
 export { CONTROL_MARK, type PeerAddress, type TransportKind } from './base.js';
@@ -190,21 +190,6 @@ export class ZmqTransport extends PeerTransport {
     }
     this.deliver(from, header, frames[2] ?? EMPTY);
   }
-}
-
-/** ipc for a same-host peer (unless 'tcp' is forced), tcp otherwise; 'ipc' and 'shm' insist. */
-export function chooseEndpoint(
-  rank: number,
-  self: PeerAddress,
-  peer: PeerAddress,
-  kind: TransportKind,
-): string {
-  const sameHost = peer.host === self.host && peer.ipc !== null;
-  if ((kind === 'ipc' || kind === 'shm') && !sameHost)
-    throw new Error(
-      `rank ${rank}: transport '${kind}' requested but rank ${peer.rank} is on host ${peer.host}`,
-    );
-  return kind !== 'tcp' && sameHost ? peer.ipc! : peer.tcp;
 }
 
 const EMPTY = Buffer.alloc(0);
