@@ -84,5 +84,8 @@ if (process.env.CI === 'true' && summary.skipped > 0) {
   for (const s of summary.skips) console.error(`  ${s.test}: ${s.reason}`);
   status = status || 1;
 }
-console.log(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
+if (Number.isNaN(summary.tests)) {
+  console.error('the test runner reported no counts (a file failed to load, or a path does not exist)');
+  status = status || 1;
+} else console.log(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
 process.exit(status);

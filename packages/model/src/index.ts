@@ -12,6 +12,7 @@ export * from './nn/activations.js';
 export * from './backbone/pooling.js';
 export * from './backbone/attention.js';
 export * from './backbone/units.js';
+export * from './backbone/presets.js';
 export * from './backbone/backbone.js';
 export * from './heads/cosface.js';
 export * from './heads/age-estimation.js';

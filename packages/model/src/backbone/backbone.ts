@@ -7,16 +7,7 @@ import { Linear } from '../nn/linear.js';
 import type { Init } from '../nn/init.js';
 import { Stage } from './units.js';
 import { AttentionModule } from './attention.js';
-
 import {
-  BACKBONE_PRESETS,
-  type BackboneArch,
-  type BackboneShape,
-  type Quad,
-  type UnitMode,
-} from './presets.js';
-
-export {
   BACKBONE_PRESETS,
   type BackboneArch,
   type BackboneShape,

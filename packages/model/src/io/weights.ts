@@ -1,10 +1,6 @@
 import type { Module } from '../nn/module.js';
-import {
-  BACKBONE_PRESETS,
-  type BackboneArch,
-  type BackboneOptions,
-  type Quad,
-} from '../backbone/backbone.js';
+import type { BackboneOptions } from '../backbone/backbone.js';
+import { BACKBONE_PRESETS, type BackboneArch, type Quad } from '../backbone/presets.js';
 import { AGE_CLASSES } from '../heads/age-estimation.js';
 import type { RawTensor } from './dtypes.js';
 import { tensorsToRaw } from './tensors.js';
