@@ -113,7 +113,9 @@ describe('docker/slurm/mtlface.sbatch on a real two-node Slurm cluster', () => {
     assert.match(log, new RegExp(`checkpoint: runs/${name}/ckpt-0000004\\.safetensors`));
 
     // One launcher per node, each in its node's namespace; SLURM_NODEID is its node rank.
-    const launchers = [...seen.launchers.values()];
+    // A worker caught between fork and exec still shows its launcher's command line: a "launcher"
+    // whose parent is a launcher is such a child, not a second launcher.
+    const launchers = [...seen.launchers.values()].filter((l) => !seen.launchers.has(l.ppid));
     assert.deepEqual(launchers.map((l) => l.node).sort(), [...NODES], 'one mtl-launch on each node');
     for (const l of launchers) assert.equal(l.env.SLURM_NODEID, String(NODES.indexOf(l.node as 'n1')));
     // Workers: children of their node's launcher, ranks 0-1 on n1 and 2-3 on n2.
