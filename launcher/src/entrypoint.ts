@@ -106,7 +106,16 @@ interface WorkerArgsModule {
  */
 export async function checkEntrypointArgs(entry: Entrypoint): Promise<{ code: number; text: string } | null> {
   if (entry.kind !== 'release') return null;
-  const file = entry.program.replace(/worker\.(ts|js)$/, 'worker-args.$1');
-  const mod = (await import(pathToFileURL(file).href)) as WorkerArgsModule;
+  const mod = await importBesideWorker<WorkerArgsModule>(entry, 'worker-args');
   return mod.checkReleaseArgs(entry.args);
+}
+
+/**
+ * A module of the built-in worker (`worker-args`, `preflight`), imported by path from beside the
+ * worker the entrypoint runs (source or build alike). The launcher has no package arrow to the
+ * training code; these modules load only the config schema and the filesystem checks.
+ */
+export async function importBesideWorker<M>(entry: Entrypoint, name: string): Promise<M> {
+  const file = entry.program.replace(/worker\.(ts|js)$/, `${name}.$1`);
+  return (await import(pathToFileURL(file).href)) as M;
 }

@@ -1,5 +1,4 @@
-import { pathToFileURL } from 'node:url';
-import type { Entrypoint } from './entrypoint.js';
+import { importBesideWorker, type Entrypoint } from './entrypoint.js';
 
 interface PreflightModule {
   checkWorkerArgs(argv: readonly string[], cwd: string, opts: { hostsCheckpoints?: boolean }): string | null;
@@ -17,7 +16,6 @@ export async function preflight(
   hostsCheckpoints: boolean,
 ): Promise<string | null> {
   if (entry.kind !== 'config' && entry.kind !== 'release') return null;
-  const file = entry.program.replace(/worker\.(ts|js)$/, 'preflight.$1');
-  const mod = (await import(pathToFileURL(file).href)) as PreflightModule;
+  const mod = await importBesideWorker<PreflightModule>(entry, 'preflight');
   return mod.checkWorkerArgs(entry.args, cwd, { hostsCheckpoints });
 }
