@@ -3,10 +3,11 @@
 // mistake here would otherwise fail inside every worker and be retried `--max-restarts` times;
 // retries are for crashes. mtl-launch imports this file by path (next to the worker), so it loads
 // only the config schema and the backend's install probe, never tfjs or the training code.
-import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { backendMissing } from '@mtlface/backend/installed';
 import { ConfigError, type TrainConfig } from '@mtlface/train/release-flags';
+import { checkpointSidecars } from '@mtlface/train/checkpoint-names';
 import { parseWorkerArgs, type WorkerArgs } from './worker-args.js';
 
 /** The command that creates a missing data directory or list. */
@@ -32,8 +33,6 @@ function notWritable(dir: string, shown: string, key: string): string | null {
   }
   return null;
 }
-
-const CHECKPOINT = /^ckpt-\d+\.json$/;
 
 /**
  * Null when a validated config can start here, else the one line that says what is wrong and the
@@ -80,7 +79,7 @@ export function runnableProblem(
   if (missing) return `backend ${cfg.backend}: ${missing}`;
   if (opts.hostsCheckpoints) {
     const dir = at(cfg.checkpoint_dir);
-    const held = existsSync(dir) ? readdirSync(dir).filter((f) => CHECKPOINT.test(f)).length : 0;
+    const held = checkpointSidecars(dir).length;
     const resume = opts.resume ? true : cfg.resume;
     if (resume === false && held > 0)
       return (

@@ -23,6 +23,7 @@ import { basename, dirname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { encodeSafetensors, readSafetensors, tensorsToRaw, type RawTensor } from '@mtlface/model';
 import type { LossScalerState } from './loss-scaler.js';
+import { checkpointBase, checkpointSidecars } from './checkpoint-names.js';
 
 export const CHECKPOINT_FORMAT = 'mtlface-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -85,11 +86,7 @@ export interface FoundCheckpoint {
   sidecar: CheckpointSidecar;
 }
 
-const NAME = /^ckpt-(\d+)\.json$/;
-
-export function checkpointBase(iteration: number): string {
-  return `ckpt-${String(iteration).padStart(7, '0')}`;
-}
+export { checkpointBase } from './checkpoint-names.js';
 
 const TMP = /\.tmp-(\d+)$/;
 
@@ -241,12 +238,9 @@ export interface ListedCheckpoint {
 
 /** The checkpoint sidecars in `dir`, newest first. */
 export function listCheckpoints(dir: string): ListedCheckpoint[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .flatMap((f) => {
-      const m = NAME.exec(f);
-      if (!m) return [];
-      const path = join(dir, f);
+  return checkpointSidecars(dir)
+    .map(({ name, iteration }) => {
+      const path = join(dir, name);
       let runId: string | null = null;
       try {
         const id = (JSON.parse(readFileSync(path, 'utf8')) as CheckpointSidecar).run?.id;
@@ -254,7 +248,7 @@ export function listCheckpoints(dir: string): ListedCheckpoint[] {
       } catch {
         // torn or foreign: belongs to no run we could prune for
       }
-      return [{ iteration: Number(m[1]), path, runId }];
+      return { iteration, path, runId };
     })
     .sort((a, b) => b.iteration - a.iteration);
 }
