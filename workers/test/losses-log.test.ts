@@ -10,7 +10,7 @@ import { StoreServer } from '@mtlface/collective';
 import { loadConfig, type IterationReport, type TrainConfig } from '@mtlface/train';
 import { localGroups } from '../../packages/train/test/helpers.js';
 import { REPO, TINY, tinySynth, dataOverrides } from '../../test/train-helpers.js';
-import { LossesLog, lossRecord, truncateLosses } from '../src/train/losses-log.js';
+import { LossesLog, lossRecord, truncateIterations } from '../src/train/losses-log.js';
 import { runTraining } from '../src/train/run.js';
 
 before(async () => {
@@ -84,9 +84,9 @@ test('opening at iteration k keeps lines 1..k and drops the rest and a torn last
     path,
     ['{"iter":1,"a":1}', '{"iter":2,"a":2}', '{"iter":3,"a":3}', '{"iter":4,"a"'].join('\n'),
   );
-  truncateLosses(path, 2);
+  truncateIterations(path, 2);
   assert.equal(readFileSync(path, 'utf8'), '{"iter":1,"a":1}\n{"iter":2,"a":2}\n');
-  truncateLosses(path, 0);
+  truncateIterations(path, 0);
   assert.equal(readFileSync(path, 'utf8'), '');
 });
 

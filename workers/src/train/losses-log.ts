@@ -37,7 +37,7 @@ export function lossesPath(cfg: TrainConfig): string {
  * Keeps the lines of iterations 1..`start` (a resumed run continues the file; a fresh one starts it
  * empty), written to a temporary name and renamed so a crash leaves the old file or the new one.
  */
-export function truncateLosses(path: string, start: number): void {
+export function truncateIterations(path: string, start: number): void {
   mkdirSync(dirname(path), { recursive: true });
   const kept: string[] = [];
   if (existsSync(path)) {
@@ -66,7 +66,7 @@ export class LossesLog {
   /** Every rank opens it (each takes part in the mean); rank 0 truncates to `start` and writes. */
   static open(cfg: TrainConfig, rank: number, group: ProcessGroup | null, start: number): LossesLog {
     const path = lossesPath(cfg);
-    if (rank === 0) truncateLosses(path, start);
+    if (rank === 0) truncateIterations(path, start);
     return new LossesLog(path, rank, group);
   }
 
@@ -112,7 +112,7 @@ export class StepsLog {
   static open(cfg: TrainConfig, rank: number, start: number): StepsLog {
     if (rank !== 0) return new StepsLog(null);
     const path = stepsPath(cfg);
-    truncateLosses(path, start);
+    truncateIterations(path, start);
     return new StepsLog(path);
   }
 
