@@ -1,6 +1,11 @@
 import { Packr } from 'msgpackr';
 import { PeerError, type Diagnosis, type Message, type Transport } from './types.js';
 
+/** A send found no open connection to the peer: the peer is lost, not the send. */
+export class ConnectionGone extends Error {
+  override name = 'ConnectionGone';
+}
+
 /** First byte of a transport control frame; group headers never start with it. */
 export const CONTROL_MARK = 0xc0;
 const MAX_CONTROL_BYTES = 64 * 1024;
@@ -105,7 +110,9 @@ export abstract class PeerTransport implements Transport {
     if (peer === this.rank || peer < 0 || peer >= this.size)
       throw new Error(`rank ${this.rank}: cannot send to rank ${peer}`);
     this.sendFrame(peer, header, payload).catch((err: Error) => {
-      if (!this.closing) this.peerLost(peer, `send failed: ${err.message}`);
+      // A peer whose connection is already gone is lost, however the loss was first noticed.
+      if (!this.closing)
+        this.peerLost(peer, err instanceof ConnectionGone ? undefined : `send failed: ${err.message}`);
     });
   }
 

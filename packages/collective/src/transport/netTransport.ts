@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { chooseEndpoint, CONTROL_MARK, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import {
+  chooseEndpoint,
+  ConnectionGone,
+  CONTROL_MARK,
+  PeerTransport,
+  type PeerAddress,
+  type TransportKind,
+} from './base.js';
 import { FrameReader, framePrefix } from './frameReader.js';
 import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
 import type { ShmOffer, ShmOptions } from './shm.js';
@@ -163,7 +170,7 @@ export class NetTransport extends PeerTransport {
 
   protected override sendFrame(peer: number, header: Uint8Array, payload?: Uint8Array): Promise<void> {
     const sock = this.out[peer];
-    if (!sock || sock.destroyed) return Promise.reject(new Error(`no connection to rank ${peer}`));
+    if (!sock || sock.destroyed) return Promise.reject(new ConnectionGone(`no connection to rank ${peer}`));
     // Data goes through a ring's queue (in order); control frames (abort, probe, bye) never wait.
     if (header[0] === CONTROL_MARK || !this.shm.send(peer, header, payload))
       this.writeFrame(sock, header, payload);

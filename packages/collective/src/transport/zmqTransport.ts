@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Dealer, Router, curveKeyPair } from 'zeromq';
 import { SerialSender } from '../zmq/serialSender.js';
-import { chooseEndpoint, PeerTransport, type PeerAddress, type TransportKind } from './base.js';
+import {
+  chooseEndpoint,
+  ConnectionGone,
+  PeerTransport,
+  type PeerAddress,
+  type TransportKind,
+} from './base.js';
 import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
 
 export { CONTROL_MARK, type PeerAddress, type TransportKind } from './base.js';
@@ -144,7 +150,7 @@ export class ZmqTransport extends PeerTransport {
 
   protected override sendFrame(peer: number, header: Uint8Array, payload?: Uint8Array): Promise<void> {
     const sender = this.senders[peer];
-    if (!sender) return Promise.reject(new Error(`no connection to rank ${peer}`));
+    if (!sender) return Promise.reject(new ConnectionGone(`no connection to rank ${peer}`));
     return sender.send(payload ? [header, payload] : [header]);
   }
 
