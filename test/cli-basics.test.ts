@@ -76,10 +76,14 @@ describe('mtl-face --backend', () => {
     assert.equal(withBackend.length, 7);
     for (const c of withBackend) {
       const option = c.options.find((o) => o.long === '--backend') as Option;
-      assert.deepEqual(option.argChoices, ['auto', 'tensorflow', 'native', 'wasm', 'cpu'], c.name());
+      assert.deepEqual(
+        option.argChoices,
+        ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'],
+        c.name(),
+      );
       assert.match(
         c.helpInformation().replace(/\s+/g, ' '),
-        /choices: "auto", "tensorflow", "native", "wasm", "cpu"/,
+        /choices: "auto", "tensorflow", "webgpu", "native", "wasm", "cpu"/,
         c.name(),
       );
     }

@@ -4,7 +4,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerAllGradients, registerNativeBackend, registerWasmFixes } from './index.js';
+import {
+  registerAllGradients,
+  registerNativeBackend,
+  registerWasmFixes,
+  registerWebgpuBackend,
+} from './index.js';
 
 /** Registers everything the tests compare; fails loudly if the addon is missing (CI installs libdnnl-dev). */
 export function setup(): void {
@@ -12,6 +17,15 @@ export function setup(): void {
   registerWasmFixes();
   const r = registerNativeBackend();
   if (!r.ok) throw new Error(`native backend unavailable: ${r.reason}`);
+}
+
+/**
+ * Loads the webgpu backend (Dawn on lavapipe in CI); fails loudly when it cannot, naming why
+ * (scripts/install-system-deps.sh installs lavapipe).
+ */
+export async function setupWebgpu(): Promise<void> {
+  const r = await registerWebgpuBackend();
+  if (!r.ok) throw new Error(`webgpu backend unavailable: ${r.reason}`);
 }
 
 /** Deterministic uniform [-1, 1) values (mulberry32). */

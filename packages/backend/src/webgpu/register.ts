@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { adapterLine, loadDawn } from './dawn.js';
 import type { AdapterReport } from './dawn.js';
-
-/** tfjs-backend-webgpu's own kernels by name, captured before `registerWebgpuFixes` replaces some. */
-export type WebgpuKernels = Map<string, KernelConfig>;
+import type { WebgpuKernels } from './own.js';
+import { padV2 } from './kernels/pad.js';
 
 /** Each fix, by kernel name, built from webgpu's own kernels (each file says why webgpu's is wrong or missing). */
-const WEBGPU_FIXES: Record<string, (own: WebgpuKernels) => KernelFunc> = {};
+const WEBGPU_FIXES: Record<string, (own: WebgpuKernels) => KernelFunc> = {
+  PadV2: padV2,
+};
 
 /** Kernels the webgpu backend gets from us: added or wrapped. */
 export const WEBGPU_FIXED_KERNELS: readonly string[] = Object.keys(WEBGPU_FIXES);
