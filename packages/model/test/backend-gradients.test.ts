@@ -1,17 +1,18 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildBackbone } from '@mtlface/model';
-import { input, randomValues, setup } from '@mtlface/backend/testing';
+import { input, randomValues, setup, setupWebgpu } from '@mtlface/backend/testing';
 
 const SEED = Number(process.env.MTL_GRAD_SEED ?? 1000);
 
 setup();
+before(setupWebgpu);
 
 // The model engineer's backbone (same design as ir50, narrow and small) through a whole
 // training-mode forward and backward: every parameter's gradient on native and wasm must
 // match the pure-JS cpu backend up to float rounding accumulated over the network.
-test('whole-model gradients of the demo backbone match cpu on native and wasm', async (t) => {
+test('whole-model gradients of the demo backbone match cpu on native, wasm and webgpu', async (t) => {
   await tf.setBackend('cpu');
   const model = buildBackbone({ arch: 'demo', inputSize: 32, dropout: 0 });
   model.train();
@@ -47,8 +48,9 @@ test('whole-model gradients of the demo backbone match cpu on native and wasm', 
       },
       params.map(([, v]) => v),
     );
-    const out = new Map(params.map(([name, v]) => [name, grads[v.name]!.dataSync().slice()]));
-    const loss = value.dataSync()[0]!;
+    const out = new Map<string, Float32Array>();
+    for (const [name, v] of params) out.set(name, (await grads[v.name]!.data()) as Float32Array);
+    const loss = (await value.data())[0]!;
     tf.dispose([images, t, value, ...Object.values(grads)]);
     assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked by a step`);
     return { out, loss };
@@ -59,8 +61,10 @@ test('whole-model gradients of the demo backbone match cpu on native and wasm', 
   // rounding noise; measure every difference against at least 1e-4 of the largest gradient.
   let globalScale = 0;
   for (const g of ref.out.values()) for (const v of g) globalScale = Math.max(globalScale, Math.abs(v));
-  for (const backend of ['native', 'wasm']) {
+  for (const backend of ['native', 'wasm', 'webgpu']) {
+    const t0 = performance.now();
     const got = await gradsOn(backend);
+    const ms = performance.now() - t0;
     assert.ok(
       Math.abs(got.loss - ref.loss) <= 1e-4 * (1 + Math.abs(ref.loss)),
       `${backend} loss ${got.loss} vs ${ref.loss}`,
@@ -81,7 +85,9 @@ test('whole-model gradients of the demo backbone match cpu on native and wasm', 
       assert.ok(diff <= 1e-2 * scale, `${backend} ${name}: max |Δ| ${diff} vs max |g| ${scale}`);
       if (diff / scale > worst) [worst, worstName] = [diff / scale, name];
     }
-    t.diagnostic(`${backend}: worst relative gradient difference ${worst.toExponential(2)} (${worstName})`);
+    t.diagnostic(
+      `${backend}: worst relative gradient difference ${worst.toExponential(2)} (${worstName}), step ${ms.toFixed(0)} ms`,
+    );
   }
   model.dispose();
 });
