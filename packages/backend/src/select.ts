@@ -7,7 +7,7 @@ import { registerNativeBackend } from './native/register.js';
 import { registerAllGradients } from './gradients.js';
 import { registerWasmFixes } from './wasm/register.js';
 import { registerWebgpuBackend } from './webgpu/register.js';
-import { adapterLine } from './webgpu/dawn.js';
+import { adapterLine, gpuDeviceNodes } from './webgpu/dawn.js';
 
 export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -108,6 +108,11 @@ async function prepare(name: BackendName, env: NodeJS.ProcessEnv, auto = false):
       return { ok: false, reason: `${gpu.reason}, ${cpu.reason}` };
     }
     case 'webgpu': {
+      if (auto && gpuDeviceNodes()?.length === 0)
+        return {
+          ok: false,
+          reason: 'no GPU device (/dev/nvidia*, /dev/dri/renderD*); auto takes webgpu only on a GPU',
+        };
       const r = await registerWebgpuBackend();
       if (!r.ok) return r;
       if (auto && r.adapter.software)

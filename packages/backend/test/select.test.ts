@@ -10,7 +10,10 @@ import {
   parseBackendChoice,
   probeBackends,
 } from '../src/index.js';
-import { describeAdapter } from '../src/webgpu/dawn.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeAdapter, gpuDeviceNodes } from '../src/webgpu/dawn.js';
 
 test('parseBackendChoice accepts the six choices and names the field on anything else', () => {
   for (const c of ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'])
@@ -108,12 +111,12 @@ test('nativeKernelNames lists exactly the kernels whose native implementation is
   }
 });
 
-test('auto’s line says why not webgpu (lavapipe is a CPU); explicit webgpu takes it and names the adapter', async () => {
+test('auto’s line says why not webgpu (no GPU here, only lavapipe); explicit webgpu takes lavapipe and names it', async () => {
   const lines: string[] = [];
   await initBackend({ backend: 'auto', log: (l) => lines.push(l) });
   assert.match(
     lines[0]!,
-    /; not webgpu: Dawn's adapter is mesa .*\(software adapter, runs on the CPU\); auto takes webgpu only on a GPU/,
+    /; not webgpu: no GPU device \(\/dev\/nvidia\*, \/dev\/dri\/renderD\*\); auto takes webgpu only on a GPU$/,
   );
   const r = await initBackend({ backend: 'webgpu', log: (l) => lines.push(l) });
   assert.equal(r.name, 'webgpu');
@@ -161,4 +164,21 @@ test('without a Vulkan driver webgpu fails with one line naming what installs it
     ],
     r.stderr,
   );
+});
+
+test('gpuDeviceNodes finds NVIDIA and DRM render nodes, nothing else', () => {
+  const dev = mkdtempSync(join(tmpdir(), 'dev-'));
+  try {
+    assert.deepEqual(gpuDeviceNodes(dev), []);
+    for (const n of ['nvidiactl', 'nvidia-uvm', 'nvidia0', 'nvidia3', 'null'])
+      writeFileSync(join(dev, n), '');
+    mkdirSync(join(dev, 'dri'));
+    for (const n of ['card0', 'renderD128']) writeFileSync(join(dev, 'dri', n), '');
+    assert.deepEqual(
+      gpuDeviceNodes(dev)?.sort(),
+      [`${dev}/dri/renderD128`, `${dev}/nvidia0`, `${dev}/nvidia3`].sort(),
+    );
+  } finally {
+    rmSync(dev, { recursive: true });
+  }
 });

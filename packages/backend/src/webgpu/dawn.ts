@@ -3,6 +3,27 @@
 // backend at import time only when `navigator.gpu` exists, and its kernels use the WebGPU globals
 // (GPUBufferUsage, GPUMapMode, GPUTextureUsage …), so both are set before it is imported.
 
+import { existsSync, readdirSync } from 'node:fs';
+
+/**
+ * GPU device nodes on Linux (NVIDIA's /dev/nvidiaN, a DRM render node /dev/dri/renderD*), or
+ * null where there is no such convention (macOS, Windows). `auto` starts Dawn only when one
+ * exists: without them the only adapter can be a software one, and starting Dawn costs time and
+ * prints its warnings.
+ */
+export function gpuDeviceNodes(dev = '/dev'): string[] | null {
+  if (process.platform !== 'linux') return null;
+  const list = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+  return [
+    ...list(dev)
+      .filter((n) => /^nvidia\d+$/.test(n))
+      .map((n) => `${dev}/${n}`),
+    ...list(`${dev}/dri`)
+      .filter((n) => n.startsWith('renderD'))
+      .map((n) => `${dev}/dri/${n}`),
+  ];
+}
+
 /** The adapter Dawn offers, as `mtl-doctor` and the backend's log line report it. */
 export interface AdapterReport {
   vendor: string;
