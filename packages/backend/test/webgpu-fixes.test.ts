@@ -10,6 +10,15 @@ before(setupWebgpu);
 
 type Pads = [number, number][];
 
+/** runOn('webgpu') that also checks the fixes free every intermediate buffer (data ids on the backend). */
+async function onWebgpu(inputs: Parameters<typeof runOn>[1], f: Parameters<typeof runOn>[2]) {
+  await tf.setBackend('webgpu');
+  const before = tf.backend().numDataIds();
+  const out = await runOn('webgpu', inputs, f);
+  assert.equal(tf.backend().numDataIds(), before, 'webgpu buffers left behind');
+  return out;
+}
+
 test('mergeUnpadded gives the same pad at a lower rank (checked on cpu by reshaping back)', async () => {
   await tf.setBackend('cpu');
   for (const [shape, pads, rank] of [
@@ -119,7 +128,7 @@ test('webgpu PadV2 of rank 5 and 6 (mergeable and not, a constant, int32) matche
     ],
   ] as [number[], Pads, number][]) {
     const f = (x: tf.Tensor) => [tf.pad(x, pads, c), tf.pad(tf.cast(tf.mul(x, 10), 'int32'), pads, 7)];
-    const got = await runOn('webgpu', [input(shape, 2)], f);
+    const got = await onWebgpu([input(shape, 2)], f);
     const ref = await runOn('cpu', [input(shape, 2)], f);
     for (const i of [0, 1])
       assert.deepEqual(Array.from(got[i]!), Array.from(ref[i]!), `[${shape}] output ${i}`);
@@ -136,7 +145,37 @@ test('webgpu gradient of a rank-6 slice (the backbone’s stride subsampling) ma
     return [sub(x), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(sub(a), dy)))(x)];
   };
   const inputs = [input([2, 8, 8, 8], 3), input([2, 4, 4, 8], 4)];
-  const got = await runOn('webgpu', inputs, f);
+  const got = await onWebgpu(inputs, f);
   const ref = await runOn('cpu', inputs, f);
   for (const i of [0, 1]) assert.ok(maxRelDiff(got[i]!, ref[i]!) === 0, `output ${i}`);
+});
+
+test('webgpu matMul with transposeB and a long inner dimension (webgpu’s split-K program) matches cpu, forward and gradients, plain and fused', async () => {
+  for (const [m, k, n, ta] of [
+    [8, 4096, 64, false],
+    [8, 4096, 64, true],
+    [3, 2052, 5, false],
+    [1, 2000, 16, false],
+  ] as const) {
+    const f = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor, dy: tf.Tensor) => {
+      const mm = (p: tf.Tensor, q: tf.Tensor) => tf.matMul(p as tf.Tensor2D, q as tf.Tensor2D, ta, true);
+      const [ga, gb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(mm(p, q), dy)))([a, b]);
+      const fused = tf.fused.matMul({
+        a: a as tf.Tensor2D,
+        b: b as tf.Tensor2D,
+        transposeA: ta,
+        transposeB: true,
+        bias,
+        activation: 'relu',
+      });
+      return [mm(a, b), ga!, gb!, fused];
+    };
+    const inputs = [input(ta ? [k, m] : [m, k], 5), input([n, k], 6), input([n], 7), input([m, n], 8)];
+    const got = await onWebgpu(inputs, f);
+    const ref = await runOn('cpu', inputs, f);
+    for (const i of [0, 1, 2, 3]) {
+      const d = maxRelDiff(got[i]!, ref[i]!);
+      assert.ok(d < 2e-5, `[${m},${k}]·[${n},${k}]ᵀ transposeA ${ta} output ${i}: difference ${d}`);
+    }
+  }
 });

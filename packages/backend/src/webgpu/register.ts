@@ -4,10 +4,13 @@ import { adapterLine, loadDawn } from './dawn.js';
 import type { AdapterReport } from './dawn.js';
 import type { WebgpuKernels } from './own.js';
 import { padV2 } from './kernels/pad.js';
+import { splitKSafeMatMul } from './kernels/matmul-split-k.js';
 
 /** Each fix, by kernel name, built from webgpu's own kernels (each file says why webgpu's is wrong or missing). */
 const WEBGPU_FIXES: Record<string, (own: WebgpuKernels) => KernelFunc> = {
   PadV2: padV2,
+  BatchMatMul: (own) => splitKSafeMatMul(own, 'BatchMatMul'),
+  _FusedMatMul: (own) => splitKSafeMatMul(own, '_FusedMatMul'),
 };
 
 /** Kernels the webgpu backend gets from us: added or wrapped. */
