@@ -42,7 +42,10 @@ const models = opt.models!.split(',').map((m) => {
   return { arch, size: Number(size) };
 });
 
-const available = (await probeBackends()).filter((b) => b.available).map((b) => b.name as string);
+// webgpu on a software adapter (lavapipe) only when named: it is a correctness target, not a speed one.
+const available = (await probeBackends())
+  .filter((b) => b.available && (b.name !== 'webgpu' || b.auto))
+  .map((b) => b.name as string);
 const backends = opt.backends ? opt.backends.split(',') : available;
 const hasTorch = spawnSync(opt.python!, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 if (!opt.json && !hasTorch) console.log(`(no PyTorch rows: ${opt.python} cannot import torch)`);
@@ -95,7 +98,9 @@ for (const { arch, size } of models) {
     backend: b,
     cmd: process.execPath,
     args: [...SOURCE_EXEC_ARGV, stepScript, '--backend', b, ...common],
-    timeoutS: Number(b === 'cpu' || b === 'wasm' ? opt['slow-timeout-s'] : opt['timeout-s']),
+    timeoutS: Number(
+      b === 'cpu' || b === 'wasm' || b === 'webgpu' ? opt['slow-timeout-s'] : opt['timeout-s'],
+    ),
   }));
   if (hasTorch) {
     jobs.push({
