@@ -26,7 +26,7 @@ export const configSchema = z
     name: z.string().default('mtlface'),
     mode: z.enum(['aifr', 'fas', 'joint']),
     seed: z.number().int().nonnegative().default(0),
-    backend: z.enum(['auto', 'tensorflow', 'native', 'wasm', 'cpu']).default('auto'),
+    backend: z.enum(['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu']).default('auto'),
     iterations: positiveInt,
     model: z
       .object({

@@ -135,3 +135,9 @@ test("demo-smoke.yaml is demo.yaml with a short schedule: every other key is the
   assert.equal(smoke.iterations, 2);
   assert.equal(smoke.amp, false);
 });
+
+test('backend: accepts every choice of --backend (webgpu included) and names the field on anything else', async () => {
+  const { BACKEND_CHOICES } = await import('@mtlface/backend');
+  for (const b of BACKEND_CHOICES) assert.equal(loadConfig(tmpYaml(`${minimal}backend: ${b}\n`)).backend, b);
+  assert.throws(() => loadConfig(tmpYaml(`${minimal}backend: gpu\n`)), /backend/);
+});
