@@ -179,3 +179,16 @@ test('webgpu matMul with transposeB and a long inner dimension (webgpu’s split
     }
   }
 });
+
+test('dataSync of a tensor on the webgpu device fails with one line saying to await data(); host values still read', async () => {
+  await tf.setBackend('webgpu');
+  const x = tf.tensor1d([1, -2, 3]);
+  assert.deepEqual(Array.from(x.dataSync()), [1, -2, 3]); // not uploaded yet: the host copy
+  const y = tf.square(x);
+  assert.throws(
+    () => y.dataSync(),
+    /^Error: webgpu backend: no synchronous read-back in Node .*use `await tensor.data\(\)`/,
+  );
+  assert.deepEqual(Array.from(await y.data()), [1, 4, 9]);
+  tf.dispose([x, y]);
+});

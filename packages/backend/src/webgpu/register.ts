@@ -4,6 +4,7 @@ import { adapterLine, loadDawn } from './dawn.js';
 import type { AdapterReport } from './dawn.js';
 import type { WebgpuKernels } from './own.js';
 import { padV2 } from './kernels/pad.js';
+import { explainNoSyncReadBack } from './read-sync.js';
 import { splitKSafeMatMul } from './kernels/matmul-split-k.js';
 
 /** Each fix, by kernel name, built from webgpu's own kernels (each file says why webgpu's is wrong or missing). */
@@ -45,7 +46,8 @@ export async function registerWebgpuBackend(): Promise<WebgpuLoad> {
   const dawn = await loadDawn();
   if (!dawn.ok) return dawn;
   try {
-    await import('@tensorflow/tfjs-backend-webgpu');
+    const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+    explainNoSyncReadBack(WebGPUBackend.prototype);
   } catch (err) {
     const code = (err as { code?: string }).code;
     const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
