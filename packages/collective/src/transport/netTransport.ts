@@ -280,18 +280,20 @@ export class NetTransport extends PeerTransport {
     // out and collect); where this Node cannot, the chunks are parsed as they come.
     const pull = new PullFrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, this.payloads, onFrame);
     conn.reader = pull;
-    const direct = readStraightInto(
-      sock,
-      () => pull.target(),
-      (n) => {
-        if (sock.destroyed) return;
-        try {
-          pull.filled(n);
-        } catch (err) {
-          malformed(err);
-        }
-      },
-    );
+    const direct =
+      process.env.MTL_PG_DIRECT_READ !== '0' &&
+      readStraightInto(
+        sock,
+        () => pull.target(),
+        (n) => {
+          if (sock.destroyed) return;
+          try {
+            pull.filled(n);
+          } catch (err) {
+            malformed(err);
+          }
+        },
+      );
     if (!direct) {
       const reader = new FrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, (h, p) => onFrame(h, p, false));
       conn.reader = reader;
