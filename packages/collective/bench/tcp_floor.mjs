@@ -1,8 +1,9 @@
 /**
  * The floor under a 2-rank all-reduce over TCP: two processes swap `bytes/2` each way per
  * iteration (what a 2-rank ring moves: half in the reduce-scatter, half in the all-gather) in
- * 1 MiB frames, reading straight into reused buffers (Node's `onread`), with no reduction and
- * no copy. Nothing can do that all-reduce faster over these sockets on this machine.
+ * 1 MiB writes from a `bytes/2` buffer, the kernel reading straight into another one (Node's
+ * `onread`), so memory traffic is a ring's, with no reduction and no user-space copy. Nothing can
+ * do that all-reduce faster over these sockets on this machine.
  *
  *   node packages/collective/bench/tcp_floor.mjs [--bytes 67108864] [--iters 10] [--host 127.0.0.1]
  *
@@ -71,7 +72,9 @@ async function driver() {
 
 async function rank() {
   const half = BYTES / 2;
-  const payload = Buffer.alloc(SEG, 1);
+  const payload = Buffer.alloc(half, 1);
+  const rbuf = Buffer.alloc(half);
+  let roff = 0;
   const server = net.createServer({ noDelay: true });
   await new Promise((r) => server.listen(0, HOST, r));
   // Listen for the peer's connection before it can know our port.
@@ -90,8 +93,6 @@ async function rank() {
     process.stdin.on('end', () => res(Number(text.trim())));
   });
   // The receiving end is the connecting socket: net.Socket takes `onread` directly.
-  const bufs = [Buffer.allocUnsafeSlow(SEG), Buffer.allocUnsafeSlow(SEG)];
-  let which = 0;
   let got = 0;
   let want = 0;
   let onDone = null;
@@ -99,9 +100,10 @@ async function rank() {
     host: HOST,
     port: peerPort,
     onread: {
-      buffer: () => bufs[(which ^= 1)],
+      buffer: () => rbuf.subarray(roff, Math.min(roff + SEG, half)),
       callback: (n) => {
         got += n;
+        roff = (roff + n) % half;
         if (got >= want && onDone) {
           const d = onDone;
           onDone = null;
@@ -115,7 +117,7 @@ async function rank() {
   const out = await outgoing;
   const send = async () => {
     for (let off = 0; off < half; off += SEG)
-      if (!out.write(payload.subarray(0, Math.min(SEG, half - off))))
+      if (!out.write(payload.subarray(off, Math.min(off + SEG, half))))
         await new Promise((r) => out.once('drain', r));
   };
   const times = [];
