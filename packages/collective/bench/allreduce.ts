@@ -2,19 +2,25 @@
  * All-reduce benchmark in the style of nccl-tests.
  *
  *   npm run bench:allreduce -- [--nproc 2,4] [--wires f32,f16,bf16] [--min-bytes 4096] [--max-bytes 268435456]
- *                              [--vs-gloo] [--json] [--transport auto|shm|ipc|tcp] [--no-launcher]
+ *                              [--vs-gloo] [--json] [--transport auto|shm|ipc|tcp] [--no-launcher] [--netns]
  *
  * The driver runs every world size under `mtl-launch --standalone --nproc N` (script mode; with
  * --no-launcher it spawns the ranks itself) and, with --vs-gloo, PyTorch's gloo on the same sizes
  * (/usr/bin/python3 bench/gloo_allreduce.py). Each iteration starts after a barrier; a row
  * reports min/median/max over iterations of the slowest rank's time, algbw = bytes/median and
  * busbw = algbw·2(N−1)/N. --json prints one object per line instead of the table.
+ *
+ * --netns (root): two "nodes", Linux network namespaces joined by a veth pair (as the multi-node
+ * tests build them), N/2 ranks each under `mtl-launch --nnodes 2`; gloo runs the same way. Ring
+ * neighbours on different nodes talk over the veth pair, the kernel's real network path.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { netnsHosts, type NetnsHosts } from '../../../test/support/netns.js';
 import { initProcessGroup, KERNELS, StoreServer, type Wire } from '../src/index.js';
 
 interface Row {
@@ -171,6 +177,56 @@ async function runRanks(
   }
 }
 
+/** The ranks as two nodes, one per namespace, each under its own launcher (see --netns). */
+async function runNetnsRanks(hosts: NetnsHosts, nproc: number, workerArgs: string[], transport: string) {
+  if (nproc % 2 !== 0) throw new Error(`--netns splits the ranks over 2 nodes: --nproc ${nproc} is odd`);
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const env = { ...process.env, MTL_PG_TRANSPORT: transport, MTL_RUN_TOKEN: 'bench' };
+  const self = fileURLToPath(import.meta.url);
+  await Promise.all(
+    [0, 1].map((node) =>
+      run(
+        'ip',
+        [
+          ...[
+            'netns',
+            'exec',
+            hosts.ns[node]!,
+            process.execPath,
+            '--conditions=mtl-source',
+            '--import',
+            'tsx',
+          ],
+          join(root, 'launcher/src/cli.ts'),
+          ...['--nnodes', '2', '--node-rank', String(node), '--nproc', String(nproc / 2)],
+          ...['--master-addr', hosts.addr[0], '--master-port', port, '--run-id', `bench-${process.pid}`],
+          self,
+          ...workerArgs,
+        ],
+        env,
+      ),
+    ),
+  );
+}
+
+async function runNetnsGloo(hosts: NetnsHosts, python: string, nproc: number, args: string[]) {
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  await Promise.all(
+    [0, 1].map((node) => {
+      // gloo binds the interface named by GLOO_SOCKET_IFNAME: the veth end that holds the address.
+      const ip = spawnSync('ip', ['-n', hosts.ns[node]!, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+      const line = ip.stdout.split('\n').find((l) => l.includes(` ${hosts.addr[node]}/`));
+      const ifname = line?.split(/\s+/)[1]?.replace(/@.*/, '');
+      if (!ifname) throw new Error(`no interface with ${hosts.addr[node]} in namespace ${hosts.ns[node]}`);
+      return run('ip', [
+        ...['netns', 'exec', hosts.ns[node]!, python, join(here, 'gloo_allreduce.py'), ...args],
+        ...['--nproc', String(nproc / 2), '--nnodes', '2', '--node-rank', String(node)],
+        ...['--master-addr', hosts.addr[0], '--master-port', port, '--ifname', ifname],
+      ]);
+    }),
+  );
+}
+
 function fmtBytes(b: number): string {
   return b >= 1 << 20 ? `${b / (1 << 20)} MiB` : `${b / 1024} KiB`;
 }
@@ -180,7 +236,7 @@ function printTable(nproc: number, rows: Row[], gloo: Row[]): void {
   const how = rows[0]?.transport ? ` (ring over ${rows[0].transport}, ${rows[0].kernels} kernels)` : '';
   console.log(`\n# nproc ${nproc}${how}: times over iterations of the slowest rank; busbw = algbw·2(N−1)/N`);
   const head = ['size', 'wire', 'min ms', 'median ms', 'max ms', 'algbw GB/s', 'busbw GB/s', 'cpu ms/call'];
-  if (gloo.length) head.push('gloo median ms', 'gloo busbw', 'busbw ×gloo');
+  if (gloo.length) head.push('gloo median ms', 'gloo busbw', 'busbw ×gloo', 'gloo cpu ms');
   console.log(head.map((h, i) => (i < 2 ? h.padEnd(i === 0 ? 9 : 5) : h.padStart(12))).join(' '));
   for (const r of rows) {
     const cells = [
@@ -196,6 +252,7 @@ function printTable(nproc: number, rows: Row[], gloo: Row[]): void {
         (gr ? (gr.median_s * 1e3).toFixed(3) : '-').padStart(12),
         (gr ? gr.busbw_gbps.toFixed(3) : '-').padStart(12),
         (gr ? (r.busbw_gbps / gr.busbw_gbps).toFixed(2) : '-').padStart(12),
+        (gr?.cpu_s === undefined ? '-' : (gr.cpu_s * 1e3).toFixed(3)).padStart(12),
       );
     }
     console.log(cells.join(' '));
@@ -215,35 +272,40 @@ async function driver(argv: string[]): Promise<void> {
   const useLauncher = !argv.includes('--no-launcher') && existsSync(join(root, 'launcher/src/cli.ts'));
   const python = '/usr/bin/python3';
   const dir = mkdtempSync(join(tmpdir(), 'mtl-bench-'));
+  let hosts: NetnsHosts | null = null;
+  if (argv.includes('--netns')) {
+    hosts = netnsHosts('ab');
+    if (hosts.skip) throw new Error(`--netns: ${hosts.skip}`);
+  }
   try {
     for (const nproc of nprocs) {
       const out = join(dir, `mtl-${nproc}.jsonl`);
-      await runRanks(
-        nproc,
-        ['--worker', '--out', out, '--wires', wires, '--sizes', list.join(',')],
-        useLauncher,
-        transport,
-      );
+      const workerArgs = ['--worker', '--out', out, '--wires', wires, '--sizes', list.join(',')];
+      if (hosts) await runNetnsRanks(hosts, nproc, workerArgs, transport);
+      else await runRanks(nproc, workerArgs, useLauncher, transport);
       const rows = readRows(out);
       let gloo: Row[] = [];
       if (vsGloo) {
         if (!existsSync(python)) throw new Error(`--vs-gloo needs Debian's python3-torch at ${python}`);
         const gout = join(dir, `gloo-${nproc}.jsonl`);
-        await run(python, [
-          join(here, 'gloo_allreduce.py'),
-          '--nproc',
-          String(nproc),
-          '--sizes',
-          list.join(','),
-          '--out',
-          gout,
-        ]);
+        if (hosts) await runNetnsGloo(hosts, python, nproc, ['--sizes', list.join(','), '--out', gout]);
+        else
+          await run(python, [
+            join(here, 'gloo_allreduce.py'),
+            '--nproc',
+            String(nproc),
+            '--sizes',
+            list.join(','),
+            '--out',
+            gout,
+          ]);
         gloo = readRows(gout);
       }
       if (json) for (const r of [...rows, ...gloo]) console.log(JSON.stringify(r));
       else printTable(nproc, rows, gloo);
     }
   } finally {
+    hosts?.tearDown();
     rmSync(dir, { recursive: true, force: true });
   }
 }

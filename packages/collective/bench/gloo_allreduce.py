@@ -20,34 +20,42 @@ def iters_for(nbytes):
     return max(5, min(500, (512 << 20) // nbytes))
 
 
-def worker(rank, args, port):
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+def worker(local_rank, args, port):
+    # --nnodes 2: this process runs node --node-rank's ranks of a world of nnodes*nproc (netns bench).
+    world = args.nproc * args.nnodes
+    rank = args.node_rank * args.nproc + local_rank
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", args.ifname)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=args.nproc)
+    dist.init_process_group("gloo", init_method=f"tcp://{args.master_addr}:{port}", rank=rank, world_size=world)
     rows = []
     for nbytes in args.sizes:
         buf = torch.rand(nbytes // 4, dtype=torch.float32)
         n = iters_for(nbytes)
         for _ in range(2):
             dist.all_reduce(buf)
-            buf.div_(args.nproc)
+            buf.div_(world)
         times = []
+        cpu0 = time.process_time()
         for _ in range(n):
             dist.barrier()
             t0 = time.perf_counter()
             dist.all_reduce(buf)
             times.append(time.perf_counter() - t0)
-            buf.div_(args.nproc)
+            buf.div_(world)
+        # CPU seconds per call of this process (all its threads), mean over ranks, as bench/allreduce.ts.
+        cpu = torch.tensor([(time.process_time() - cpu0) / n], dtype=torch.float64)
+        dist.all_reduce(cpu)
         t = torch.tensor(times, dtype=torch.float64)
-        gathered = [torch.zeros_like(t) for _ in range(args.nproc)]
+        gathered = [torch.zeros_like(t) for _ in range(world)]
         dist.all_gather(gathered, t)
         slowest = torch.stack(gathered).max(dim=0).values.tolist()
         med = statistics.median(slowest)
         algbw = nbytes / med / 1e9
         rows.append({
-            "impl": "gloo", "nproc": args.nproc, "bytes": nbytes, "wire": "f32",
+            "impl": "gloo", "nproc": world, "bytes": nbytes, "wire": "f32",
             "median_s": med, "min_s": min(slowest), "max_s": max(slowest),
-            "algbw_gbps": algbw, "busbw_gbps": algbw * 2 * (args.nproc - 1) / args.nproc,
+            "algbw_gbps": algbw, "busbw_gbps": algbw * 2 * (world - 1) / world,
+            "cpu_s": cpu.item() / world,
         })
     if rank == 0:
         with open(args.out, "w") as f:
@@ -61,10 +69,17 @@ def main():
     p.add_argument("--nproc", type=int, default=2)
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--nnodes", type=int, default=1)
+    p.add_argument("--node-rank", type=int, default=0)
+    p.add_argument("--master-addr", default="127.0.0.1")
+    p.add_argument("--master-port", type=int, default=0)
+    p.add_argument("--ifname", default="lo")
     args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = args.master_port
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((args.master_addr, 0))
+            port = s.getsockname()[1]
     mp.spawn(worker, args=(args, port), nprocs=args.nproc, join=True)
 
 

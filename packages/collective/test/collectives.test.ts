@@ -117,6 +117,37 @@ for (const n of [1, 2, 3, 4, 5]) {
   });
 }
 
+for (const n of [2, 3]) {
+  test(`allReduce over TCP with segments past the staging size (payloads read straight into pooled buffers) matches a sequential reduction, world size ${n}`, async () => {
+    await withGroups(
+      n,
+      async (groups) => {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.record({
+              len: fc.integer({ min: 0, max: 400_000 }),
+              op: fc.constantFrom<Op>('sum', 'mean', 'max'),
+              wire: fc.constantFrom<Wire>('f32', 'f16', 'bf16'),
+              seed: fc.integer(),
+            }),
+            async ({ len, op, wire, seed }) => {
+              const inputs = inputsFor(n, len, seed, true);
+              const got = await allReduceEverywhere(groups, inputs, op, wire);
+              const what = `n=${n} len=${len} ${op} ${wire} tcp`;
+              assertIdentical(got, what);
+              const want = reference(inputs, op);
+              if (op !== 'mean') assertClose(got[0]!, want, () => 0, what);
+              else assertClose(got[0]!, want, (i) => 2 * EPS[wire] * Math.abs(want[i]!) + 1e-30, what);
+            },
+          ),
+          { numRuns: 6 },
+        );
+      },
+      { transport: 'tcp' as const, segmentBytes: 256 * 1024 },
+    );
+  });
+}
+
 test('inf and NaN survive every wire and op (the loss scaler must see overflow)', async () => {
   await withGroups(3, async (groups) => {
     for (const wire of ['f32', 'f16', 'bf16'] as const) {

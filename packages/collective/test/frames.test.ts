@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FrameReader, framePrefix } from '../src/transport/frameReader.js';
+import { FrameReader, framePrefix, PayloadPool, PullFrameReader } from '../src/transport/frameReader.js';
 
 type Frame = [Buffer, Buffer];
 
@@ -57,4 +57,58 @@ test('FrameReader refuses a frame over its limits before allocating it', () => {
   assert.throws(() => r.push(framePrefix(4, 101)), /frame payload of 101 bytes \(limit 100\)/);
   const h = new FrameReader(16, 100, () => undefined);
   assert.throws(() => h.push(framePrefix(17, 0)), /frame header of 17 bytes \(limit 16\)/);
+});
+
+test('PullFrameReader gives back the frames written whatever the reads fill, large payloads in pooled buffers', () => {
+  fc.assert(
+    fc.property(
+      framesArb,
+      fc.array(fc.integer({ min: 1, max: 300_000 }), { minLength: 1, maxLength: 20 }),
+      fc.boolean(),
+      (specs, sizes, recycle) => {
+        const { bytes, frames } = build(specs);
+        const pool = new PayloadPool();
+        const got: Frame[] = [];
+        const r = new PullFrameReader(1024, 1 << 20, pool, (h, p, pooled) => {
+          // A pooled payload is a buffer of its own (never a view of the staging buffer).
+          assert.equal(pooled, p.length > 64 * 1024);
+          if (pooled) assert.equal(p.byteOffset, 0);
+          got.push([Buffer.from(h), Buffer.from(p)]);
+          // Giving it back at once and scribbling on it must not disturb later frames.
+          if (pooled && recycle) {
+            pool.give(p);
+            p.fill(0xee);
+          }
+        });
+        let off = 0;
+        for (let k = 0; off < bytes.length; k++) {
+          const t = r.target();
+          assert.ok(t.length > 0, 'a read target is never empty');
+          // The "kernel" writes up to the read size into the target, and never past it.
+          const n = Math.min(sizes[k % sizes.length]!, t.length, bytes.length - off);
+          t.set(bytes.subarray(off, off + n));
+          off += n;
+          r.filled(n);
+        }
+        assert.deepEqual(got, frames);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('PullFrameReader refuses a frame over its limits before allocating it', () => {
+  const fill = (r: PullFrameReader, b: Buffer) => {
+    r.target().set(b);
+    r.filled(b.length);
+  };
+  const pool = new PayloadPool();
+  assert.throws(
+    () => fill(new PullFrameReader(16, 100, pool, () => undefined), framePrefix(4, 101)),
+    /frame payload of 101 bytes \(limit 100\)/,
+  );
+  assert.throws(
+    () => fill(new PullFrameReader(16, 100, pool, () => undefined), framePrefix(17, 0)),
+    /frame header of 17 bytes \(limit 16\)/,
+  );
 });

@@ -9,9 +9,10 @@ import {
   type PeerAddress,
   type TransportKind,
 } from './base.js';
-import { FrameReader, framePrefix } from './frameReader.js';
+import { FrameReader, framePrefix, PayloadPool, PullFrameReader, readStraightInto } from './frameReader.js';
 import { ipcSocketPath, releaseIpcSocket, sweepStaleSocketsOnce } from './ipcSocket.js';
 import type { ShmOffer, ShmOptions } from './shm.js';
+import type { Message } from './types.js';
 import { ShmTransport } from './shmTransport.js';
 
 /** First byte of the hello frame a connecting rank sends: its secret id follows. */
@@ -31,7 +32,7 @@ interface Incoming {
   /** The shared-memory ring the sender offered in its hello. */
   offer: ShmOffer | null;
   pending: [Buffer, Buffer][];
-  reader: FrameReader;
+  reader: FrameReader | PullFrameReader;
 }
 
 export interface NetTransportOptions {
@@ -68,6 +69,8 @@ export class NetTransport extends PeerTransport {
   /** Same-host peers' data in shared-memory rings; this socket carries their descriptors. */
   private readonly shm: ShmTransport;
   private readonly socketEndpoints: string[] = [];
+  /** Large payloads are read straight into these buffers (see PullFrameReader). */
+  private readonly payloads = new PayloadPool();
 
   private constructor(
     private readonly opts: NetTransportOptions,
@@ -94,7 +97,7 @@ export class NetTransport extends PeerTransport {
           resolve();
         });
       });
-    const tcpServer = createServer({ noDelay: true });
+    const tcpServer = createServer({ noDelay: true, pauseOnConnect: true });
     try {
       await listen(tcpServer, { host: opts.bindHost, port: 0 });
     } catch (err) {
@@ -110,7 +113,7 @@ export class NetTransport extends PeerTransport {
     if ((opts.transport ?? 'auto') !== 'tcp') {
       await sweepStaleSocketsOnce();
       const path = ipcSocketPath(id);
-      const ipcServer = createServer();
+      const ipcServer = createServer({ pauseOnConnect: true });
       try {
         await listen(ipcServer, path);
         servers.push(ipcServer);
@@ -202,9 +205,14 @@ export class NetTransport extends PeerTransport {
     sock.uncork();
   }
 
-  protected override deliver(from: number, header: Buffer, payload: Buffer): void {
+  /** `pooled`: the payload is a buffer of {@link payloads}, given back once its message is consumed. */
+  protected override deliver(from: number, header: Buffer, payload: Buffer, pooled = false): void {
     const f = this.shm.frame(from, header);
-    if (f === null) return super.deliver(from, header, payload);
+    if (f === null) {
+      if (pooled && header[0] !== CONTROL_MARK)
+        return this.deliverMessage(from, new PooledMessage(header, payload, this.payloads));
+      return super.deliver(from, header, payload);
+    }
     if (f.kind === 'data') return this.deliverMessage(from, f.message);
     if (f.kind === 'stray')
       this.onDrop?.(`rank ${this.rank}: dropped a shared-memory descriptor from rank ${from}`);
@@ -241,8 +249,8 @@ export class NetTransport extends PeerTransport {
     sock.setNoDelay(true);
     this.incoming.add(sock);
     const conn: Incoming = { socket: sock, from: null, id: null, offer: null, pending: [], reader: null! };
-    conn.reader = new FrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, (header, payload) => {
-      if (conn.from !== null) return this.deliver(conn.from, header, payload);
+    const onFrame = (header: Buffer, payload: Buffer, pooled: boolean) => {
+      if (conn.from !== null) return this.deliver(conn.from, header, payload, pooled);
       if (conn.id === null) {
         if (header[0] !== HELLO_MARK || payload.length !== 0)
           return this.refuse(conn, 'a connection that did not say hello');
@@ -261,24 +269,49 @@ export class NetTransport extends PeerTransport {
         else this.identify(conn);
         return;
       }
-      // Said hello before this rank knew the members: hold its frames until it does.
+      // Said hello before this rank knew the members: hold its frames until it does (a pooled
+      // payload stays with its message and is simply not given back).
       if (conn.pending.length >= MAX_EARLY_FRAMES)
         return this.refuse(conn, 'a connection that sent too much before the group formed');
       conn.pending.push([header, payload]);
-    });
-    sock.on('data', (chunk: Buffer) => {
-      if (sock.destroyed) return;
-      try {
-        conn.reader.push(chunk);
-      } catch (err) {
-        this.refuse(conn, `a malformed stream (${(err as Error).message})`);
-      }
-    });
+    };
+    const malformed = (err: unknown) => this.refuse(conn, `a malformed stream (${(err as Error).message})`);
+    // Large payloads go from the kernel straight into a pooled buffer (no 64 KiB chunks to copy
+    // out and collect); where this Node cannot, the chunks are parsed as they come.
+    const pull = new PullFrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, this.payloads, onFrame);
+    conn.reader = pull;
+    const direct =
+      process.env.MTL_PG_DIRECT_READ !== '0' &&
+      readStraightInto(
+        sock,
+        () => pull.target(),
+        (n) => {
+          if (sock.destroyed) return;
+          try {
+            pull.filled(n);
+          } catch (err) {
+            malformed(err);
+          }
+        },
+      );
+    if (!direct) {
+      const reader = new FrameReader(MAX_HELLO_BYTES, MAX_PAYLOAD_BYTES, (h, p) => onFrame(h, p, false));
+      conn.reader = reader;
+      sock.on('data', (chunk: Buffer) => {
+        if (sock.destroyed) return;
+        try {
+          reader.push(chunk);
+        } catch (err) {
+          malformed(err);
+        }
+      });
+    }
     sock.on('error', () => undefined);
     sock.on('close', () => {
       this.incoming.delete(sock);
       if (conn.from !== null) this.peerLost(conn.from);
     });
+    sock.resume();
   }
 
   private identify(conn: Incoming): void {
@@ -300,6 +333,48 @@ export class NetTransport extends PeerTransport {
     this.onDrop?.(`rank ${this.rank}: dropped ${what}`);
     conn.from = null;
     conn.socket.destroy();
+  }
+}
+
+/**
+ * A socket message whose payload was read into a pooled buffer: consumed once, by `view` or
+ * `readInto` (the buffer goes back to the pool) or by `payload` (the buffer becomes the reader's).
+ */
+class PooledMessage implements Message {
+  readonly byteLength: number;
+  private buf: Buffer | null;
+
+  constructor(
+    readonly header: Buffer,
+    buf: Buffer,
+    private readonly pool: PayloadPool,
+  ) {
+    this.buf = buf;
+    this.byteLength = buf.length;
+  }
+
+  get payload(): Buffer {
+    return this.own();
+  }
+
+  readInto(dst: Uint8Array): void {
+    const b = this.own();
+    dst.set(b);
+    this.pool.give(b);
+  }
+
+  /** Valid until the current synchronous run ends: the pool hands it to a socket only for a later read. */
+  view(): Uint8Array {
+    const b = this.own();
+    this.pool.give(b);
+    return b;
+  }
+
+  private own(): Buffer {
+    const b = this.buf;
+    if (!b) throw new Error('socket payload read twice');
+    this.buf = null;
+    return b;
   }
 }
 
