@@ -14,6 +14,8 @@ export interface HierSpec {
   op: 'sum' | 'mean' | 'max';
   segmentElements: number;
   layout: NodeLayout;
+  /** At most this many pieces in the pipeline (default 16). */
+  maxPieces?: number;
 }
 
 /**
@@ -27,17 +29,23 @@ export function hierarchicalFits(layout: NodeLayout): boolean {
 }
 
 /**
- * Two-level all-reduce for nodes × local ranks, as NCCL and Horovod do it:
+ * Two-level all-reduce for nodes × local ranks, as NCCL and Horovod do it. For each piece of
+ * the buffer:
  *
  * 1. reduce-scatter within the node (shared memory): local rank l ends with the node's sum of
- *    shard l, 1/L of the buffer;
- * 2. ring all-reduce of shard l across nodes, among the ranks with local rank l (one rank per
- *    node), so the L node rings run in parallel and only 1/L of the buffer crosses each of them;
+ *    shard l of the piece, 1/L of it;
+ * 2. ring all-reduce of that shard across nodes, among the ranks with local rank l (one rank per
+ *    node), so the L node rings run in parallel and only 1/L of the data crosses each;
  * 3. all-gather of the shards within the node.
  *
- * Every phase is the flat ring's schedule on a sub-ring and ends with its acknowledgement, so
- * the by-reference buffer rules are the ring's. Results are identical on every rank: phase 2
- * forwards the final bytes to the other nodes, phase 3 forwards them within the node.
+ * Pieces are pipelined: while piece k crosses between nodes (2), the node reduces piece k+1 (1)
+ * and gathers piece k−1 (3), so the network link is kept busy. Phases 1 and 3 talk only to this
+ * node's ranks and phase 2 only to other nodes' ranks, so the two chains never share a peer and
+ * each keeps a fixed per-peer message order (the same on both sides of every link).
+ *
+ * Every phase is the flat ring's schedule on a sub-ring and ends with its acknowledgement, so the
+ * by-reference buffer rules are the ring's. Results are identical on every rank: phase 2 forwards
+ * the final bytes to the other nodes, phase 3 forwards them within the node.
  */
 export async function hierarchicalAllReduce(
   ctx: OpContext,
@@ -45,38 +53,103 @@ export async function hierarchicalAllReduce(
   spec: HierSpec,
 ): Promise<void> {
   const { nodes } = spec.layout;
-  const node = nodes.findIndex((ranks) => ranks.includes(ctx.rank));
-  const mine = nodes[node];
+  const mine = nodes.find((ranks) => ranks.includes(ctx.rank));
   if (!mine) throw new Error(`${ctx.name}: rank ${ctx.rank} is on no node of the layout`);
   const L = mine.length;
   const l = mine.indexOf(ctx.rank);
+  const across = nodes.map((ranks) => ranks[l]!);
   const { codec, segmentElements } = spec;
-  const shard = buf.subarray(chunkStart(buf.length, L, l), chunkStart(buf.length, L, l + 1));
-  // 1. The node's partial sums (max stays max; a mean divides once, by the whole group, in 2).
-  await ringAllReduce(ctx, buf, {
-    codec,
-    op: spec.op === 'max' ? 'max' : 'sum',
-    segmentElements,
-    allGather: false,
-    members: mine,
+  // Enough pieces to overlap the phases, none smaller than one segment per local rank.
+  const pieceLen = Math.max(segmentElements * L, Math.ceil(buf.length / (spec.maxPieces ?? 16)));
+  const pieces = Math.max(1, Math.ceil(buf.length / pieceLen));
+  const piece = (k: number) => buf.subarray(k * pieceLen, Math.min((k + 1) * pieceLen, buf.length));
+  const shard = (k: number) => {
+    const p = piece(k);
+    return p.subarray(chunkStart(p.length, L, l), chunkStart(p.length, L, l + 1));
+  };
+  const reduced = pieces > 1 ? Array.from({ length: pieces }, deferred) : [];
+  const crossed = pieces > 1 ? Array.from({ length: pieces }, deferred) : [];
+  // Sub-rings run concurrently: the pool is reset only once every phase is acknowledged.
+  ctx.reserveSends(codec.bytesPerElement === 4 ? 0 : 2 * buf.length * codec.bytesPerElement);
+  const common = { codec, segmentElements, callerPool: true };
+  const reduceInNode = (k: number) =>
+    ringAllReduce(ctx, piece(k), {
+      ...common,
+      // The node's partial sums: max stays max; a mean divides once, by the whole group, in 2.
+      op: spec.op === 'max' ? 'max' : 'sum',
+      allGather: false,
+      members: mine,
+    });
+  const crossNodes = (k: number) =>
+    ringAllReduce(ctx, shard(k), {
+      ...common,
+      op: spec.op,
+      allGather: true,
+      members: across,
+      divisor: ctx.size,
+    });
+  const gatherInNode = (k: number) => ringAllGather(ctx, piece(k), mine, codec, segmentElements);
+
+  if (pieces === 1) {
+    await reduceInNode(0);
+    await crossNodes(0);
+    await gatherInNode(0);
+  } else {
+    // Node chain: 1(0) 1(1) 3(0) 1(2) 3(1) … 1(K−1) 3(K−2) 3(K−1); the cross-node chain: 2(0) 2(1) ….
+    const inNode = async () => {
+      for (let k = 0; k < pieces; k++) {
+        await reduceInNode(k);
+        reduced[k]!.resolve();
+        if (k > 0) {
+          await crossed[k - 1]!.promise;
+          await gatherInNode(k - 1);
+        }
+      }
+      await crossed[pieces - 1]!.promise;
+      await gatherInNode(pieces - 1);
+    };
+    const acrossNodes = async () => {
+      for (let k = 0; k < pieces; k++) {
+        await reduced[k]!.promise;
+        await crossNodes(k);
+        crossed[k]!.resolve();
+      }
+    };
+    const chains = [inNode(), acrossNodes()];
+    try {
+      await Promise.all(chains);
+    } catch (err) {
+      // The other chain may wait on this one's pieces: end it too, then report the first failure.
+      for (const d of [...reduced, ...crossed]) d.reject(err as Error);
+      await Promise.allSettled(chains);
+      throw err;
+    }
+  }
+  ctx.releaseSends();
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
   });
-  // 2. Local rank l of every node: the group's result for shard l.
-  await ringAllReduce(ctx, shard, {
-    codec,
-    op: spec.op,
-    segmentElements,
-    allGather: true,
-    members: nodes.map((ranks) => ranks[l]!),
-    divisor: ctx.size,
-  });
-  // 3. Every shard to every local rank.
-  await ringAllGather(ctx, buf, mine, codec, segmentElements);
+  promise.catch(() => undefined); // rejected only to end a waiting chain; the failure is reported once
+  return { promise, resolve, reject };
 }
 
 /**
  * Ring all-gather among `members` where member i already holds chunk i of `buf` (values the wire
  * represents exactly: phase 2 rounded them). The owner encodes its chunk once; everyone else
- * forwards the received bytes unchanged, so all members end bit-identical.
+ * forwards the received bytes unchanged, so all members end bit-identical. The caller owns the
+ * send pool.
  */
 async function ringAllGather(
   ctx: OpContext,
@@ -96,7 +169,6 @@ async function ringAllGather(
     const s = Math.min(start + j * segLen, end);
     return buf.subarray(s, Math.min(s + segLen, end));
   };
-  ctx.reserveSends(codec.bytesPerElement === 4 ? 0 : n * segs * (segLen * codec.bytesPerElement + 8));
   for (let j = 0; j < segs; j++) {
     const seg = segment(r, j);
     ctx.sendFrom(right, seg.length, (take) => codec.encode(seg, take));
@@ -110,5 +182,4 @@ async function ringAllGather(
   }
   ctx.sendAck(left);
   await ctx.recvAck(right);
-  ctx.releaseSends();
 }

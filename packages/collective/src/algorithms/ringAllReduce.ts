@@ -16,6 +16,11 @@ export interface RingSpec {
   members?: readonly number[];
   /** What 'mean' divides by (default: the ring's size); a sub-ring of a larger reduction passes the whole group's. */
   divisor?: number;
+  /**
+   * The caller reserves and releases the op's send pool (sub-rings running concurrently in one
+   * op must not reset it under each other's sends in flight). Default: this call does.
+   */
+  callerPool?: boolean;
 }
 
 /**
@@ -56,9 +61,10 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     return codec.encode(dst, take);
   };
   // Sends: n·segs encodes; all-gather forwards of shared-memory payloads: (n−2)·segs more.
-  ctx.reserveSends(
-    codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
-  );
+  if (!spec.callerPool)
+    ctx.reserveSends(
+      codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
+    );
 
   // Reduce-scatter.
   for (let j = 0; j < segs; j++) {
@@ -95,5 +101,5 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
   }
   ctx.sendAck(left);
   await ctx.recvAck(right);
-  ctx.releaseSends();
+  if (!spec.callerPool) ctx.releaseSends();
 }
