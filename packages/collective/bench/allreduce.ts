@@ -3,7 +3,7 @@
  *
  *   npm run bench:allreduce -- [--nproc 2,4] [--wires f32,f16,bf16] [--min-bytes 4096] [--max-bytes 268435456]
  *                              [--vs-gloo] [--json] [--transport auto|shm|ipc|tcp] [--no-launcher]
- *   npm run bench:allreduce -- --nodes 2 [--nproc 2] [--algos ring,hier] [--rounds 3] [--netem-rate 1gbit]
+ *   npm run bench:allreduce -- --nodes 2 [--nproc 2] [--algos ring,hier] [--rounds 3] [--link-rate 1gbit]
  *                              [--min-bytes 16777216] [--vs-gloo] [--json]
  *
  * The driver runs every world size under `mtl-launch --standalone --nproc N` (script mode; with
@@ -15,8 +15,8 @@
  * --nodes 2 (needs root): two "nodes" as network namespaces joined by a veth pair, `mtl-launch
  * --nnodes 2 --nproc N` in each, f32 only. Every round runs each of --algos (MTL_PG_ALGO) and,
  * with --vs-gloo, gloo on the same 2 × N layout, alternating (ABAB…); the table gives each
- * round's busbw. --netem-rate shapes each veth's egress (`tc qdisc … netem rate`): a link slower
- * than the CPUs, as between real nodes.
+ * round's busbw. --link-rate shapes each veth's egress (`tc qdisc … tbf rate`, a token bucket; netem
+ * is not in every kernel): a link slower than the CPUs, as between real nodes.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -278,7 +278,7 @@ async function netnsDriver(argv: string[]): Promise<void> {
   const nproc = Number(arg(argv, '--nproc', '2'));
   const algos = arg(argv, '--algos', 'ring,hier').split(',');
   const rounds = Number(arg(argv, '--rounds', '3'));
-  const rate = arg(argv, '--netem-rate', '');
+  const rate = arg(argv, '--link-rate', '');
   const list = sizes(
     Number(arg(argv, '--min-bytes', String(16 << 20))),
     Number(arg(argv, '--max-bytes', String(256 << 20))),
@@ -308,15 +308,17 @@ async function netnsDriver(argv: string[]): Promise<void> {
             'dev',
             dev,
             'root',
-            'netem',
+            'tbf',
             'rate',
             rate,
-            'limit',
-            '100000',
+            'burst',
+            '256kb',
+            'latency',
+            '10ms',
           ],
           { encoding: 'utf8' },
         );
-        if (r.status !== 0) throw new Error(`tc netem rate ${rate} on ${dev}: ${r.stderr}`);
+        if (r.status !== 0) throw new Error(`tc qdisc add dev ${dev} root tbf rate ${rate}: ${r.stderr}`);
       }
     }
     const rows: Row[] = [];
@@ -378,18 +380,24 @@ async function netnsDriver(argv: string[]): Promise<void> {
                 '--sizes',
                 list.join(','),
               ],
-              { ...process.env, MTL_PG_ALGO: impl, MTL_RUN_TOKEN: 'bench' },
+              {
+                ...process.env,
+                // 'hier/1': the hierarchical all-reduce with that many pipeline pieces.
+                MTL_PG_ALGO: impl.split('/')[0],
+                ...(impl.includes('/') ? { MTL_PG_HIER_PIECES: impl.split('/')[1] } : {}),
+                MTL_RUN_TOKEN: 'bench',
+              },
             );
           }),
         );
-        for (const r of readRows(out)) rows.push({ ...r, round, algo: impl === 'gloo' ? 'gloo' : r.algo });
+        for (const r of readRows(out)) rows.push({ ...r, round, algo: impl });
       }
     }
     if (json) for (const r of rows) console.log(JSON.stringify(r));
     else {
       const world = 2 * nproc;
       console.log(
-        `\n# 2 namespace nodes × ${nproc} (world ${world}), f32${rate ? `, veth egress netem rate ${rate}` : ''}: busbw GB/s per round (ABAB), median; cpu ms per call and rank (median)`,
+        `\n# 2 namespace nodes × ${nproc} (world ${world}), f32${rate ? `, veth egress tbf rate ${rate}` : ''}: busbw GB/s per round (ABAB), median; cpu ms per call and rank (median)`,
       );
       const head = [
         'size',

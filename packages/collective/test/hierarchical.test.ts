@@ -49,6 +49,8 @@ for (const [nodes, local] of [
   test(`hierarchical allReduce on ${nodes} nodes × ${local} matches a float64 reduction, identical on every rank (random lengths, ops, wires)`, async () => {
     const variants: Partial<ProcessGroupOptions>[] = [
       { smallBytes: 0, segmentBytes: 256 },
+      // The three phases one after another (no pipeline).
+      { smallBytes: 0, segmentBytes: 256, hierPieces: 1 },
       // Shared memory within the node with 2 slots per pair: segments wait for credits.
       { smallBytes: 64, segmentBytes: 512, shm: { slots: 2, minBytes: 1 } },
       { engine: 'zmq', smallBytes: 4096, segmentBytes: 1024 },

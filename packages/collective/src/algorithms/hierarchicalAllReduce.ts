@@ -43,9 +43,16 @@ export function hierarchicalFits(layout: NodeLayout): boolean {
  * node's ranks and phase 2 only to other nodes' ranks, so the two chains never share a peer and
  * each keeps a fixed per-peer message order (the same on both sides of every link).
  *
- * Every phase is the flat ring's schedule on a sub-ring and ends with its acknowledgement, so the
- * by-reference buffer rules are the ring's. Results are identical on every rank: phase 2 forwards
- * the final bytes to the other nodes, phase 3 forwards them within the node.
+ * Buffer safety is the flat ring's causality argument (sends go by reference): a region sent in
+ * phase 1 is overwritten only in phase 3, by a message that depends on the final value of its
+ * chunk, hence on that send having been received; phase 2 overwrites only this rank's shard, which
+ * phase 1 never sends; phases 2 and 3 send regions that nothing overwrites later in the op. So the
+ * sub-rings skip their own closing acknowledgements (which would idle the inter-node link once
+ * per piece) and the op ends with one: every rank acknowledges the neighbours it received from
+ * in both rings and returns once the neighbours it sent to have acknowledged it.
+ *
+ * Results are identical on every rank: phase 2 forwards the final bytes to the other nodes,
+ * phase 3 forwards them within the node.
  */
 export async function hierarchicalAllReduce(
   ctx: OpContext,
@@ -71,7 +78,7 @@ export async function hierarchicalAllReduce(
   const crossed = pieces > 1 ? Array.from({ length: pieces }, deferred) : [];
   // Sub-rings run concurrently: the pool is reset only once every phase is acknowledged.
   ctx.reserveSends(codec.bytesPerElement === 4 ? 0 : 2 * buf.length * codec.bytesPerElement);
-  const common = { codec, segmentElements, callerPool: true };
+  const common = { codec, segmentElements, callerPool: true, acks: false };
   const reduceInNode = (k: number) =>
     ringAllReduce(ctx, piece(k), {
       ...common,
@@ -125,6 +132,16 @@ export async function hierarchicalAllReduce(
       throw err;
     }
   }
+  // The one closing acknowledgement: each ring's left neighbour gets ours, and we wait for our
+  // right neighbours', the last message they send us, after every one of our sends reached them.
+  const at = (ring: readonly number[], step: number) => {
+    const i = ring.indexOf(ctx.rank);
+    return ring[mod(i + step, ring.length)]!;
+  };
+  ctx.sendAck(at(mine, -1));
+  ctx.sendAck(at(across, -1));
+  await ctx.recvAck(at(mine, 1));
+  await ctx.recvAck(at(across, 1));
   ctx.releaseSends();
 }
 
@@ -149,7 +166,7 @@ function deferred(): Deferred {
  * Ring all-gather among `members` where member i already holds chunk i of `buf` (values the wire
  * represents exactly: phase 2 rounded them). The owner encodes its chunk once; everyone else
  * forwards the received bytes unchanged, so all members end bit-identical. The caller owns the
- * send pool.
+ * send pool and the closing acknowledgement.
  */
 async function ringAllGather(
   ctx: OpContext,
@@ -180,6 +197,4 @@ async function ringAllGather(
       else await ctx.recvInto(left, segment(c, j));
     }
   }
-  ctx.sendAck(left);
-  await ctx.recvAck(right);
 }

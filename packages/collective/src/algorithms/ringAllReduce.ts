@@ -21,6 +21,11 @@ export interface RingSpec {
    * op must not reset it under each other's sends in flight). Default: this call does.
    */
   callerPool?: boolean;
+  /**
+   * false: skip the closing acknowledgement exchange; the caller acknowledges this ring's
+   * neighbours itself before the op returns (it must not touch the sent regions until then).
+   */
+  acks?: boolean;
 }
 
 /**
@@ -99,7 +104,9 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
       }
     }
   }
-  ctx.sendAck(left);
-  await ctx.recvAck(right);
+  if (spec.acks !== false) {
+    ctx.sendAck(left);
+    await ctx.recvAck(right);
+  }
   if (!spec.callerPool) ctx.releaseSends();
 }

@@ -55,6 +55,8 @@ export interface ProcessGroupOptions {
   node?: string;
   /** Large all-reduces: 'auto' (default; hierarchical when nodes × local ranks fit), 'ring' or 'hier'. */
   algorithm?: 'auto' | 'ring' | 'hier';
+  /** The hierarchical all-reduce's pipeline depth in pieces (default 16; 1: phases in sequence). */
+  hierPieces?: number;
   /** Called with diagnostics for dropped messages (strangers, garbage). */
   onDrop?: (reason: string) => void;
 }
@@ -121,6 +123,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     ...(engine ? { engine } : {}),
     ...(algorithm ? { algorithm } : {}),
     ...(env.MTL_NODE_ID ? { node: env.MTL_NODE_ID } : {}),
+    ...(env.MTL_PG_HIER_PIECES ? { hierPieces: envInt(env, 'MTL_PG_HIER_PIECES') } : {}),
     ...(env.MTL_NODE_ADDR ? { bindHost: env.MTL_NODE_ADDR } : {}),
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
     ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
@@ -279,6 +282,7 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
       timeoutMs,
       layout,
       ...(o.algorithm ? { algorithm: o.algorithm } : {}),
+      ...(o.hierPieces !== undefined ? { hierPieces: o.hierPieces } : {}),
       ...(o.smallBytes !== undefined ? { smallBytes: o.smallBytes } : {}),
       ...(o.segmentBytes !== undefined ? { segmentBytes: o.segmentBytes } : {}),
     });

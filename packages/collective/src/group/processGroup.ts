@@ -39,6 +39,8 @@ export interface ProcessGroupTuning {
    * 'hier' where the layout fits, else 'ring').
    */
   algorithm?: 'auto' | 'ring' | 'hier';
+  /** The hierarchical all-reduce's pipeline: at most this many pieces (default 16; 1 = phases one after another). */
+  hierPieces?: number;
 }
 
 const SMALL_BYTES = 32 * 1024;
@@ -57,6 +59,7 @@ export class ProcessGroup {
   /** The algorithm of large all-reduces: 'ring' (flat) or 'hier' (nodes × local ranks). */
   readonly algorithm: 'ring' | 'hier';
   private readonly layout: NodeLayout | null;
+  private readonly hierPieces: number;
   private seq = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
@@ -95,6 +98,9 @@ export class ProcessGroup {
     }
     this.algorithm = tuning.algorithm !== 'ring' && fits ? 'hier' : 'ring';
     this.layout = this.algorithm === 'hier' ? tuning.layout! : null;
+    this.hierPieces = tuning.hierPieces ?? 16;
+    if (!(Number.isInteger(this.hierPieces) && this.hierPieces >= 1))
+      throw new Error(`ProcessGroup: hierPieces must be an integer >= 1, got ${this.hierPieces}`);
   }
 
   /** How each rank is reached from this one ('self' for this rank). */
@@ -110,7 +116,13 @@ export class ProcessGroup {
       if (buf.byteLength <= this.smallBytes) return directAllReduce(ctx, buf, CODECS[wire], op);
       if (this.layout) {
         const { codec, segmentElements } = this.ringSpec(wire, op, true);
-        return hierarchicalAllReduce(ctx, buf, { codec, op, segmentElements, layout: this.layout });
+        return hierarchicalAllReduce(ctx, buf, {
+          codec,
+          op,
+          segmentElements,
+          layout: this.layout,
+          maxPieces: this.hierPieces,
+        });
       }
       await ringAllReduce(ctx, buf, this.ringSpec(wire, op, true));
     });
