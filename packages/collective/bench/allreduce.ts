@@ -324,7 +324,7 @@ async function netnsDriver(argv: string[]): Promise<void> {
     const rows: Row[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const impl of impls) {
-        const out = join(dir, `${impl}-${round}.jsonl`);
+        const out = join(dir, `${impl.replace('/', 'p')}-${round}.jsonl`);
         port += 1;
         await Promise.all(
           [0, 1].map((node) => {
