@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ProcessGroup, type ProcessGroupOptions } from '../src/index.js';
-import { layoutOf } from '../src/group/init.js';
+import { optionsFromEnv, ProcessGroup, type ProcessGroupOptions } from '../src/index.js';
+import { layoutOf } from '../src/group/nodeAddress.js';
 import { withGroups } from './helpers/groups.js';
 import { lazyTransports } from './helpers/lazyTransport.js';
 
@@ -192,4 +192,17 @@ test('a buffer reused right after a hierarchical allReduce resolves never corrup
       }
     }
   }
+});
+
+test('the environment chooses the algorithm, the node and the pipeline depth, and a bad value is named', () => {
+  const base = { RANK: '0', WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1', MTL_RUN_ID: 'r' };
+  const o = optionsFromEnv({ ...base, MTL_PG_ALGO: 'hier', MTL_NODE_ID: 'rack1-a', MTL_PG_HIER_PIECES: '4' });
+  assert.equal(o.algorithm, 'hier');
+  assert.equal(o.node, 'rack1-a');
+  assert.equal(o.hierPieces, 4);
+  assert.throws(
+    () => optionsFromEnv({ ...base, MTL_PG_ALGO: 'tree' }),
+    /MTL_PG_ALGO must be auto, ring or hier, got "tree"/,
+  );
+  assert.throws(() => optionsFromEnv({ ...base, MTL_PG_HIER_PIECES: 'x' }), /MTL_PG_HIER_PIECES="x"/);
 });

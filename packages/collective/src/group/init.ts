@@ -1,13 +1,10 @@
 import { Packr } from 'msgpackr';
-import { readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
-import type { NodeLayout } from '../algorithms/hierarchicalAllReduce.js';
 import { StoreClient } from '../store/client.js';
 import type { PeerAddress, TransportKind } from '../transport/base.js';
 import { NetTransport } from '../transport/netTransport.js';
 import type { ShmOptions } from '../transport/shm.js';
 import { ZmqTransport } from '../transport/zmqTransport.js';
-import { routeAddressTo } from './nodeAddress.js';
+import { defaultNodeId, layoutOf, routeAddressTo } from './nodeAddress.js';
 import { ProcessGroup } from './processGroup.js';
 
 const packr = new Packr({ useRecords: false });
@@ -156,31 +153,6 @@ function shmOptions(
     minBytes: o?.minBytes ?? Math.min(smallBytes + 1, slotBytes),
     ...(o?.mmap !== undefined ? { mmap: o.mmap } : {}),
   };
-}
-
-/** This process's node: its hostname plus its network namespace where Linux names one. */
-export function defaultNodeId(): string {
-  let ns = '';
-  try {
-    ns = readlinkSync('/proc/self/ns/net');
-  } catch {
-    // not Linux, or no /proc: the hostname alone
-  }
-  return ns ? `${hostname()}/${ns}` : hostname();
-}
-
-/**
- * Nodes from each rank's node id: nodes in order of their lowest rank, ranks ascending within.
- * 'hier' ranks expect the same number on every node; otherwise the flat ring (one log line).
- */
-export function layoutOf(nodeIds: readonly string[]): NodeLayout {
-  const byId = new Map<string, number[]>();
-  nodeIds.forEach((id, rank) => {
-    const ranks = byId.get(id);
-    if (ranks) ranks.push(rank);
-    else byId.set(id, [rank]);
-  });
-  return { nodes: [...byId.values()] };
 }
 
 interface Announcement extends PeerAddress {
