@@ -3,6 +3,8 @@
  *
  *   npm run bench:allreduce -- [--nproc 2,4] [--wires f32,f16,bf16] [--min-bytes 4096] [--max-bytes 268435456]
  *                              [--vs-gloo] [--json] [--transport auto|shm|ipc|tcp] [--no-launcher] [--netns]
+ *   npm run bench:allreduce -- --nodes 2 [--nproc 2] [--algos ring,hier] [--rounds 3] [--link-rate 1gbit]
+ *                              [--min-bytes 16777216] [--vs-gloo] [--json]
  *
  * The driver runs every world size under `mtl-launch --standalone --nproc N` (script mode; with
  * --no-launcher it spawns the ranks itself) and, with --vs-gloo, PyTorch's gloo on the same sizes
@@ -12,19 +14,27 @@
  *
  * --netns (root): two "nodes", Linux network namespaces joined by a veth pair (as the multi-node
  * tests build them), N/2 ranks each under `mtl-launch --nnodes 2`; gloo runs the same way. Ring
- * neighbours on different nodes talk over the veth pair, the kernel's real network path.
+ * neighbours on different nodes talk over the veth pair, the kernel's real network path (flat ring).
+ *
+ * --nodes 2 (needs root): two "nodes" as network namespaces joined by a veth pair, `mtl-launch
+ * --nnodes 2 --nproc N` in each, f32 only. Every round runs each of --algos (MTL_PG_ALGO) and,
+ * with --vs-gloo, gloo on the same 2 × N layout, alternating (ABAB…); the table gives each
+ * round's busbw. --link-rate shapes each veth's egress (`tc qdisc … tbf rate`, a token bucket; netem
+ * is not in every kernel): a link slower than the CPUs, as between real nodes.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
 import { netnsHosts, type NetnsHosts } from '../../../test/support/netns.js';
 import { initProcessGroup, KERNELS, StoreServer, type Wire } from '../src/index.js';
 
 interface Row {
   impl?: 'gloo';
+  /** The process group's all-reduce algorithm ('ring' or 'hier'); gloo rows: its flat ring. */
+  algo?: string;
+  round?: number;
   nproc: number;
   bytes: number;
   wire: string;
@@ -97,7 +107,10 @@ async function worker(argv: string[]): Promise<void> {
         algbw_gbps: algbw,
         busbw_gbps: (algbw * 2 * (pg.worldSize - 1)) / pg.worldSize,
         cpu_s: cpuPerCall,
-        transport: (pg.peerEndpoints[(pg.rank + 1) % pg.worldSize] ?? 'self').split(':')[0]!,
+        transport: [
+          ...new Set(pg.peerEndpoints.filter((e) => e !== 'self').map((e) => e.split(':')[0]!)),
+        ].join('+'),
+        algo: pg.algorithm,
         kernels: KERNELS,
       });
     }
@@ -310,6 +323,187 @@ async function driver(argv: string[]): Promise<void> {
   }
 }
 
+/** The interface that holds `addr` inside namespace `ns` (gloo binds by interface name). */
+function ifaceOf(ns: string, addr: string): string {
+  const r = spawnSync('ip', ['-n', ns, '-o', '-4', 'addr', 'show'], { encoding: 'utf8' });
+  const line = r.stdout.split('\n').find((l) => l.includes(` ${addr}/`));
+  const name = line?.split(/\s+/)[1];
+  if (!name) throw new Error(`no interface with ${addr} in namespace ${ns}: ${r.stderr}`);
+  return name;
+}
+
+async function netnsDriver(argv: string[]): Promise<void> {
+  const nodes = Number(arg(argv, '--nodes', '2'));
+  if (nodes !== 2) throw new Error(`--nodes: only 2 namespace nodes are built, got ${nodes}`);
+  const nproc = Number(arg(argv, '--nproc', '2'));
+  const algos = arg(argv, '--algos', 'ring,hier').split(',');
+  const rounds = Number(arg(argv, '--rounds', '3'));
+  const rate = arg(argv, '--link-rate', '');
+  const list = sizes(
+    Number(arg(argv, '--min-bytes', String(16 << 20))),
+    Number(arg(argv, '--max-bytes', String(256 << 20))),
+  );
+  const json = argv.includes('--json');
+  const impls = [...algos, ...(argv.includes('--vs-gloo') ? ['gloo'] : [])];
+  const hosts: NetnsHosts = netnsHosts('bar');
+  if (hosts.skip) throw new Error(`--nodes: cannot build namespace nodes: ${hosts.skip}`);
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-bench-'));
+  const sourceArgv = ['--conditions=mtl-source', '--import', 'tsx'];
+  const cli = join(root, 'launcher/src/cli.ts');
+  const self = fileURLToPath(import.meta.url);
+  let port = 29600 + (process.pid % 200) * 10;
+  try {
+    if (rate) {
+      for (const [i, ns] of hosts.ns.entries()) {
+        const dev = ifaceOf(ns, hosts.addr[i]);
+        const r = spawnSync(
+          'ip',
+          [
+            'netns',
+            'exec',
+            ns,
+            'tc',
+            'qdisc',
+            'add',
+            'dev',
+            dev,
+            'root',
+            'tbf',
+            'rate',
+            rate,
+            'burst',
+            '256kb',
+            'latency',
+            '10ms',
+          ],
+          { encoding: 'utf8' },
+        );
+        if (r.status !== 0) throw new Error(`tc qdisc add dev ${dev} root tbf rate ${rate}: ${r.stderr}`);
+      }
+    }
+    const rows: Row[] = [];
+    for (let round = 0; round < rounds; round++) {
+      for (const impl of impls) {
+        const out = join(dir, `${impl.replace('/', 'p')}-${round}.jsonl`);
+        port += 1;
+        await Promise.all(
+          [0, 1].map((node) => {
+            const nsExec = ['netns', 'exec', hosts.ns[node]];
+            if (impl === 'gloo') {
+              return run('ip', [
+                ...nsExec,
+                '/usr/bin/python3',
+                join(here, 'gloo_allreduce.py'),
+                '--nproc',
+                String(nproc),
+                '--nnodes',
+                '2',
+                '--node-rank',
+                String(node),
+                '--master-addr',
+                hosts.addr[0],
+                '--master-port',
+                String(port),
+                '--ifname',
+                ifaceOf(hosts.ns[node], hosts.addr[node]),
+                '--sizes',
+                list.join(','),
+                '--out',
+                out,
+              ]);
+            }
+            return run(
+              'ip',
+              [
+                ...nsExec,
+                process.execPath,
+                ...sourceArgv,
+                cli,
+                '--nnodes',
+                '2',
+                '--nproc',
+                String(nproc),
+                '--node-rank',
+                String(node),
+                '--master-addr',
+                hosts.addr[0],
+                '--master-port',
+                String(port),
+                '--run-id',
+                `bench-${port}`,
+                self,
+                '--worker',
+                '--out',
+                out,
+                '--wires',
+                'f32',
+                '--sizes',
+                list.join(','),
+              ],
+              {
+                ...process.env,
+                // 'hier/1': the hierarchical all-reduce with that many pipeline pieces.
+                MTL_PG_ALGO: impl.split('/')[0],
+                ...(impl.includes('/') ? { MTL_PG_HIER_PIECES: impl.split('/')[1] } : {}),
+                MTL_RUN_TOKEN: 'bench',
+              },
+            );
+          }),
+        );
+        for (const r of readRows(out)) rows.push({ ...r, round, algo: impl });
+      }
+    }
+    if (json) for (const r of rows) console.log(JSON.stringify(r));
+    else {
+      const world = 2 * nproc;
+      console.log(
+        `\n# 2 namespace nodes × ${nproc} (world ${world}), f32${rate ? `, veth egress tbf rate ${rate}` : ''}: busbw GB/s per round (ABAB), median; cpu ms per call and rank (median)`,
+      );
+      const head = [
+        'size',
+        ...impls.map((i) => `${i} busbw`.padStart(26)),
+        ...impls.slice(1).map((i) => `${i}/${impls[0]}`.padStart(12)),
+        ...algos.map((i) => `${i} cpu ms`.padStart(14)),
+      ];
+      console.log(head.join(' '));
+      for (const bytes of list) {
+        const med = (impl: string) => {
+          const v = rows
+            .filter((r) => r.bytes === bytes && r.algo === impl)
+            .map((r) => r.busbw_gbps)
+            .sort((a, b) => a - b);
+          return { all: v, median: v[Math.floor(v.length / 2)] ?? NaN };
+        };
+        const m = impls.map(med);
+        console.log(
+          [
+            fmtBytes(bytes).padEnd(9),
+            ...m.map((x) =>
+              `${x.all.map((v) => v.toFixed(2)).join('/')} (${x.median.toFixed(2)})`.padStart(26),
+            ),
+            ...m.slice(1).map((x) => (x.median / m[0]!.median).toFixed(2).padStart(12)),
+            ...algos.map((impl) => {
+              const c = rows
+                .filter((r) => r.bytes === bytes && r.algo === impl && r.cpu_s !== undefined)
+                .map((r) => r.cpu_s!)
+                .sort((a, b) => a - b);
+              return (c.length ? (c[Math.floor(c.length / 2)]! * 1e3).toFixed(0) : '-').padStart(14);
+            }),
+          ].join(' '),
+        );
+      }
+      const t = rows.find((r) => r.algo === 'hier')?.transport ?? rows.find((r) => r.transport)?.transport;
+      console.log(
+        `# peers of rank 0 reached over ${t ?? '?'}; ${rows.find((r) => r.kernels)?.kernels ?? '?'} kernels`,
+      );
+    }
+  } finally {
+    hosts.tearDown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const argv = process.argv.slice(2);
 if (argv.includes('--worker')) await worker(argv);
+else if (argv.includes('--nodes')) await netnsDriver(argv);
 else await driver(argv);

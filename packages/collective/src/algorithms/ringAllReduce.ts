@@ -9,6 +9,23 @@ export interface RingSpec {
   segmentElements: number;
   /** false: stop after the reduce-scatter (each rank holds its reduced chunk). */
   allGather: boolean;
+  /**
+   * The ring's members (global ranks, in ring order; this rank among them): a sub-ring such as
+   * one node's ranks. Default: every rank in rank order. Member i owns chunk i.
+   */
+  members?: readonly number[];
+  /** What 'mean' divides by (default: the ring's size); a sub-ring of a larger reduction passes the whole group's. */
+  divisor?: number;
+  /**
+   * The caller reserves and releases the op's send pool (sub-rings running concurrently in one
+   * op must not reset it under each other's sends in flight). Default: this call does.
+   */
+  callerPool?: boolean;
+  /**
+   * false: skip the closing acknowledgement exchange; the caller acknowledges this ring's
+   * neighbours itself before the op returns (it must not touch the sent regions until then).
+   */
+  acks?: boolean;
 }
 
 /**
@@ -24,13 +41,15 @@ export interface RingSpec {
  * the right neighbour confirms with an acknowledgement before we return.
  */
 export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: RingSpec): Promise<void> {
-  const n = ctx.size;
-  const r = ctx.rank;
-  const left = mod(r - 1, n);
-  const right = mod(r + 1, n);
+  const members = spec.members;
+  const n = members ? members.length : ctx.size;
+  const r = members ? members.indexOf(ctx.rank) : ctx.rank;
+  if (r < 0) throw new Error(`${ctx.name}: rank ${ctx.rank} is not a member of ring [${members!.join(',')}]`);
+  const left = members ? members[mod(r - 1, n)]! : mod(r - 1, n);
+  const right = members ? members[mod(r + 1, n)]! : mod(r + 1, n);
   const { codec, segmentElements: segLen } = spec;
   const elemOp = spec.op === 'max' ? 'max' : 'sum';
-  const divisor = spec.op === 'mean' ? n : 1;
+  const divisor = spec.op === 'mean' ? (spec.divisor ?? n) : 1;
   const segs = Math.max(1, Math.ceil(Math.ceil(buf.length / n) / segLen));
   const segment = (c: number, j: number): Float32Array => {
     const start = chunkStart(buf.length, n, c);
@@ -47,9 +66,10 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
     return codec.encode(dst, take);
   };
   // Sends: n·segs encodes; all-gather forwards of shared-memory payloads: (n−2)·segs more.
-  ctx.reserveSends(
-    codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
-  );
+  if (!spec.callerPool)
+    ctx.reserveSends(
+      codec.bytesPerElement === 4 ? 0 : (2 * n - 2) * segs * (segLen * codec.bytesPerElement + 8),
+    );
 
   // Reduce-scatter.
   for (let j = 0; j < segs; j++) {
@@ -84,7 +104,9 @@ export async function ringAllReduce(ctx: OpContext, buf: Float32Array, spec: Rin
       }
     }
   }
-  ctx.sendAck(left);
-  await ctx.recvAck(right);
-  ctx.releaseSends();
+  if (spec.acks !== false) {
+    ctx.sendAck(left);
+    await ctx.recvAck(right);
+  }
+  if (!spec.callerPool) ctx.releaseSends();
 }

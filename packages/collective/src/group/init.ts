@@ -4,7 +4,7 @@ import type { PeerAddress, TransportKind } from '../transport/base.js';
 import { NetTransport } from '../transport/netTransport.js';
 import type { ShmOptions } from '../transport/shm.js';
 import { ZmqTransport } from '../transport/zmqTransport.js';
-import { routeAddressTo } from './nodeAddress.js';
+import { defaultNodeId, layoutOf, routeAddressTo } from './nodeAddress.js';
 import { ProcessGroup } from './processGroup.js';
 
 const packr = new Packr({ useRecords: false });
@@ -44,6 +44,16 @@ export interface ProcessGroupOptions {
   configHash?: string;
   smallBytes?: number;
   segmentBytes?: number;
+  /**
+   * Which node this rank is on: ranks with the same id use shared memory (or unix sockets) and
+   * form one node of the hierarchical all-reduce; others use tcp. Default: the hostname and the
+   * network namespace (a process in another namespace is another node).
+   */
+  node?: string;
+  /** Large all-reduces: 'auto' (default; hierarchical when nodes × local ranks fit), 'ring' or 'hier'. */
+  algorithm?: 'auto' | 'ring' | 'hier';
+  /** The hierarchical all-reduce's pipeline depth in pieces (default 16; 1: phases in sequence). */
+  hierPieces?: number;
   /** Called with diagnostics for dropped messages (strangers, garbage). */
   onDrop?: (reason: string) => void;
 }
@@ -75,6 +85,12 @@ function envStr(env: NodeJS.ProcessEnv, name: string): string {
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGroupOptions {
   const transport = env.MTL_PG_TRANSPORT;
   const engine = env.MTL_PG_ENGINE;
+  const algorithm = env.MTL_PG_ALGO;
+  if (algorithm !== undefined && algorithm !== 'auto' && algorithm !== 'ring' && algorithm !== 'hier') {
+    throw new Error(
+      `initProcessGroup: MTL_PG_ALGO must be auto, ring or hier, got ${JSON.stringify(algorithm)}`,
+    );
+  }
   if (engine !== undefined && engine !== 'net' && engine !== 'zmq') {
     throw new Error(`initProcessGroup: MTL_PG_ENGINE must be net or zmq, got ${JSON.stringify(engine)}`);
   }
@@ -102,6 +118,9 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ProcessGro
     timeoutMs: envInt(env, 'MTL_PG_TIMEOUT_MS', 120_000),
     ...(transport ? { transport } : {}),
     ...(engine ? { engine } : {}),
+    ...(algorithm ? { algorithm } : {}),
+    ...(env.MTL_NODE_ID ? { node: env.MTL_NODE_ID } : {}),
+    ...(env.MTL_PG_HIER_PIECES ? { hierPieces: envInt(env, 'MTL_PG_HIER_PIECES') } : {}),
     ...(env.MTL_NODE_ADDR ? { bindHost: env.MTL_NODE_ADDR } : {}),
     ...(env.MTL_PG_CURVE === '1' ? { curve: true } : {}),
     ...(env.MTL_PG_SEGMENT_BYTES ? { segmentBytes: envInt(env, 'MTL_PG_SEGMENT_BYTES') } : {}),
@@ -137,6 +156,7 @@ function shmOptions(
 }
 
 interface Announcement extends PeerAddress {
+  node: string;
   engine: string;
   runId: string;
   configHash: string | null;
@@ -170,10 +190,12 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
   let transport: ZmqTransport | NetTransport | null = null;
   try {
     const bindHost = o.bindHost ?? (await routeAddressTo(store.host));
+    const node = o.node ?? defaultNodeId();
     const common = {
       rank,
       size: worldSize,
       bindHost,
+      host: node,
       ...(o.transport ? { transport: o.transport } : {}),
       ...(o.onDrop ? { onDrop: o.onDrop } : {}),
     };
@@ -190,7 +212,13 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
             ...(o.log ? { log: o.log } : {}),
           });
     const ns = `pg/${o.runId}/${o.restartCount ?? 0}/`;
-    const me: Announcement = { ...transport.self, engine, runId: o.runId, configHash: o.configHash ?? null };
+    const me: Announcement = {
+      ...transport.self,
+      node,
+      engine,
+      runId: o.runId,
+      configHash: o.configHash ?? null,
+    };
     await store.set(`${ns}addr/${rank}`, packr.pack(me));
     const peers = await Promise.all(
       Array.from({ length: worldSize }, async (_, p): Promise<Announcement> => {
@@ -216,8 +244,17 @@ export async function initProcessGroup(options?: ProcessGroupOptions): Promise<P
     );
     transport.connect(peers);
     if (transport instanceof NetTransport) await transport.shmSettled(Math.min(timeoutMs, 10_000));
+    const layout = layoutOf(peers.map((p) => p.node));
+    const shape = layout.nodes.map((r) => r.length);
+    if (rank === 0 && shape.length > 1 && shape.some((l) => l !== shape[0]) && o.algorithm !== 'ring')
+      (o.log ?? console.warn)(
+        `initProcessGroup: nodes hold ${shape.join('+')} ranks (uneven): all-reduce uses the flat ring, not the hierarchical one`,
+      );
     const group = new ProcessGroup(transport, {
       timeoutMs,
+      layout,
+      ...(o.algorithm ? { algorithm: o.algorithm } : {}),
+      ...(o.hierPieces !== undefined ? { hierPieces: o.hierPieces } : {}),
       ...(o.smallBytes !== undefined ? { smallBytes: o.smallBytes } : {}),
       ...(o.segmentBytes !== undefined ? { segmentBytes: o.segmentBytes } : {}),
     });

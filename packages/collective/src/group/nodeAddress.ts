@@ -1,6 +1,9 @@
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
+import { readlinkSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import type { NodeLayout } from '../algorithms/hierarchicalAllReduce.js';
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -26,4 +29,29 @@ export async function routeAddressTo(masterHost: string): Promise<string> {
   } finally {
     sock.close();
   }
+}
+
+/** This process's node: its hostname plus its network namespace where Linux names one. */
+export function defaultNodeId(): string {
+  let ns = '';
+  try {
+    ns = readlinkSync('/proc/self/ns/net');
+  } catch {
+    // not Linux, or no /proc: the hostname alone
+  }
+  return ns ? `${hostname()}/${ns}` : hostname();
+}
+
+/**
+ * The nodes of a group from each rank's node id (indexed by rank): nodes in order of their lowest
+ * rank, ranks ascending within each.
+ */
+export function layoutOf(nodeIds: readonly string[]): NodeLayout {
+  const byId = new Map<string, number[]>();
+  nodeIds.forEach((id, rank) => {
+    const ranks = byId.get(id);
+    if (ranks) ranks.push(rank);
+    else byId.set(id, [rank]);
+  });
+  return { nodes: [...byId.values()] };
 }

@@ -2,6 +2,11 @@ import { allGatherBytes, barrier } from '../algorithms/allGather.js';
 import { broadcastBytes } from '../algorithms/broadcast.js';
 import { chunkStart } from '../algorithms/chunks.js';
 import { directAllReduce } from '../algorithms/directAllReduce.js';
+import {
+  hierarchicalAllReduce,
+  hierarchicalFits,
+  type NodeLayout,
+} from '../algorithms/hierarchicalAllReduce.js';
 import { ringAllReduce } from '../algorithms/ringAllReduce.js';
 import type { Transport } from '../transport/types.js';
 import { CODECS, type Wire } from '../wire/codec.js';
@@ -26,6 +31,16 @@ export interface ProcessGroupTuning {
   smallBytes?: number;
   /** Ring segment size in bytes of f32 data (default 1 MiB). */
   segmentBytes?: number;
+  /** Which node each rank is on (default: all on one). */
+  layout?: NodeLayout;
+  /**
+   * Large all-reduces: 'ring' (flat), 'hier' (within nodes, then across; needs a layout of more
+   * than one node with the same number of ranks, more than one, on each), or 'auto' (default:
+   * 'hier' where the layout fits, else 'ring').
+   */
+  algorithm?: 'auto' | 'ring' | 'hier';
+  /** The hierarchical all-reduce's pipeline: at most this many pieces (default 16; 1 = phases one after another). */
+  hierPieces?: number;
 }
 
 const SMALL_BYTES = 32 * 1024;
@@ -41,6 +56,10 @@ const SEGMENT_BYTES = 1 << 20;
 export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
+  /** The algorithm of large all-reduces: 'ring' (flat) or 'hier' (nodes × local ranks). */
+  readonly algorithm: 'ring' | 'hier';
+  private readonly layout: NodeLayout | null;
+  private readonly hierPieces: number;
   private seq = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private broken: Error | null = null;
@@ -70,6 +89,18 @@ export class ProcessGroup {
     if (!(this.timeoutMs > 0)) throw new Error(`ProcessGroup: timeoutMs must be > 0, got ${this.timeoutMs}`);
     if (!(this.segmentBytes >= 64))
       throw new Error(`ProcessGroup: segmentBytes must be >= 64, got ${this.segmentBytes}`);
+    const fits = tuning.layout !== undefined && hierarchicalFits(tuning.layout);
+    if (tuning.algorithm === 'hier' && !fits) {
+      const shape = tuning.layout ? tuning.layout.nodes.map((r) => r.length).join('+') : 'one node';
+      throw new Error(
+        `ProcessGroup: algorithm 'hier' needs more than one node with the same number (> 1) of ranks each; the layout is ${shape}`,
+      );
+    }
+    this.algorithm = tuning.algorithm !== 'ring' && fits ? 'hier' : 'ring';
+    this.layout = this.algorithm === 'hier' ? tuning.layout! : null;
+    this.hierPieces = tuning.hierPieces ?? 16;
+    if (!(Number.isInteger(this.hierPieces) && this.hierPieces >= 1))
+      throw new Error(`ProcessGroup: hierPieces must be an integer >= 1, got ${this.hierPieces}`);
   }
 
   /** How each rank is reached from this one ('self' for this rank). */
@@ -83,6 +114,16 @@ export class ProcessGroup {
     return this.enqueue('allReduce', wire, op, buf.length, 0, async (ctx) => {
       if (this.worldSize === 1) return;
       if (buf.byteLength <= this.smallBytes) return directAllReduce(ctx, buf, CODECS[wire], op);
+      if (this.layout) {
+        const { codec, segmentElements } = this.ringSpec(wire, op, true);
+        return hierarchicalAllReduce(ctx, buf, {
+          codec,
+          op,
+          segmentElements,
+          layout: this.layout,
+          maxPieces: this.hierPieces,
+        });
+      }
       await ringAllReduce(ctx, buf, this.ringSpec(wire, op, true));
     });
   }

@@ -41,6 +41,8 @@ export interface NetTransportOptions {
   /** Interface address to bind (never all interfaces unless you pass 0.0.0.0). */
   bindHost: string;
   transport?: TransportKind;
+  /** This rank's node as peers compare it for ipc/shared memory (default: the hostname). */
+  host?: string;
   /**
    * Shared-memory rings for same-host peers (transport 'auto' or 'shm'); omit to use sockets only.
    * An unusable directory falls back to sockets with one log line ('shm' then fails instead).
@@ -130,7 +132,7 @@ export class NetTransport extends PeerTransport {
     }
     const self: PeerAddress = {
       rank: opts.rank,
-      host: hostname(),
+      host: opts.host ?? hostname(),
       pid: process.pid,
       id,
       tcp: `tcp://${host}:${port}`,

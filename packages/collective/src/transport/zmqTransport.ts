@@ -21,6 +21,8 @@ export interface ZmqTransportOptions {
   /** Interface address to bind (never all interfaces unless you pass 0.0.0.0). */
   bindHost: string;
   transport?: TransportKind;
+  /** This rank's node as peers compare it for ipc (default: the hostname). */
+  host?: string;
   /** Encrypt and authenticate with ZeroMQ CURVE. */
   curve?: boolean;
   /** ZMTP heartbeat: a peer whose process froze is disconnected after heartbeatTimeoutMs. */
@@ -97,7 +99,7 @@ export class ZmqTransport extends PeerTransport {
     }
     const self: PeerAddress = {
       rank: opts.rank,
-      host: hostname(),
+      host: opts.host ?? hostname(),
       pid: process.pid,
       id,
       tcp,

@@ -12,7 +12,7 @@ let runCounter = 0;
 export async function withGroups<T>(
   n: number,
   fn: (groups: ProcessGroup[]) => Promise<T>,
-  extra: Partial<ProcessGroupOptions> = {},
+  extra: Partial<ProcessGroupOptions> | ((rank: number) => Partial<ProcessGroupOptions>) = {},
 ): Promise<T> {
   const store = await StoreServer.listen({ host: '127.0.0.1', port: 0, token: TOKEN });
   const runId = `t${process.pid}-${++runCounter}`;
@@ -26,7 +26,7 @@ export async function withGroups<T>(
           store: { host: '127.0.0.1', port: store.port, token: TOKEN },
           runId,
           timeoutMs: 5000,
-          ...extra,
+          ...(typeof extra === 'function' ? extra(rank) : extra),
         }),
       ),
     );
