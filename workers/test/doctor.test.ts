@@ -68,7 +68,18 @@ describe('mtl-doctor on this machine', () => {
     assert.equal(r.report.ready, true);
     assert.equal(r.code, 0);
     const byName = new Map(r.report.checks.map((c) => [`${c.section}/${c.name}`, c]));
-    for (const b of ['tensorflow', 'native', 'wasm', 'cpu']) assert.ok(byName.has(`backends/${b}`), b);
+    for (const b of ['tensorflow', 'webgpu', 'native', 'wasm', 'cpu'])
+      assert.ok(byName.has(`backends/${b}`), b);
+    // lavapipe (scripts/install-system-deps.sh): webgpu loads, the adapter is reported with its limits and
+    // as software, and auto passes it over for native.
+    assert.equal(byName.get('backends/webgpu')?.status, 'ok');
+    const adapter = byName.get('backends/webgpu adapter')!.detail;
+    assert.match(
+      adapter,
+      /vendor mesa, .*software \(CPU\), maxBufferSize \d+ MiB, maxStorageBufferBindingSize \d+ MiB/,
+    );
+    assert.match(adapter, /auto passes it over/);
+    assert.equal(byName.get('backends/auto')?.detail, 'would use native');
     const loaded = r.report.checks
       .filter((c) => c.section === 'backends' && c.status === 'ok' && !c.name.startsWith('selected'))
       .map((c) => c.name)

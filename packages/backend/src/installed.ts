@@ -54,7 +54,31 @@ export function backendMissing(name: string): string | null {
       } catch {
         return '@tensorflow/tfjs-backend-wasm is not installed (run `npm ci`)';
       }
+    case 'webgpu':
+      return webgpuMissing();
     default:
-      return `unknown backend '${name}' (expected auto, tensorflow, native, wasm or cpu)`;
+      return `unknown backend '${name}' (expected auto, tensorflow, webgpu, native, wasm or cpu)`;
   }
+}
+
+/**
+ * Both halves of the webgpu backend installed: Dawn's Node binding for this platform and
+ * tfjs-backend-webgpu. Whether an adapter exists (a Vulkan driver) shows only when Dawn starts.
+ */
+function webgpuMissing(): string | null {
+  try {
+    require.resolve('@tensorflow/tfjs-backend-webgpu');
+  } catch {
+    return '@tensorflow/tfjs-backend-webgpu is not installed (run `npm ci`)';
+  }
+  let dir: string;
+  try {
+    dir = dirname(require.resolve('webgpu/package.json'));
+  } catch {
+    return 'webgpu (Dawn for Node) is not installed (run `npm ci`)';
+  }
+  const platform = `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`;
+  return existsSync(join(dir, 'dist', platform, 'dawn.node'))
+    ? null
+    : `webgpu (Dawn for Node) has no binding for ${platform}`;
 }

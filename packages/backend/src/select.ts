@@ -6,8 +6,10 @@ import { tensorflowBindingMissing } from './installed.js';
 import { registerNativeBackend } from './native/register.js';
 import { registerAllGradients } from './gradients.js';
 import { registerWasmFixes } from './wasm/register.js';
+import { registerWebgpuBackend } from './webgpu/register.js';
+import { adapterLine } from './webgpu/dawn.js';
 
-export const BACKEND_NAMES = ['tensorflow', 'native', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -89,8 +91,11 @@ async function activate(name: BackendName): Promise<Attempt> {
   }
 }
 
-/** Tries to make `name` available (loading/registering it) without switching to it. */
-async function prepare(name: BackendName, env: NodeJS.ProcessEnv): Promise<Attempt> {
+/**
+ * Tries to make `name` available (loading/registering it) without switching to it.
+ * `auto` declines what loads but should not be picked unasked (webgpu on a software adapter).
+ */
+async function prepare(name: BackendName, env: NodeJS.ProcessEnv, auto = false): Promise<Attempt> {
   switch (name) {
     case 'tensorflow': {
       if (tf.findBackendFactory('tensorflow') !== null) return { ok: true, detail: 'already loaded' };
@@ -101,6 +106,16 @@ async function prepare(name: BackendName, env: NodeJS.ProcessEnv): Promise<Attem
       const cpu = await importOptional('@tensorflow/tfjs-node');
       if (cpu.ok) return { ok: true, detail: `CPU binding (${gpu.reason})` };
       return { ok: false, reason: `${gpu.reason}, ${cpu.reason}` };
+    }
+    case 'webgpu': {
+      const r = await registerWebgpuBackend();
+      if (!r.ok) return r;
+      if (auto && r.adapter.software)
+        return {
+          ok: false,
+          reason: `Dawn's adapter is ${adapterLine(r.adapter)}; auto takes webgpu only on a GPU (--backend webgpu uses it anyway)`,
+        };
+      return r;
     }
     case 'native': {
       if (env.OMP_NUM_THREADS === undefined) process.env.OMP_NUM_THREADS = String(cpuThreads(env));
@@ -122,14 +137,28 @@ async function prepare(name: BackendName, env: NodeJS.ProcessEnv): Promise<Attem
   }
 }
 
-/** Every backend in `auto` order with whether it loads here and why not (for benchmarks and tests). */
-export async function probeBackends(
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ name: BackendName; available: boolean; detail: string }[]> {
-  const out: { name: BackendName; available: boolean; detail: string }[] = [];
+export interface BackendProbe {
+  name: BackendName;
+  /** Loads here (an explicit choice of it works). */
+  available: boolean;
+  /** `auto` would consider it: it loads and is not declined (webgpu on a software adapter is). */
+  auto: boolean;
+  /** What it is when available, else why not; for webgpu on a software adapter, why auto passes it over. */
+  detail: string;
+}
+
+/** Every backend in `auto` order with whether it loads here and why not (for benchmarks, tests, mtl-doctor). */
+export async function probeBackends(env: NodeJS.ProcessEnv = process.env): Promise<BackendProbe[]> {
+  const out: BackendProbe[] = [];
   for (const name of BACKEND_NAMES) {
     const r = await prepare(name, env);
-    out.push({ name, available: r.ok, detail: r.ok ? r.detail : r.reason });
+    const a = r.ok ? await prepare(name, env, true) : r;
+    const detail = r.ok
+      ? a.ok
+        ? r.detail
+        : `${r.detail}; auto passes it over (it takes webgpu only on a GPU adapter)`
+      : r.reason;
+    out.push({ name, available: r.ok, auto: a.ok, detail });
   }
   return out;
 }
@@ -146,7 +175,7 @@ function defaultLog(env: NodeJS.ProcessEnv): (line: string) => void {
 
 /**
  * Sets the tfjs backend for this process. `auto` takes the first that works of
- * tensorflow (GPU binding, then CPU binding), native, wasm, cpu; an explicit
+ * tensorflow (GPU binding, then CPU binding), webgpu (on a GPU adapter only), native, wasm, cpu; an explicit
  * choice that cannot load is an error. Registers all op gradients. Logs one line.
  */
 export async function initBackend(opts: InitBackendOptions): Promise<BackendChoiceResult> {
@@ -157,7 +186,7 @@ export async function initBackend(opts: InitBackendOptions): Promise<BackendChoi
   const candidates: readonly BackendName[] = choice === 'auto' ? BACKEND_NAMES : [choice];
   const skipped: string[] = [];
   for (const name of candidates) {
-    const prepared = await prepare(name, env);
+    const prepared = await prepare(name, env, choice === 'auto');
     const active = prepared.ok ? await activate(name) : prepared;
     if (prepared.ok && active.ok) {
       const why = skipped.length > 0 ? `; not ${skipped.join('; not ')}` : '';

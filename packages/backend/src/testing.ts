@@ -51,7 +51,8 @@ export async function runOn(
   const before = tf.memory().numTensors;
   const xs = inputs.map((i) => tf.tensor(i.values, i.shape));
   const outs = tf.tidy(() => f(...xs));
-  const values = outs.map((o) => o.dataSync() as Float32Array);
+  // Asynchronous read-back: webgpu in Node has none that is synchronous.
+  const values = await Promise.all(outs.map((o) => o.data() as Promise<Float32Array>));
   tf.dispose([...xs, ...outs]);
   const after = tf.memory().numTensors;
   if (after !== before) throw new Error(`${backend}: ${after - before} tensors leaked`);

@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { probeBackends, registerAllGradients } from '@mtlface/backend';
+import { loadDawn, probeBackends, registerAllGradients } from '@mtlface/backend';
+import type { AdapterReport } from '@mtlface/backend';
 import type { Check, Selected } from './checks.js';
 
 /** Every backend with whether it loads here; the selected one failing to load is a failure. */
@@ -16,14 +17,41 @@ export async function backendChecks(selected: Selected): Promise<{ checks: Check
     detail: p.available ? `loads: ${p.detail}` : p.detail,
   }));
   const loaded = probes.filter((p) => p.available).map((p) => p.name);
+  const webgpu = probes.find((p) => p.name === 'webgpu');
+  if (webgpu?.available) {
+    const dawn = await loadDawn();
+    if (dawn.ok)
+      checks.push({
+        section: 'backends',
+        name: 'webgpu adapter',
+        status: 'info',
+        detail: `${adapterReport(dawn.adapter)}; ${webgpu.auto ? 'auto may take it' : 'auto passes it over: a software adapter runs on the CPU (use --backend webgpu to test on it)'}`,
+      });
+  }
   if (selected.backend === 'auto')
     checks.push({
       section: 'backends',
       name: 'auto',
       status: 'info',
-      detail: `would use ${loaded[0] ?? 'none'}`,
+      detail: `would use ${probes.find((p) => p.auto)?.name ?? 'none'}`,
     });
   return { checks, loaded };
+}
+
+const MiB = 2 ** 20;
+
+/** Vendor, architecture, device and the limits that bound tensor sizes and shared-memory tiling. */
+export function adapterReport(a: AdapterReport): string {
+  const l = a.limits;
+  return [
+    `vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}, device ${a.device || '?'}`,
+    a.software ? 'software (CPU)' : 'hardware',
+    `maxBufferSize ${(l.maxBufferSize / MiB).toFixed(0)} MiB`,
+    `maxStorageBufferBindingSize ${(l.maxStorageBufferBindingSize / MiB).toFixed(0)} MiB`,
+    `maxComputeWorkgroupStorageSize ${l.maxComputeWorkgroupStorageSize / 1024} KiB`,
+    `maxComputeInvocationsPerWorkgroup ${l.maxComputeInvocationsPerWorkgroup}`,
+    `maxComputeWorkgroupsPerDimension ${l.maxComputeWorkgroupsPerDimension}`,
+  ].join(', ');
 }
 
 /** Deterministic values in [-1, 1) (a 32-bit LCG), so every backend sees the same inputs. */
@@ -46,10 +74,11 @@ const W3 = values(16 * 10, 4).map((v) => v * 0.3);
 /**
  * One training step's arithmetic on the active backend: two convolutions (the second strided), a
  * ReLU, global average pooling, a dense layer and softmax cross-entropy; returns the loss and the
- * gradients of the three weights. Leaves no tensor behind.
+ * gradients of the three weights. Leaves no tensor behind. Reads back asynchronously: webgpu in
+ * Node has no synchronous read-back.
  */
-export function smokeStep(): Float32Array[] {
-  return tf.tidy(() => {
+export async function smokeStep(): Promise<Float32Array[]> {
+  const outs = tf.tidy(() => {
     const x = tf.tensor4d(X, [B, 16, 16, 3]);
     const labels = tf.oneHot(tf.tensor1d([3, 7], 'int32'), 10);
     const loss = (w1: tf.Tensor, w2: tf.Tensor, w3: tf.Tensor): tf.Scalar => {
@@ -63,8 +92,11 @@ export function smokeStep(): Float32Array[] {
       tf.tensor4d(W2, [3, 3, 8, 16]),
       tf.tensor2d(W3, [16, 10]),
     ]);
-    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+    return [value, ...grads];
   });
+  const values = await Promise.all(outs.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(outs);
+  return values;
 }
 
 /** max |a − b| / max |b| over each pair of outputs (a norm-wise relative difference). */
@@ -90,7 +122,7 @@ export const SMOKE_TOLERANCE = 1e-3;
 export async function backendSmoke(loaded: string[]): Promise<Check[]> {
   registerAllGradients();
   await tf.setBackend('cpu');
-  const reference = smokeStep();
+  const reference = await smokeStep();
   const checks: Check[] = [];
   for (const name of loaded.filter((n) => n !== 'cpu')) {
     const check = { section: 'smoke', name: `step on ${name}` };
@@ -98,7 +130,7 @@ export async function backendSmoke(loaded: string[]): Promise<Check[]> {
       await tf.setBackend(name);
       const before = tf.memory().numTensors;
       const t0 = performance.now();
-      const got = smokeStep();
+      const got = await smokeStep();
       const ms = performance.now() - t0;
       const leaked = tf.memory().numTensors - before;
       const diff = maxRelativeDifference(got, reference);
