@@ -1,5 +1,5 @@
 // `node scripts/run-ts.mjs packages/train/bench/readback.ts [--backend webgpu] [--steps 2] [--rounds 3]
-//  [--sync-reps 5] [--set "key=value ..."]`: how gradients leave the backend, per-tensor against packed
+//  [--sync-reps 5] [--parts sync,step] [--set "key=value ..."]`: how gradients leave the backend, per-tensor against packed
 // buckets (grad-sync.ts), on one worker, the two modes alternated round by round (ABAB…).
 // 1. sync alone: the trainer's gradient shapes (every task), random gradients already computed on
 //    the device (queue drained), GradientBucketer.sync timed: this is the read-back + upload cost.
@@ -21,6 +21,7 @@ const { values: opt } = parseArgs({
     'sync-reps': { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     set: { type: 'string', default: '' },
+    parts: { type: 'string', default: 'sync,step' },
   },
 });
 const REPO = new URL('../../../', import.meta.url).pathname;
@@ -53,8 +54,9 @@ const common = () => ({
   overrides: opt.set,
 });
 
+const parts = opt.parts!.split(',');
 // Part 1: the sync alone.
-{
+if (parts.includes('sync')) {
   const t = new Trainer(cfg, { numClasses: classes, group: null });
   const tasks = [t.fr, t.fasD, t.fasG].flatMap((x) => (x ? [x.params.map((p) => p.variable.shape)] : []));
   t.dispose();
@@ -74,7 +76,11 @@ const common = () => ({
           const t0 = performance.now();
           const res = await bs[i]!.sync(grads[i]!, null, 1);
           // The uploaded gradients are used (as the optimizer would) and waited for.
-          await tf.tidy(() => tf.addN(res.grads!.map((g) => tf.sum(g)))).data();
+          // (A chain of adds: tfjs-backend-webgpu's AddN binds every input at once, past the
+          // device's storage-buffer limit for a task's ~100 gradients.)
+          await tf
+            .tidy(() => res.grads!.reduce((acc: tf.Tensor, g) => tf.add(acc, tf.sum(g)), tf.scalar(0)))
+            .data();
           ms += performance.now() - t0;
           readBacks += res.timings.readBacks;
           uploads += res.timings.uploads;
@@ -109,6 +115,7 @@ const common = () => ({
 }
 
 // Part 2: whole training steps.
+if (!parts.includes('step')) process.exit(0);
 const trainers = new Map(
   modes.map((m) => [m, new Trainer(cfg, { numClasses: classes, group: null, readBack: m })] as const),
 );
