@@ -92,11 +92,13 @@ const stepOut = traced([
 if (!/"backend":"webgpu"/.test(stepOut))
   throw new Error(`gpu-check-pack: the traced WebGPU step printed no result:\n${stepOut}`);
 
-// Successful opens of files inside the tree (relative paths are relative to REPO: every traced
-// process runs there), minus the stage itself.
+// Files inside the tree that were opened (relative paths are relative to REPO: every traced process
+// runs there), minus the stage itself. Opens on libuv's thread pool are split by strace into
+// "<unfinished ...>" and "<... resumed>" lines, so the path's line is taken whatever its result,
+// and a path counts when it is an existing regular file.
 const opened = new Set();
 for (const line of readFileSync(traceFile, 'utf8').split('\n')) {
-  const m = /^\d+\s+(?:openat\((?:AT_FDCWD|\d+), |open\(|execve\()"([^"]+)".*\) = (\d+)/.exec(line);
+  const m = /^\d+\s+(?:openat\((?:AT_FDCWD|\d+), |open\(|execve\()"([^"]+)"/.exec(line);
   if (!m) continue;
   const abs = isAbsolute(m[1]) ? m[1] : join(REPO, m[1]);
   const rel = relative(REPO, abs);
