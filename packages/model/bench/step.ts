@@ -40,24 +40,29 @@ const labels = tf.oneHot(
 const vars = [...model.parameters(), head];
 const lr = 1e-3;
 
-function step(): void {
-  tf.tidy(() => {
+// The loss is read back asynchronously: webgpu in Node has no synchronous read-back.
+async function step(): Promise<void> {
+  const loss = tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const emb = model.forward(images).embedding;
       return tf.losses.softmaxCrossEntropy(labels, tf.matMul(emb, head)) as tf.Scalar;
     }, vars);
     for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr)));
-    value.dataSync();
+    return value;
   });
+  await loss.data();
+  loss.dispose();
 }
 
 const before = tf.memory().numTensors;
-step(); // warm-up: primitive creation, first-use allocations
+await step(); // warm-up: primitive creation, first-use allocations
 if (tf.memory().numTensors !== before)
   throw new Error(`a step leaked ${tf.memory().numTensors - before} tensors`);
 
 if (opt.profile) {
-  const info = await tf.profile(() => step());
+  const info = await tf.profile(async () => {
+    await step();
+  });
   const byKernel = new Map<string, number>();
   for (const k of info.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
   const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
@@ -82,7 +87,7 @@ const minSteps = Number(opt['min-steps']);
 let steps = 0;
 const t0 = performance.now();
 while (steps < minSteps || performance.now() - t0 < minSeconds * 1000) {
-  step();
+  await step();
   steps++;
 }
 const seconds = (performance.now() - t0) / 1000;

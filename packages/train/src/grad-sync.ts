@@ -4,9 +4,33 @@
 // loss scale (a power of two: exact in f32), the wire is f16/bf16, the reduced values are checked
 // for inf/NaN (identical on every rank after a ring all-reduce, so every rank takes the same
 // decision), then unscaled.
+//
+// How gradients leave the backend (`readBack`): where tensors live in host memory (cpu, native,
+// wasm) each gradient's data() is a view or a cheap copy, so 'per-tensor' reads them one by one
+// into the bucket. Where they live on a device (webgpu, tensorflow on a GPU) every read-back is a
+// queue flush and a device-to-host transfer, so 'packed' first concatenates the bucket's gradients
+// on the device (flattened, in bucket order) and reads that back once; the averaged bucket goes
+// back as one upload, split on the device. Concatenation, slicing and the host-side scaling are the
+// same copies and the same f32 products on both paths, so both give bit-identical gradients.
 import * as tf from '@tensorflow/tfjs-core';
 
 export type Wire = 'f32' | 'f16' | 'bf16';
+
+/** How gradients leave the device (see the top of this file); 'auto' decides by {@link gradientsOnDevice}. */
+export type ReadBack = 'auto' | 'per-tensor' | 'packed';
+
+/**
+ * Whether the active backend keeps tensors in device memory, so that each read-back is a transfer
+ * worth saving: webgpu and webgl, and tensorflow when its binding runs on a GPU device.
+ */
+export function gradientsOnDevice(backendName = tf.getBackend()): boolean {
+  if (backendName === 'webgpu' || backendName === 'webgl') return true;
+  if (backendName === 'tensorflow') {
+    // tfjs-node's NodeJSKernelBackend sets this from its binding (true only for a GPU device).
+    return (tf.findBackend('tensorflow') as { isUsingGpuDevice?: boolean } | null)?.isUsingGpuDevice === true;
+  }
+  return false;
+}
 
 /** The part of @mtlface/collective's ProcessGroup that gradient sync uses. */
 export interface GradientGroup {
@@ -40,6 +64,12 @@ export interface SyncTimings {
   unscaleMs: number;
   bytes: number;
   buckets: number;
+  /** How the gradients left the backend this time ('auto' resolved). */
+  readBack: 'per-tensor' | 'packed';
+  /** Device-to-host reads: one per gradient tensor (per-tensor), one per bucket (packed). */
+  readBacks: number;
+  /** Tensors created from host data for the averaged gradients: one per gradient or one per bucket. */
+  uploads: number;
 }
 
 export interface SyncResult {
@@ -59,6 +89,8 @@ export interface BucketerOptions {
   /** Bucket size in bytes (f32 payload): a bucket closes once it reaches this size. */
   bucketBytes: number;
   wire: Wire;
+  /** Default 'auto': 'packed' on a device backend ({@link gradientsOnDevice}), else 'per-tensor'. */
+  readBack?: ReadBack;
 }
 
 export class GradientBucketer {
@@ -116,7 +148,11 @@ export class GradientBucketer {
       unscaleMs: 0,
       bytes: 0,
       buckets: this.buckets.length,
+      readBack: this.resolveReadBack(),
+      readBacks: 0,
+      uploads: 0,
     };
+    const packed = timings.readBack === 'packed';
     const communicate = group !== null && group.worldSize > 1;
     if (communicate && opts.measurePeerWait) {
       if (!group.barrier)
@@ -128,7 +164,8 @@ export class GradientBucketer {
     let inflight: Promise<unknown> | null = null;
     for (const bucket of this.buckets) {
       let t = performance.now();
-      await this.copyOut(bucket, grads, scale);
+      if (packed) await this.copyOutPacked(bucket, grads, scale, timings);
+      else await this.copyOut(bucket, grads, scale, timings);
       timings.copyOutMs += performance.now() - t;
       t = performance.now();
       if (inflight) await inflight;
@@ -161,34 +198,121 @@ export class GradientBucketer {
     if (finite) {
       out = new Array<tf.Tensor>(this.shapes.length);
       for (const b of this.buckets) {
-        b.params.forEach((p, j) => {
-          const off = b.offsets[j] as number;
-          const shape = this.shapes[p] as number[];
-          // A copy: the bucket buffers are reused by the next step while these tensors may live on.
-          out![p] = tf.tensor(b.buffer.slice(off, off + tf.util.sizeFromShape(shape)), shape, 'float32');
-        });
+        if (packed) this.uploadPacked(b, out, timings);
+        else
+          b.params.forEach((p, j) => {
+            const off = b.offsets[j] as number;
+            const shape = this.shapes[p] as number[];
+            // A copy: the bucket buffers are reused by the next step while these tensors may live on.
+            out![p] = tf.tensor(b.buffer.slice(off, off + tf.util.sizeFromShape(shape)), shape, 'float32');
+            timings.uploads++;
+          });
       }
     }
     timings.unscaleMs = performance.now() - u;
     return { grads: out, timings };
   }
 
-  private async copyOut(bucket: Bucket, grads: readonly (tf.Tensor | null)[], scale: number): Promise<void> {
+  private resolveReadBack(): 'per-tensor' | 'packed' {
+    const mode = this.opts.readBack ?? 'auto';
+    if (mode !== 'auto') return mode;
+    return gradientsOnDevice() ? 'packed' : 'per-tensor';
+  }
+
+  /** The gradient for bucket slot `j`, size-checked; null when the parameter has none. */
+  private gradient(bucket: Bucket, j: number, grads: readonly (tf.Tensor | null)[]): tf.Tensor | null {
+    const p = bucket.params[j] as number;
+    const g = grads[p];
+    if (!g) return null;
+    const n = tf.util.sizeFromShape(this.shapes[p] as number[]);
+    if (g.size !== n) throw new Error(`GradientBucketer: gradient ${p} has ${g.size} values, expected ${n}`);
+    return g;
+  }
+
+  /** Copies `v[from .. from+n)` to `buf[off ..]`, times `scale` (exact: a power of two). */
+  private static put(
+    buf: Float32Array,
+    off: number,
+    v: Float32Array,
+    from: number,
+    n: number,
+    scale: number,
+  ) {
+    if (scale === 1) buf.set(from === 0 && v.length === n ? v : v.subarray(from, from + n), off);
+    else for (let k = 0; k < n; k++) buf[off + k] = (v[from + k] as number) * scale;
+  }
+
+  private async copyOut(
+    bucket: Bucket,
+    grads: readonly (tf.Tensor | null)[],
+    scale: number,
+    timings: SyncTimings,
+  ): Promise<void> {
     const buf = bucket.buffer;
     for (let j = 0; j < bucket.params.length; j++) {
-      const p = bucket.params[j] as number;
       const off = bucket.offsets[j] as number;
-      const g = grads[p];
-      const n = tf.util.sizeFromShape(this.shapes[p] as number[]);
+      const n = tf.util.sizeFromShape(this.shapes[bucket.params[j] as number] as number[]);
+      const g = this.gradient(bucket, j, grads);
       if (!g) {
         buf.fill(0, off, off + n);
         continue;
       }
-      if (g.size !== n)
-        throw new Error(`GradientBucketer: gradient ${p} has ${g.size} values, expected ${n}`);
       const v = (await g.data()) as Float32Array;
-      if (scale === 1) buf.set(v, off);
-      else for (let k = 0; k < n; k++) buf[off + k] = (v[k] as number) * scale;
+      timings.readBacks++;
+      GradientBucketer.put(buf, off, v, 0, n, scale);
     }
+  }
+
+  /** One device-side concat of the bucket's gradients, one read-back, then the same host copies. */
+  private async copyOutPacked(
+    bucket: Bucket,
+    grads: readonly (tf.Tensor | null)[],
+    scale: number,
+    timings: SyncTimings,
+  ): Promise<void> {
+    const buf = bucket.buffer;
+    const present: number[] = [];
+    for (let j = 0; j < bucket.params.length; j++) {
+      if (this.gradient(bucket, j, grads)) present.push(j);
+      else {
+        const off = bucket.offsets[j] as number;
+        buf.fill(0, off, off + tf.util.sizeFromShape(this.shapes[bucket.params[j] as number] as number[]));
+      }
+    }
+    if (present.length === 0) return;
+    const flat = tf.tidy(() => {
+      const parts = present.map((j) => tf.reshape(grads[bucket.params[j] as number]!, [-1]));
+      return parts.length === 1 ? parts[0]! : tf.concat(parts);
+    });
+    let v: Float32Array;
+    try {
+      v = (await flat.data()) as Float32Array;
+    } finally {
+      flat.dispose();
+    }
+    timings.readBacks++;
+    let from = 0;
+    for (const j of present) {
+      const n = tf.util.sizeFromShape(this.shapes[bucket.params[j] as number] as number[]);
+      GradientBucketer.put(buf, bucket.offsets[j] as number, v, from, n, scale);
+      from += n;
+    }
+  }
+
+  /** The averaged bucket as one tensor (a copy: the buffer is reused), split into the parameters. */
+  private uploadPacked(bucket: Bucket, out: tf.Tensor[], timings: SyncTimings): void {
+    const flat = tf.tensor1d(bucket.buffer.slice(), 'float32');
+    timings.uploads++;
+    tf.tidy(() => {
+      bucket.params.forEach((p, j) => {
+        const shape = this.shapes[p] as number[];
+        const part = tf.reshape(
+          tf.slice(flat, [bucket.offsets[j] as number], [tf.util.sizeFromShape(shape)]),
+          shape,
+        );
+        out[p] = tf.keep(part);
+      });
+    });
+    flat.dispose();
   }
 }

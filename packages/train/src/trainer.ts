@@ -6,7 +6,7 @@ import type { TrainConfig } from './config.js';
 import { learningRate } from './schedule.js';
 import { LossScaler } from './loss-scaler.js';
 import { Adam, SGD, type NamedParam, type Optimizer } from './optim.js';
-import { GradientBucketer, type GradientGroup, type SyncTimings } from './grad-sync.js';
+import { GradientBucketer, type GradientGroup, type ReadBack, type SyncTimings } from './grad-sync.js';
 import { MtlFaceNetworks } from './networks.js';
 import { hash32 } from '@mtlface/data/rng';
 import type { CheckpointMeta, ResumeMeta } from './checkpoint.js';
@@ -57,6 +57,8 @@ export interface TrainerOptions {
   frozenStatistics?: boolean;
   /** Profiling: report the wait for the slowest rank apart from communication (see SyncOptions). */
   measurePeerWait?: boolean;
+  /** How gradients leave the backend (default 'auto': packed per bucket on a device backend). */
+  readBack?: ReadBack;
 }
 
 interface SyncedTask {
@@ -87,7 +89,11 @@ export class Trainer {
       growthInterval: cfg.loss_scale.growth_interval,
     };
     this.scalers = { fr: new LossScaler(scalerOpts), fas: new LossScaler(scalerOpts) };
-    const bucket = { bucketBytes: cfg.bucket_mb * 2 ** 20, wire: cfg.amp ? cfg.wire : ('f32' as const) };
+    const bucket = {
+      bucketBytes: cfg.bucket_mb * 2 ** 20,
+      wire: cfg.amp ? cfg.wire : ('f32' as const),
+      readBack: opts.readBack ?? 'auto',
+    };
     const task = (params: NamedParam[], optimizer: Optimizer): SyncedTask => ({
       params,
       optimizer,

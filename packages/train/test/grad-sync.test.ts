@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { GradientBucketer, type GradientGroup } from '../src/grad-sync.js';
+import { GradientBucketer, gradientsOnDevice, type GradientGroup } from '../src/grad-sync.js';
 
 await tf.setBackend('cpu');
 
@@ -143,4 +143,130 @@ test('measurePeerWait reports the wait for a late rank apart from communication'
     }),
     /measurePeerWait needs a group with barrier/,
   );
+});
+
+/** Counts the backend's device-to-host reads (data() and dataSync() both end in read/readSync). */
+function countReads(): { reads: () => number; restore: () => void } {
+  const backend = tf.backend() as unknown as {
+    read: (id: object) => Promise<unknown>;
+    readSync: (id: object) => unknown;
+  };
+  const { read, readSync } = backend;
+  let n = 0;
+  let inRead = false; // the cpu backend's read() calls its readSync(): one read, counted once
+  backend.read = function (id) {
+    n++;
+    inRead = true;
+    try {
+      return read.call(this, id);
+    } finally {
+      inRead = false;
+    }
+  };
+  backend.readSync = function (id) {
+    if (!inRead) n++;
+    return readSync.call(this, id);
+  };
+  return {
+    reads: () => n,
+    restore: () => Object.assign(backend, { read, readSync }),
+  };
+}
+
+const bits = (t: tf.Tensor) => Array.from(new Uint32Array((t.dataSync() as Float32Array).slice().buffer));
+
+/** Gradients with awkward values: subnormals, extremes, ±0, and some parameters without one. */
+function awkwardGradients(shapes: number[][], seed: number): (tf.Tensor | null)[] {
+  let s = seed;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const special = [1e-42, -3e-45, 3.4e33, -0, 0, 1.1754944e-38];
+  return shapes.map((shape, i) => {
+    if (i % 4 === 2) return null;
+    const v = new Float32Array(tf.util.sizeFromShape(shape)).map((_, k) =>
+      k % 7 === 3 ? special[(k + i) % special.length]! : next() * 10 ** Math.round(next() * 6),
+    );
+    return tf.tensor(v, shape);
+  });
+}
+
+test('packed read-back: one read per bucket, bit-identical to per-tensor on two ranks', async () => {
+  const shapes = [[3, 5], [7], [2, 2, 2], [11], [1], [6, 4], [9], [4, 4]];
+  // Buckets of >= 24 values: several parameters per bucket, a bucket with a missing gradient.
+  const opts = { bucketBytes: 4 * 24, wire: 'f32' as const };
+  const per = [1, 2].map((seed) => awkwardGradients(shapes, seed));
+  const run = async (readBack: 'per-tensor' | 'packed', scale: number) => {
+    const groups = fakeGroups(2);
+    const bucketers = groups.map(() => new GradientBucketer(shapes, { ...opts, readBack }));
+    const counter = countReads();
+    const before = tf.memory().numTensors;
+    try {
+      const res = await Promise.all(groups.map((g, r) => bucketers[r]!.sync(per[r]!, g, scale)));
+      const out = res.map((x) => x.grads!);
+      assert.equal(
+        tf.memory().numTensors,
+        before + out.flat().length,
+        `${readBack}: only the returned gradients remain`,
+      );
+      return { res, reads: counter.reads() };
+    } finally {
+      counter.restore();
+    }
+  };
+  const present = per[0]!.filter((g) => g !== null).length;
+  for (const scale of [1, 2 ** 12]) {
+    const a = await run('per-tensor', scale);
+    const b = await run('packed', scale);
+    const buckets = new GradientBucketer(shapes, opts).buckets;
+    const withGrad = buckets.filter((k) => k.params.some((p) => per[0]![p] !== null)).length;
+    assert.ok(buckets.length >= 3 && withGrad < present, 'the test has several buckets of several gradients');
+    assert.equal(a.reads, 2 * present, 'per-tensor: one read per gradient per rank');
+    assert.equal(b.reads, 2 * withGrad, 'packed: one read per bucket that has a gradient, per rank');
+    for (const r of [0, 1]) {
+      assert.equal(a.res[r]!.timings.readBacks, present);
+      assert.equal(b.res[r]!.timings.readBacks, withGrad);
+      assert.equal(a.res[r]!.timings.uploads, shapes.length);
+      assert.equal(b.res[r]!.timings.uploads, buckets.length);
+      assert.equal(b.res[r]!.timings.readBack, 'packed');
+      shapes.forEach((shape, p) => {
+        const [x, y] = [a.res[r]!.grads![p]!, b.res[r]!.grads![p]!];
+        assert.deepEqual(y.shape, shape);
+        assert.deepEqual(bits(y), bits(x), `scale ${scale}, rank ${r}, parameter ${p}`);
+      });
+    }
+    [a, b].forEach((x) => x.res.forEach((r) => r.grads!.forEach((t) => t.dispose())));
+  }
+  per.flat().forEach((t) => t?.dispose());
+});
+
+test('packed read-back returns the input bit for bit at world size 1 (power-of-two scale)', async () => {
+  const shapes = [[5, 3], [4], [8], [2, 3]];
+  const grads = awkwardGradients(shapes, 9);
+  const b = new GradientBucketer(shapes, { bucketBytes: 4 * 16, wire: 'f32', readBack: 'packed' });
+  const res = await b.sync(grads, null, 2 ** 10);
+  shapes.forEach((shape, p) => {
+    const want = grads[p] ? bits(grads[p]) : new Array<number>(tf.util.sizeFromShape(shape)).fill(0);
+    assert.deepEqual(bits(res.grads![p]!), want, `parameter ${p}`);
+  });
+  res.grads!.forEach((t) => t.dispose());
+  grads.forEach((t) => t?.dispose());
+  // An overflow after scaling is still found on the packed path.
+  const big = [tf.tensor([1, 3e38]), tf.tensor([1])];
+  const over = await new GradientBucketer([[2], [1]], {
+    bucketBytes: 64,
+    wire: 'f32',
+    readBack: 'packed',
+  }).sync(big, null, 4);
+  assert.equal(over.grads, null);
+  big.forEach((t) => t.dispose());
+});
+
+test("readBack 'auto' reads per tensor on cpu and packs on device backends", async () => {
+  assert.equal(gradientsOnDevice('cpu'), false);
+  assert.equal(gradientsOnDevice('native'), false);
+  assert.equal(gradientsOnDevice('webgpu'), true);
+  const g = tf.tensor([1, 2]);
+  const res = await new GradientBucketer([[2]], { bucketBytes: 64, wire: 'f32' }).sync([g], null);
+  assert.equal(res.timings.readBack, 'per-tensor');
+  res.grads!.forEach((t) => t.dispose());
+  g.dispose();
 });

@@ -173,3 +173,46 @@ test("a FAS step counts its batch once in the generator's BatchNorm statistics, 
     t.dispose();
   }
 });
+
+test('joint AMP steps on two ranks: packed read-back gives the parameters of per-tensor bit for bit', async () => {
+  // Small buckets (about 4 KB) so that each task's sync has many buckets of several gradients.
+  const cfg = tinyConfig(['mode=joint', 'amp=true', 'wire=f16', 'bucket_mb=0.004', 'model.dropout=0']);
+  const batch = randomBatch(8, cfg.model.input_size, CLASSES, 31, cfg.model.groups);
+  const run = async (readBack: 'per-tensor' | 'packed') => {
+    groups = await makeGroups();
+    const ts = groups.map((g) => new Trainer(cfg, { numClasses: CLASSES, group: g, readBack }));
+    try {
+      ts.forEach((t) => t.loadState(template.checkpointTensors(), null));
+      const reports = [];
+      for (let it = 0; it < 2; it++)
+        reports.push(await Promise.all(ts.map((t, r) => t.step(sliceBatch(batch, 4 * r, 4 * r + 4), it))));
+      return { params: ts.map(params), reports };
+    } finally {
+      ts.forEach((t) => t.dispose());
+      await Promise.all(groups.map((g) => g.close()));
+    }
+  };
+  const template = new Trainer(cfg, { numClasses: CLASSES, group: null });
+  try {
+    const a = await run('per-tensor');
+    const b = await run('packed');
+    const sync = b.reports[1]![0]!.timings.syncs;
+    for (const name of ['fr', 'fas_d', 'fas_g'] as const) {
+      const s = sync[name]!;
+      assert.equal(s.readBack, 'packed');
+      assert.ok(s.buckets > 1, `${name}: several buckets`);
+      assert.equal(s.readBacks, s.buckets, `${name}: one read-back per bucket`);
+      assert.ok(
+        a.reports[1]![0]!.timings.syncs[name]!.readBacks > s.buckets,
+        `${name}: fewer than per tensor`,
+      );
+    }
+    for (const r of [0, 1])
+      for (const [name, v] of a.params[r]!) {
+        const w = b.params[r]!.get(name)!;
+        assert.deepEqual(new Uint32Array(w.buffer), new Uint32Array(v.buffer), `rank ${r}: ${name}`);
+      }
+  } finally {
+    template.dispose();
+  }
+});
