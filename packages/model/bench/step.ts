@@ -52,7 +52,8 @@ function step(): void {
 }
 
 const before = tf.memory().numTensors;
-step(); // warm-up: primitive creation, first-use allocations
+// Warm-up (primitive creation, first-use allocations), profiled for the peak of live tensor bytes.
+const tfPeakBytes = (await tf.profile(() => step())).peakBytes;
 if (tf.memory().numTensors !== before)
   throw new Error(`a step leaked ${tf.memory().numTensors - before} tensors`);
 
@@ -94,6 +95,7 @@ console.log(
     batch,
     images_per_s: Number(((steps * batch) / seconds).toFixed(3)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    tensors_peak_mb: Math.round(tfPeakBytes / 2 ** 20),
     steps,
     step_s: Number((seconds / steps).toFixed(3)),
   }),
