@@ -44,6 +44,22 @@ interface Walk {
 }
 
 const INSTALLED = Symbol.for('mtlface.leanBackprop');
+
+/**
+ * Kernels whose tfjs gradient reads only the shapes of what it saves (Add, Sub: for the broadcast's
+ * reduction axes; Reshape, Slice, PadV2, Sum, Mean: the input's shape; AddN: nothing) while saving
+ * whole inputs: their saved
+ * tensors are replaced by shape-only stand-ins when recorded. Applied only while the gradient
+ * registered for the kernel is the one found at install (tfjs's), whose code was read for this.
+ */
+const SHAPE_ONLY_KERNELS = ['Add', 'Sub', 'Reshape', 'AddN', 'Slice', 'PadV2', 'Sum', 'Mean'];
+const shapeOnly = new Map<string, unknown>();
+
+/** What a shape-only gradient reads of a saved tensor; nothing to free. */
+function shapeOf(t: tf.Tensor): tf.Tensor {
+  const stub = { shape: t.shape, dtype: t.dtype, rank: t.rank, size: t.size, isDisposed: true, dispose() {} };
+  return stub as unknown as tf.Tensor;
+}
 const walks: Walk[] = [];
 let enabled = true;
 const stats = { nodes: 0, disposed: 0 };
@@ -67,8 +83,21 @@ export function installLeanBackprop(env: NodeJS.ProcessEnv = process.env): void 
   const engine = tf.engine() as unknown as EngineInternals;
   if (engine[INSTALLED]) return;
   engine[INSTALLED] = true;
+  for (const kernel of SHAPE_ONLY_KERNELS) {
+    const g = tf.getGradient(kernel)?.gradFunc;
+    if (g) shapeOnly.set(kernel, g);
+  }
   const addTapeNode = engine.addTapeNode.bind(engine);
   engine.addTapeNode = (...args: unknown[]) => {
+    const [kernel, , , own, saved] = args as [string, unknown, unknown, unknown, tf.Tensor[] | undefined];
+    const stock = shapeOnly.get(kernel);
+    // `own` is null for a registered kernel (a tf.customGrad or clone passes its own function).
+    if (enabled && own == null && stock && saved?.length && stock === tf.getGradient(kernel)?.gradFunc)
+      for (let i = 0; i < saved.length; i++) {
+        const t = saved[i]!;
+        saved[i] = shapeOf(t);
+        t.dispose();
+      }
     addTapeNode(...args);
     const tape = engine.state.activeTape;
     const node = tape?.[tape.length - 1];
