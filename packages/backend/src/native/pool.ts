@@ -17,10 +17,12 @@ export class BufferPool {
   private readonly users = new WeakMap<ArrayBuffer, number>();
   private readonly escaped = new WeakSet<ArrayBuffer>();
   private pooledBytes = 0;
+  private hits = 0;
+  private misses = 0;
 
   constructor(
-    /** Most bytes kept idle in the pool. */
-    private readonly maxPooledBytes = 4 * 1024 ** 3,
+    /** Most bytes kept idle in the pool; a disposed output that would exceed it is left to the GC. */
+    readonly maxPooledBytes = DEFAULT_MAX_POOLED_BYTES,
     /** Smaller arrays are cheap to allocate; not worth tracking. */
     private readonly minBytes = 64 * 1024,
   ) {}
@@ -32,11 +34,23 @@ export class BufferPool {
     const reused = list?.pop();
     if (reused) {
       this.pooledBytes -= reused.byteLength;
+      this.hits++;
       return reused;
     }
+    this.misses++;
     const a = new Float32Array(n);
     this.owned.add(a.buffer as ArrayBuffer);
     return a;
+  }
+
+  /** Bytes idle in the pool now, and how many tracked requests it served from them (hits) or not. */
+  stats(): { idleBytes: number; maxIdleBytes: number; hits: number; misses: number } {
+    return {
+      idleBytes: this.pooledBytes,
+      maxIdleBytes: this.maxPooledBytes,
+      hits: this.hits,
+      misses: this.misses,
+    };
   }
 
   /** A tensor now holds `values`. */
@@ -71,13 +85,25 @@ export class BufferPool {
   }
 }
 
+/** The default bound on idle pooled bytes, and `MTL_POOL_MAX_MB` read by the native backend. */
+export const DEFAULT_MAX_POOLED_BYTES = 4 * 1024 ** 3;
+
+export function poolBoundFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MTL_POOL_MAX_MB;
+  if (raw === undefined || raw === '') return DEFAULT_MAX_POOLED_BYTES;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb < 0)
+    throw new Error(`MTL_POOL_MAX_MB: expected a number of MiB >= 0, got '${raw}'`);
+  return mb * 2 ** 20;
+}
+
 function bufferOf(values: unknown): ArrayBuffer | null {
   return values instanceof Float32Array ? (values.buffer as ArrayBuffer) : null;
 }
 
 /** tfjs's cpu backend whose storage cooperates with the BufferPool. */
 export class NativeBackendCPU extends MathBackendCPU {
-  readonly pool = new BufferPool();
+  readonly pool = new BufferPool(poolBoundFromEnv());
 
   constructor() {
     super();
