@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { setup } from './helpers.js';
-import { BufferPool, NativeBackendCPU, poolBoundFromEnv } from '../src/native/pool.js';
+import { BufferPool, NativeBackendCPU, poolBoundsFromEnv } from '../src/native/pool.js';
 
 // The native output pool: idle bytes never above its bound, recycled arrays only ones no caller can
 // still see (read with dataSync, or shared by a second tensor).
@@ -18,7 +18,7 @@ function take(pool: BufferPool): Float32Array {
 
 test('idle bytes stay within the bound; the rest is left to the GC', () => {
   const bound = 3 * N * 4;
-  const pool = new BufferPool(bound, 1024);
+  const pool = new BufferPool(bound, 1024, 1);
   const arrays = Array.from({ length: 10 }, () => take(pool));
   for (const a of arrays) {
     pool.detach(a);
@@ -35,7 +35,7 @@ test('idle bytes stay within the bound; the rest is left to the GC', () => {
   assert.equal(pool.stats().idleBytes, 0);
   assert.equal(pool.stats().hits, 3);
   // Bound 0: nothing is kept.
-  const none = new BufferPool(0, 1024);
+  const none = new BufferPool(0, 1024, 1);
   const a = take(none);
   none.detach(a);
   assert.equal(none.stats().idleBytes, 0);
@@ -43,7 +43,7 @@ test('idle bytes stay within the bound; the rest is left to the GC', () => {
 });
 
 test('read (escaped) or shared arrays are never recycled', () => {
-  const pool = new BufferPool(1 << 30, 1024);
+  const pool = new BufferPool(1 << 30, 1024, 1);
   const read = take(pool);
   pool.escape(read);
   pool.detach(read);
@@ -60,10 +60,30 @@ test('read (escaped) or shared arrays are never recycled', () => {
   }
 });
 
-test('MTL_POOL_MAX_MB sets the bound; a bad value is one clear error', () => {
-  assert.equal(poolBoundFromEnv({ MTL_POOL_MAX_MB: '256' }), 256 * 2 ** 20);
-  assert.equal(poolBoundFromEnv({ MTL_POOL_MAX_MB: '0' }), 0);
-  assert.throws(() => poolBoundFromEnv({ MTL_POOL_MAX_MB: 'lots' }), /MTL_POOL_MAX_MB: .*'lots'/);
+test('idle bytes stay within a fraction of the most ever in use', () => {
+  const pool = new BufferPool(1 << 30, 1024, 0.25);
+  const arrays = Array.from({ length: 8 }, () => take(pool)); // peak in use: 8 arrays
+  assert.equal(pool.stats().peakInUseBytes, 8 * N * 4);
+  for (const a of arrays) pool.detach(a);
+  assert.equal(pool.stats().idleBytes, 2 * N * 4); // 0.25 of 8 arrays
+  assert.equal(pool.stats().inUseBytes, 0);
+  // Read arrays count as in use until their tensor goes, then leave the books (never the pool).
+  const read = take(pool);
+  pool.escape(read);
+  assert.equal(pool.stats().inUseBytes, N * 4);
+  pool.detach(read);
+  assert.equal(pool.stats().inUseBytes, 0);
+  assert.equal(pool.stats().idleBytes, N * 4); // `read` was one of the two idle ones; it never comes back
+});
+
+test('MTL_POOL_MAX_MB and MTL_POOL_IDLE_FRACTION set the bounds; a bad value is one clear error', () => {
+  assert.deepEqual(poolBoundsFromEnv({ MTL_POOL_MAX_MB: '256', MTL_POOL_IDLE_FRACTION: '0.5' }), {
+    maxPooledBytes: 256 * 2 ** 20,
+    idleFraction: 0.5,
+  });
+  assert.equal(poolBoundsFromEnv({ MTL_POOL_MAX_MB: '0' }).maxPooledBytes, 0);
+  assert.throws(() => poolBoundsFromEnv({ MTL_POOL_MAX_MB: 'lots' }), /MTL_POOL_MAX_MB: .*'lots'/);
+  assert.throws(() => poolBoundsFromEnv({ MTL_POOL_IDLE_FRACTION: '-1' }), /MTL_POOL_IDLE_FRACTION: .*'-1'/);
 });
 
 test('through the native backend: idle bytes within the bound, values a caller read intact', async () => {
@@ -78,7 +98,8 @@ test('through the native backend: idle bytes within the bound, values a caller r
   read.dispose();
   for (let i = 0; i < 20; i++) {
     tf.tidy(() => {
-      tf.add(tf.mul(x, i), tf.sub(x, i));
+      // six outputs in use at once: the default fraction (1/4) keeps one idle for the next round
+      tf.addN([tf.mul(x, i), tf.sub(x, i), tf.mul(x, i + 1), tf.sub(x, i + 1), tf.add(x, i)]);
     });
     const { idleBytes, maxIdleBytes } = backend.pool.stats();
     assert.ok(idleBytes <= maxIdleBytes);
