@@ -46,7 +46,12 @@ function step(): void {
       const emb = model.forward(images).embedding;
       return tf.losses.softmaxCrossEntropy(labels, tf.matMul(emb, head)) as tf.Scalar;
     }, vars);
-    for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr)));
+    // One variable at a time, its gradient freed after (PyTorch's SGD updates in place, so the
+    // update's temporaries for every parameter are never alive together there either).
+    for (const v of vars) {
+      tf.tidy(() => v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr))));
+      grads[v.name]!.dispose();
+    }
     value.dataSync();
   });
 }
