@@ -16,6 +16,7 @@ export type {
   InitBackendOptions,
 } from './select.js';
 export { registerAllGradients, buildGradientsBundle } from './gradients.js';
+export { installLeanBackprop, leanBackpropStats, setLeanBackprop } from './lean-backprop.js';
 export { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from './native/register.js';
 export { loadDnnlAddon } from './native/addon.js';
 export type { DnnlAddon } from './native/addon.js';

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { loadDnnlAddon } from './native/addon.js';
 import { tensorflowBindingMissing } from './installed.js';
 import { registerNativeBackend } from './native/register.js';
+import { installLeanBackprop } from './lean-backprop.js';
 import { registerAllGradients } from './gradients.js';
 import { registerWasmFixes } from './wasm/register.js';
 import { registerWebgpuBackend } from './webgpu/register.js';
@@ -188,6 +189,7 @@ export async function initBackend(opts: InitBackendOptions): Promise<BackendChoi
   const log = opts.log ?? defaultLog(env);
   const choice = parseBackendChoice(opts.backend);
   registerAllGradients();
+  installLeanBackprop(env);
   const candidates: readonly BackendName[] = choice === 'auto' ? BACKEND_NAMES : [choice];
   const skipped: string[] = [];
   for (const name of candidates) {

@@ -1,8 +1,10 @@
 // npm run bench:backend [-- --json] [--backends native,wasm] [--models ir-tiny@64,ir50@112]
-//   [--batch 8] [--min-seconds 8] [--timeout-s 900] [--slow-timeout-s 180]
+//   [--batch 8[,64]] [--min-seconds 8] [--timeout-s 900] [--slow-timeout-s 180]
 // Images/s of a training step (forward + backward + SGD) per backend that loads
 // here, and PyTorch on the same architecture when Debian's python3-torch is
-// installed; every configuration runs in its own process (peak RSS is its own).
+// installed; every configuration runs in its own process (peak RSS is its own:
+// VmHWM, with the peak of live tensor bytes beside it for tfjs backends).
+// --batch takes a list (the recipe's batch is 64 per worker).
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -16,6 +18,7 @@ interface Row {
   batch: number;
   images_per_s: number | null;
   peak_rss_mb: number | null;
+  tensors_peak_mb?: number;
   error?: string;
 }
 
@@ -34,7 +37,11 @@ const { values: opt } = parseArgs({
 
 const stepScript = fileURLToPath(new URL('./step.ts', import.meta.url));
 const torchScript = fileURLToPath(new URL('./torch_step.py', import.meta.url));
-const batch = Number(opt.batch);
+const batches = opt.batch!.split(',').map((b) => {
+  if (!/^[1-9]\d*$/.test(b))
+    throw new Error(`--batch: expected positive integers separated by commas, got '${b}'`);
+  return Number(b);
+});
 const models = opt.models!.split(',').map((m) => {
   const [arch, size] = m.split('@');
   if (!arch || !size || !Number.isInteger(Number(size)))
@@ -83,64 +90,79 @@ const emit = (r: Row) => {
   rows.push(r);
   if (opt.json) console.log(JSON.stringify(r));
 };
-for (const { arch, size } of models) {
-  const common = [
-    '--arch',
-    arch,
-    '--size',
-    String(size),
-    '--batch',
-    String(batch),
-    '--min-seconds',
-    opt['min-seconds']!,
-  ];
-  const jobs: { backend: string; cmd: string; args: string[]; timeoutS: number }[] = backends.map((b) => ({
-    backend: b,
-    cmd: process.execPath,
-    args: [...SOURCE_EXEC_ARGV, stepScript, '--backend', b, ...common],
-    timeoutS: Number(
-      b === 'cpu' || b === 'wasm' || b === 'webgpu' ? opt['slow-timeout-s'] : opt['timeout-s'],
-    ),
-  }));
-  if (hasTorch) {
-    jobs.push({
-      backend: 'pytorch',
-      cmd: opt.python!,
-      args: [torchScript, ...common],
-      timeoutS: Number(opt['timeout-s']),
-    });
+for (const batch of batches)
+  for (const { arch, size } of models) {
+    const common = [
+      '--arch',
+      arch,
+      '--size',
+      String(size),
+      '--batch',
+      String(batch),
+      '--min-seconds',
+      opt['min-seconds']!,
+    ];
+    const jobs: { backend: string; cmd: string; args: string[]; timeoutS: number }[] = backends.map((b) => ({
+      backend: b,
+      cmd: process.execPath,
+      args: [...SOURCE_EXEC_ARGV, stepScript, '--backend', b, ...common],
+      timeoutS: Number(
+        b === 'cpu' || b === 'wasm' || b === 'webgpu' ? opt['slow-timeout-s'] : opt['timeout-s'],
+      ),
+    }));
+    if (hasTorch) {
+      jobs.push({
+        backend: 'pytorch',
+        cmd: opt.python!,
+        args: [torchScript, ...common],
+        timeoutS: Number(opt['timeout-s']),
+      });
+    }
+    for (const job of jobs) {
+      const r = await runChild(job.cmd, job.args, job.timeoutS);
+      emit(
+        r.json
+          ? {
+              backend: r.json.backend,
+              model: arch,
+              size,
+              batch,
+              images_per_s: r.json.images_per_s,
+              peak_rss_mb: r.json.peak_rss_mb,
+              ...(r.json.tensors_peak_mb !== undefined ? { tensors_peak_mb: r.json.tensors_peak_mb } : {}),
+            }
+          : {
+              backend: job.backend,
+              model: arch,
+              size,
+              batch,
+              images_per_s: null,
+              peak_rss_mb: null,
+              error: r.error,
+            },
+      );
+    }
   }
-  for (const job of jobs) {
-    const r = await runChild(job.cmd, job.args, job.timeoutS);
-    emit(
-      r.json
-        ? {
-            backend: r.json.backend,
-            model: arch,
-            size,
-            batch,
-            images_per_s: r.json.images_per_s,
-            peak_rss_mb: r.json.peak_rss_mb,
-          }
-        : {
-            backend: job.backend,
-            model: arch,
-            size,
-            batch,
-            images_per_s: null,
-            peak_rss_mb: null,
-            error: r.error,
-          },
-    );
-  }
-}
 
 if (!opt.json) {
-  const header = ['model', 'size', 'batch', 'backend', 'images/s', 'peak RSS MB', 'step time vs PyTorch'];
+  const header = [
+    'model',
+    'size',
+    'batch',
+    'backend',
+    'images/s',
+    'peak RSS MB',
+    'tensors peak MB',
+    'step time vs PyTorch',
+    'peak RSS vs PyTorch',
+  ];
   const table = rows.map((r) => {
-    const ref = rows.find((p) => p.backend === 'pytorch' && p.model === r.model && p.size === r.size);
+    const ref = rows.find(
+      (p) => p.backend === 'pytorch' && p.model === r.model && p.size === r.size && p.batch === r.batch,
+    );
     const ratio =
       r.images_per_s && ref?.images_per_s ? `${(ref.images_per_s / r.images_per_s).toFixed(2)}×` : '';
+    const rss = r.peak_rss_mb && ref?.peak_rss_mb ? `${(r.peak_rss_mb / ref.peak_rss_mb).toFixed(2)}×` : '';
     return [
       r.model,
       String(r.size),
@@ -148,7 +170,9 @@ if (!opt.json) {
       r.backend,
       r.images_per_s?.toString() ?? `— (${r.error})`,
       r.peak_rss_mb?.toString() ?? '',
+      r.tensors_peak_mb?.toString() ?? '',
       ratio,
+      rss,
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));

@@ -47,7 +47,12 @@ async function step(): Promise<void> {
       const emb = model.forward(images).embedding;
       return tf.losses.softmaxCrossEntropy(labels, tf.matMul(emb, head)) as tf.Scalar;
     }, vars);
-    for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr)));
+    // One variable at a time, its gradient freed after (PyTorch's SGD updates in place, so the
+    // update's temporaries for every parameter are never alive together there either).
+    for (const v of vars) {
+      tf.tidy(() => v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr))));
+      grads[v.name]!.dispose();
+    }
     return value;
   });
   await loss.data();
@@ -55,7 +60,8 @@ async function step(): Promise<void> {
 }
 
 const before = tf.memory().numTensors;
-await step(); // warm-up: primitive creation, first-use allocations
+// Warm-up (primitive creation, first-use allocations), profiled for the peak of live tensor bytes.
+const tfPeakBytes = (await tf.profile(() => step())).peakBytes;
 if (tf.memory().numTensors !== before)
   throw new Error(`a step leaked ${tf.memory().numTensors - before} tensors`);
 
@@ -99,6 +105,7 @@ console.log(
     batch,
     images_per_s: Number(((steps * batch) / seconds).toFixed(3)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    tensors_peak_mb: Math.round(tfPeakBytes / 2 ** 20),
     steps,
     step_s: Number((seconds / steps).toFixed(3)),
   }),

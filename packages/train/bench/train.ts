@@ -1,19 +1,24 @@
-// `npm run bench:train [-- --json] [--iters N] [--only demo|ir50] [--set "key=value ..."] [--no-peer-wait]`:
+// `npm run bench:train [-- --json] [--iters N] [--only demo|ir50] [--set "key=value ..."] [--no-peer-wait]
+//   [--no-torch] [--python /usr/bin/python3]`:
 // per-worker images/s of the training step and its breakdown (data wait, forward+backward, gradient
-// copy-out, peer wait, exposed all-reduce, optimizer) for the demo config with 1 and 2 workers, and
-// ir50 at 112 (AIFR step). With more than one worker a barrier before each gradient sync separates
+// copy-out, peer wait, exposed all-reduce, optimizer) for the demo config (joint with 1 and 2 workers,
+// AIFR alone and FAS alone with 1), and ir50 at 112 (AIFR step). Under every scenario a `pytorch` row:
+// the same step in PyTorch (torch_train_step.py: the parity reference's networks, losses and
+// optimizers), as many processes (DDP over gloo beyond one), the same batch per worker, and
+// torch.set_num_threads equal to the workers' OMP threads; then our step time over its. With more than one worker a barrier before each gradient sync separates
 // the wait for the slowest rank (load imbalance; Horovod's NEGOTIATE) from the communication that
 // copy-out does not hide; --no-peer-wait leaves the barrier out (then the wait is inside the
 // exposed all-reduce). --set applies config overrides to every scenario.
 // Workers are child processes joined through the real collective; data comes from the real loader
 // on the synthetic set (data/synth, generated into a temp dir when absent).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SOURCE_EXEC_ARGV } from '../../../scripts/source-argv.mjs';
 import type { StepTimings, SyncTimings } from '../src/index.js';
+import { referenceConfig } from '../test/fixtures/reference-config.js';
 
 const REPO = new URL('../../../', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -37,6 +42,20 @@ interface WorkerResult extends StepSums {
   batch: number;
   iters: number;
   syncs: Record<string, SyncSums>;
+  /** oneDNN threads of this worker (OMP_NUM_THREADS after initBackend). */
+  threads: number;
+  /** torch_train_step.py's config for this scenario (rank 0 only). */
+  torchConfig?: Record<string, unknown>;
+}
+
+/** One PyTorch worker's line from torch_train_step.py. */
+interface TorchResult {
+  threads: number;
+  batch: number;
+  step_ms: number;
+  fr_ms: number;
+  fas_ms: number;
+  peak_rss_mb: number;
 }
 
 function addInto<K extends string>(
@@ -119,6 +138,16 @@ async function child(spec: ChildSpec): Promise<void> {
     iters: spec.iters,
     ...sum,
     syncs,
+    threads: Number(process.env.OMP_NUM_THREADS),
+    ...(rank === 0
+      ? {
+          torchConfig: {
+            ...referenceConfig({ cfg, worldSize, steps: spec.iters, classes: dataset.numClasses }, 'F32'),
+            batch: cfg.data.batch_size,
+            dropout: cfg.model.dropout,
+          },
+        }
+      : {}),
   };
   process.stdout.write(`RESULT ${JSON.stringify(out)}\n`);
 }
@@ -169,6 +198,58 @@ async function runScenario(s: Scenario, dataDir: string, peerWait: boolean): Pro
   }
 }
 
+const TORCH_SCRIPT = new URL('./torch_train_step.py', import.meta.url).pathname;
+const TORCH_TIMEOUT_MS = 1_800_000;
+
+/** The scenario's step in PyTorch: one process per worker, DDP over gloo beyond one. */
+async function runTorch(python: string, s: Scenario, ours: WorkerResult[]): Promise<TorchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'mtl-bench-torch-'));
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify(ours.find((r) => r.rank === 0)!.torchConfig));
+  try {
+    return await Promise.all(
+      ours.map(
+        (r) =>
+          new Promise<TorchResult>((resolve, reject) => {
+            const c = spawn(
+              python,
+              [
+                TORCH_SCRIPT,
+                config,
+                String(r.rank),
+                '--iters',
+                String(s.iters),
+                '--threads',
+                String(r.threads),
+                '--dist-file',
+                join(dir, 'dist'),
+              ],
+              { stdio: ['ignore', 'pipe', 'pipe'] },
+            );
+            let out = '';
+            let err = '';
+            c.stdout.on('data', (d) => (out += d));
+            c.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
+            const timer = setTimeout(() => c.kill('SIGKILL'), TORCH_TIMEOUT_MS);
+            c.on('close', (code, signal) => {
+              clearTimeout(timer);
+              const line = out.trim().split('\n').pop() ?? '';
+              if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as TorchResult);
+              else
+                reject(
+                  new Error(
+                    `${python} ${TORCH_SCRIPT} (${s.name}) rank ${r.rank} failed (${signal ?? `status ${code}`}): ${err.trim()}`,
+                  ),
+                );
+            });
+          }),
+      ),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const json = args.includes('--json');
   const itersArg = args.indexOf('--iters');
@@ -178,6 +259,13 @@ async function main(): Promise<void> {
   const setArg = args.indexOf('--set');
   const extra = setArg >= 0 ? (args[setArg + 1] ?? '').split(/\s+/).filter(Boolean) : [];
   const peerWait = !args.includes('--no-peer-wait');
+  const pythonArg = args.indexOf('--python');
+  const python = pythonArg >= 0 ? args[pythonArg + 1]! : '/usr/bin/python3';
+  const torchWhyNot = args.includes('--no-torch')
+    ? '--no-torch'
+    : spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status !== 0
+      ? `${python} cannot import torch`
+      : null;
   let dataDir = join(REPO, 'data/synth');
   if (!existsSync(join(dataDir, 'train.txt'))) {
     const { synthesize } = await import('@mtlface/data');
@@ -187,6 +275,8 @@ async function main(): Promise<void> {
   const scenarios: Scenario[] = [
     { name: 'demo', workers: 1, overrides: [...extra], iters },
     { name: 'demo', workers: 2, overrides: [...extra], iters },
+    { name: 'demo-aifr', workers: 1, overrides: ['mode=aifr', ...extra], iters },
+    { name: 'demo-fas', workers: 1, overrides: ['mode=fas', ...extra], iters },
     {
       name: 'ir50-112-aifr',
       workers: 1,
@@ -205,6 +295,7 @@ async function main(): Promise<void> {
     console.log(
       'config          workers backend batch  img/s/worker  step ms  data ms  fwd+bwd ms  copy-out ms  peer wait ms (%)  exposed comm ms (%)  optimizer ms',
     );
+    if (torchWhyNot) console.log(`(no pytorch rows: ${torchWhyNot})`);
   }
   for (const s of scenarios) {
     const results = await runScenario(s, dataDir, peerWait);
@@ -233,7 +324,27 @@ async function main(): Promise<void> {
       syncs: perSync(results, s.iters),
       overrides: s.overrides,
       iters: s.iters,
+      pytorch: null as null | {
+        threads: number;
+        step_ms: number;
+        fr_ms: number;
+        fas_ms: number;
+        peak_rss_mb: number;
+        ours_over_pytorch: number;
+      },
     };
+    if (!torchWhyNot) {
+      const t = await runTorch(python, s, results);
+      const mean = (k: 'step_ms' | 'fr_ms' | 'fas_ms') => t.reduce((a, r) => a + r[k], 0) / t.length;
+      row.pytorch = {
+        threads: t[0]!.threads,
+        step_ms: mean('step_ms'),
+        fr_ms: mean('fr_ms'),
+        fas_ms: mean('fas_ms'),
+        peak_rss_mb: Math.max(...t.map((r) => r.peak_rss_mb)),
+        ours_over_pytorch: stepMs / mean('step_ms'),
+      };
+    }
     if (json) console.log(JSON.stringify(row));
     else {
       const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
@@ -243,6 +354,11 @@ async function main(): Promise<void> {
       for (const [name, t] of Object.entries(row.syncs))
         console.log(
           `  sync ${name.padEnd(6)} ${(t.bytes / 2 ** 20).toFixed(2).padStart(6)} MiB f32   copy-out ${f(t.copy_out_ms, 6)} ms   peer wait ${f(t.peer_wait_ms, 6)} ms   exposed comm ${f(t.exposed_comm_ms, 6)} ms`,
+        );
+      const p = row.pytorch;
+      if (p)
+        console.log(
+          `  pytorch ${String(row.workers).padStart(13)} ${String(p.threads).padStart(2)} thr ${String(row.batch).padStart(5)} ${f((row.batch * 1000) / p.step_ms, 13, 2)} ${f(p.step_ms, 8, 0)}   (FR ${p.fr_ms.toFixed(0)} ms, FAS ${p.fas_ms.toFixed(0)} ms; peak RSS ${p.peak_rss_mb} MB)   ours / pytorch step time: ${p.ours_over_pytorch.toFixed(2)}×`,
         );
     }
   }

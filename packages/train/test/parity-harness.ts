@@ -17,6 +17,7 @@ import {
 import { Trainer } from '../src/trainer.js';
 import type { TrainConfig } from '../src/config.js';
 import { localGroups, randomBatch, sliceBatch } from './helpers.js';
+import { referenceConfig } from './fixtures/reference-config.js';
 import type { FasBatch } from '@mtlface/data';
 
 export const PYTHON = '/usr/bin/python3';
@@ -88,47 +89,6 @@ function batchTensors(batches: FasBatch[], fas: boolean): Map<string, RawTensor>
     }
   });
   return out;
-}
-
-function referenceConfig(c: ParityCase, dtype: RefDtype): unknown {
-  const { cfg } = c;
-  const m = cfg.model;
-  const arch =
-    typeof m.arch === 'string'
-      ? { ir50: { units: [3, 4, 14, 3], widths: [64, 128, 256, 512], se: false } }[m.arch as 'ir50']
-      : { units: m.arch.units, widths: m.arch.widths, se: Boolean(m.arch.se) };
-  if (!arch) throw new Error(`parity: arch ${String(m.arch)} has no reference layout here`);
-  return {
-    mode: cfg.mode,
-    dtype,
-    steps: c.steps,
-    world_size: c.worldSize,
-    arch,
-    size: m.input_size,
-    emb: m.embedding_dim,
-    classes: c.classes,
-    groups: m.groups,
-    generator_units: m.generator_units,
-    discriminator_dim: m.discriminator_dim,
-    discriminator_repeat: m.discriminator_repeat,
-    cosface: cfg.cosface,
-    fas_estimator: cfg.fas_estimator,
-    fr: {
-      lr: cfg.fr_optim.lr,
-      momentum: cfg.fr_optim.momentum,
-      weight_decay: cfg.fr_optim.weight_decay,
-      w_age: cfg.loss.fr_age,
-      w_da: cfg.loss.fr_da,
-    },
-    fas: {
-      lr: cfg.fas_optim.lr,
-      betas: cfg.fas_optim.betas,
-      eps: cfg.fas_optim.eps,
-      w_gan: cfg.loss.fas_gan,
-      w_id: cfg.loss.fas_id,
-      w_age: cfg.loss.fas_age,
-    },
-  };
 }
 
 function runPython(dir: string, rank: number): Promise<void> {

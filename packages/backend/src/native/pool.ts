@@ -17,13 +17,34 @@ export class BufferPool {
   private readonly users = new WeakMap<ArrayBuffer, number>();
   private readonly escaped = new WeakSet<ArrayBuffer>();
   private pooledBytes = 0;
+  /** Bytes of pool-made arrays held by tensors now, and the most ever. */
+  private inUseBytes = 0;
+  private peakInUseBytes = 0;
+  private hits = 0;
+  private misses = 0;
 
   constructor(
-    /** Most bytes kept idle in the pool. */
-    private readonly maxPooledBytes = 4 * 1024 ** 3,
+    /** Most bytes kept idle in the pool; a disposed output that would exceed it is left to the GC. */
+    readonly maxPooledBytes = DEFAULT_MAX_POOLED_BYTES,
     /** Smaller arrays are cheap to allocate; not worth tracking. */
     private readonly minBytes = 64 * 1024,
+    /**
+     * Idle bytes also stay within this fraction of the most bytes ever in use: what sits idle at a
+     * step's peak adds to the peak (the pool matches exact sizes, so a step's parameter-gradient
+     * and update buffers wait through the next forward).
+     */
+    readonly idleFraction = DEFAULT_IDLE_FRACTION,
   ) {}
+
+  /** The most idle bytes kept now. */
+  idleLimit(): number {
+    return Math.min(this.maxPooledBytes, this.idleFraction * this.peakInUseBytes);
+  }
+
+  private taken(bytes: number): void {
+    this.inUseBytes += bytes;
+    if (this.inUseBytes > this.peakInUseBytes) this.peakInUseBytes = this.inUseBytes;
+  }
 
   /** A Float32Array of length n; contents are arbitrary (callers overwrite every element). */
   get(n: number): Float32Array {
@@ -32,11 +53,34 @@ export class BufferPool {
     const reused = list?.pop();
     if (reused) {
       this.pooledBytes -= reused.byteLength;
+      this.hits++;
+      this.taken(reused.byteLength);
       return reused;
     }
+    this.misses++;
     const a = new Float32Array(n);
     this.owned.add(a.buffer as ArrayBuffer);
+    this.taken(a.byteLength);
     return a;
+  }
+
+  /** Bytes idle in the pool now, and how many tracked requests it served from them (hits) or not. */
+  stats(): {
+    idleBytes: number;
+    maxIdleBytes: number;
+    inUseBytes: number;
+    peakInUseBytes: number;
+    hits: number;
+    misses: number;
+  } {
+    return {
+      idleBytes: this.pooledBytes,
+      maxIdleBytes: this.idleLimit(),
+      inUseBytes: this.inUseBytes,
+      peakInUseBytes: this.peakInUseBytes,
+      hits: this.hits,
+      misses: this.misses,
+    };
   }
 
   /** A tensor now holds `values`. */
@@ -60,15 +104,44 @@ export class BufferPool {
     if (!buf || !this.owned.has(buf)) return;
     const n = (this.users.get(buf) ?? 1) - 1;
     this.users.set(buf, n);
-    if (n > 0 || this.escaped.has(buf)) return;
+    if (n > 0) return;
+    this.inUseBytes -= buf.byteLength;
+    if (this.escaped.has(buf)) return;
     const a = values as Float32Array;
     if (a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
-    if (this.pooledBytes + a.byteLength > this.maxPooledBytes) return;
+    if (this.pooledBytes + a.byteLength > this.idleLimit()) return;
     let list = this.free.get(a.length);
     if (!list) this.free.set(a.length, (list = []));
     list.push(a);
     this.pooledBytes += a.byteLength;
   }
+}
+
+/** The default bounds on idle pooled bytes (absolute, and as a fraction of the peak in use). */
+export const DEFAULT_MAX_POOLED_BYTES = 4 * 1024 ** 3;
+export const DEFAULT_IDLE_FRACTION = 0.25;
+
+/** The bounds the native backend's pool gets: `MTL_POOL_MAX_MB` and `MTL_POOL_IDLE_FRACTION`. */
+export function poolBoundsFromEnv(env: NodeJS.ProcessEnv = process.env): {
+  maxPooledBytes: number;
+  idleFraction: number;
+} {
+  const num = (name: string, fallback: number, what: string): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${name}: expected ${what} >= 0, got '${raw}'`);
+    return v;
+  };
+  return {
+    maxPooledBytes: num('MTL_POOL_MAX_MB', DEFAULT_MAX_POOLED_BYTES / 2 ** 20, 'a number of MiB') * 2 ** 20,
+    idleFraction: num('MTL_POOL_IDLE_FRACTION', DEFAULT_IDLE_FRACTION, 'a fraction'),
+  };
+}
+
+function poolFromEnv(): BufferPool {
+  const { maxPooledBytes, idleFraction } = poolBoundsFromEnv();
+  return new BufferPool(maxPooledBytes, undefined, idleFraction);
 }
 
 function bufferOf(values: unknown): ArrayBuffer | null {
@@ -77,7 +150,7 @@ function bufferOf(values: unknown): ArrayBuffer | null {
 
 /** tfjs's cpu backend whose storage cooperates with the BufferPool. */
 export class NativeBackendCPU extends MathBackendCPU {
-  readonly pool = new BufferPool();
+  readonly pool = poolFromEnv();
 
   constructor() {
     super();
