@@ -12,6 +12,7 @@ export type { BackendChoice, BackendChoiceResult, BackendName, InitBackendOption
 export { registerAllGradients, buildGradientsBundle } from './gradients.js';
 export { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from './native/register.js';
 export { loadDnnlAddon } from './native/addon.js';
+export { TRAINING_KERNELS } from './native/training.js';
 export type { DnnlAddon } from './native/addon.js';
 export { registerWasmFixes, WASM_FIXED_KERNELS } from './wasm/register.js';
 export { backendMissing, tensorflowBindingMissing } from './installed.js';

@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { TRAINING_KERNELS } from '@mtlface/backend';
 import { Layer, type Module } from './module.js';
+
+/** Whether the active backend has the training kernel `name` (only `native` has them). */
+export function hasTrainingKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
 
 export interface BatchNormOptions {
   /** PyTorch convention: running = (1 − m)·running + m·batch. */
@@ -54,7 +60,47 @@ export class BatchNorm extends Layer {
     const n = x.size / this.numFeatures;
     if (n < 2)
       throw new Error(`BatchNorm(${this.numFeatures}) in training needs more than 1 value per channel`);
+    if (x.dtype === 'float32' && hasTrainingKernel(TRAINING_KERNELS.batchNormTrain))
+      return this.#nativeTrainForward(x, n);
     return this.#trainForward(x, this.weight, this.bias, axes, n);
+  }
+
+  #updateRunning(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
+    this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
+  }
+
+  /** The same forward and backward as {@link #trainForward}, each one native kernel (two passes over x). */
+  #nativeTrainForward(x: tf.Tensor, n: number): tf.Tensor {
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, scale, offset] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[3] as tf.GradSaveFunc;
+      const [y, mean, invStd, variance] = tf
+        .engine()
+        .runKernel(
+          TRAINING_KERNELS.batchNormTrain,
+          { x: input, scale, offset },
+          { eps: this.eps },
+        ) as tf.Tensor[];
+      if (this.updateStats) this.#updateRunning(mean!, variance!, n);
+      save([input, scale, mean!, invStd!]);
+      return {
+        value: y!,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, sc, mu, inv] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          return tf.engine().runKernel(TRAINING_KERNELS.batchNormTrainGrad, {
+            x: xs,
+            dy,
+            scale: sc,
+            mean: mu,
+            invStd: inv,
+          }) as tf.Tensor[];
+        },
+      };
+    });
+    return f(x, this.weight, this.bias);
   }
 
   /**
@@ -66,12 +112,7 @@ export class BatchNorm extends Layer {
       const [input, scale, shift] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
       const save = args[3] as tf.GradSaveFunc;
       const { mean, variance } = tf.moments(input, axes);
-      if (this.updateStats) {
-        const m = this.momentum;
-        this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
-        this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
-      }
+      if (this.updateStats) this.#updateRunning(mean, variance, n);
       const invStd = tf.rsqrt(tf.add(variance, this.eps));
       const xHat = tf.mul(tf.sub(input, mean), invStd);
       save([xHat, invStd, scale]);

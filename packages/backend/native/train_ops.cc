@@ -1,0 +1,227 @@
+// Single-pass kernels of the training step that tfjs composes from several
+// full-size element-wise ops: training-mode batch norm (forward with batch
+// statistics, backward), PReLU's backward, and the SGD / Adam updates.
+// Single-threaded like the element-wise loops (memory-bound; see eltwise.cc).
+// Per-channel sums accumulate in double. The optimizer kernels repeat tfjs's
+// float32 operations one by one, in PyTorch's order, so their results are
+// bit-identical to the composite ops (built with -ffp-contract=off: no FMA).
+#include "train_ops.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace train_ops {
+namespace {
+
+struct F32 {
+  float* data;
+  int64_t length;
+};
+
+F32 f32(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  }
+  auto a = v.As<Napi::Float32Array>();
+  return {a.Data(), static_cast<int64_t>(a.ElementLength())};
+}
+
+void need(const Napi::Env& env, const F32& a, int64_t n, const char* fn, const char* what) {
+  if (a.length != n) {
+    throw Napi::RangeError::New(env, std::string(fn) + ": " + what + " has " + std::to_string(a.length) +
+                                         " elements, expected " + std::to_string(n));
+  }
+}
+
+int64_t channels(const Napi::Value& v, int64_t size, const char* fn) {
+  const int64_t c = v.As<Napi::Number>().Int64Value();
+  if (c < 1 || size % c != 0) throw Napi::RangeError::New(v.Env(), std::string(fn) + ": bad channel count");
+  return c;
+}
+
+}  // namespace
+
+// batchNormForward(x, scale, offset, y, mean, invStd, variance, channels, eps):
+// x viewed as [n, C]; mean and the biased variance over n in double; y = (x − mean)·invStd·scale + offset.
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), y = f32(info[3], "y");
+  const F32 mean = f32(info[4], "mean"), inv = f32(info[5], "invStd"), var = f32(info[6], "variance");
+  const int64_t C = channels(info[7], x.length, "batchNormForward");
+  const double eps = info[8].As<Napi::Number>().DoubleValue();
+  const int64_t n = x.length / C;
+  for (const F32* a : {&w, &b, &mean, &inv, &var}) need(env, *a, C, "batchNormForward", "a [C] array");
+  need(env, y, x.length, "batchNormForward", "y");
+  std::vector<double> s(C, 0.0), q(C, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) s[c] += row[c];
+  }
+  std::vector<float> m(C);
+  for (int64_t c = 0; c < C; c++) m[c] = static_cast<float>(s[c] / static_cast<double>(n));
+  // second pass around the (float) mean: no cancellation of E[x²] − E[x]²
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const double d = static_cast<double>(row[c]) - m[c];
+      q[c] += d * d;
+    }
+  }
+  std::vector<float> k(C), o(C);
+  for (int64_t c = 0; c < C; c++) {
+    const double v = q[c] / static_cast<double>(n);
+    const double is = 1.0 / std::sqrt(v + eps);
+    mean.data[c] = m[c];
+    var.data[c] = static_cast<float>(v);
+    inv.data[c] = static_cast<float>(is);
+    k[c] = static_cast<float>(is * w.data[c]);
+    o[c] = b.data[c];
+  }
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x.data + r * C;
+    float* out = y.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) out[c] = (row[c] - m[c]) * k[c] + o[c];
+  }
+  return env.Undefined();
+}
+
+// batchNormBackward(x, dy, scale, mean, invStd, dx, dScale, dOffset, channels): with x̂ = (x − mean)·invStd,
+// dScale = Σ dy·x̂, dOffset = Σ dy, dx = scale·invStd·(dy − dOffset/n − x̂·dScale/n) (one read pass, one write pass).
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), dy = f32(info[1], "dy"), w = f32(info[2], "scale"), mean = f32(info[3], "mean");
+  const F32 inv = f32(info[4], "invStd"), dx = f32(info[5], "dx"), dw = f32(info[6], "dScale"),
+            db = f32(info[7], "dOffset");
+  const int64_t C = channels(info[8], x.length, "batchNormBackward");
+  const int64_t n = x.length / C;
+  for (const F32* a : {&w, &mean, &inv, &dw, &db}) need(env, *a, C, "batchNormBackward", "a [C] array");
+  need(env, dy, x.length, "batchNormBackward", "dy");
+  need(env, dx, x.length, "batchNormBackward", "dx");
+  std::vector<double> sdy(C, 0.0), sdyx(C, 0.0);
+  const float* m = mean.data;
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x.data + r * C;
+    const float* gr = dy.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const double g = gr[c];
+      sdy[c] += g;
+      sdyx[c] += g * (static_cast<double>(xr[c]) - m[c]);
+    }
+  }
+  std::vector<float> a(C), bc(C), cc(C);
+  const double nd = static_cast<double>(n);
+  for (int64_t c = 0; c < C; c++) {
+    const double is = inv.data[c], wi = static_cast<double>(w.data[c]) * is;
+    dw.data[c] = static_cast<float>(sdyx[c] * is);
+    db.data[c] = static_cast<float>(sdy[c]);
+    a[c] = static_cast<float>(wi);
+    bc[c] = static_cast<float>(-wi * is * is * sdyx[c] / nd);
+    cc[c] = static_cast<float>(-wi * sdy[c] / nd);
+  }
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x.data + r * C;
+    const float* gr = dy.data + r * C;
+    float* out = dx.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) out[c] = a[c] * gr[c] + bc[c] * (xr[c] - m[c]) + cc[c];
+  }
+  return env.Undefined();
+}
+
+// preluBackward(x, alpha, dy, dx, dAlpha, channels): dx = x > 0 ? dy : alpha·dy; dAlpha = Σ (x > 0 ? 0 : dy·x).
+Napi::Value PreluBackward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), al = f32(info[1], "alpha"), dy = f32(info[2], "dy"), dx = f32(info[3], "dx"),
+            da = f32(info[4], "dAlpha");
+  const int64_t C = channels(info[5], x.length, "preluBackward");
+  const int64_t n = x.length / C;
+  need(env, al, C, "preluBackward", "alpha");
+  need(env, da, C, "preluBackward", "dAlpha");
+  need(env, dy, x.length, "preluBackward", "dy");
+  need(env, dx, x.length, "preluBackward", "dx");
+  std::vector<double> s(C, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x.data + r * C;
+    const float* gr = dy.data + r * C;
+    float* out = dx.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const bool pos = xr[c] > 0.f;
+      out[c] = pos ? gr[c] : gr[c] * al.data[c];
+      s[c] += pos ? 0.0 : static_cast<double>(gr[c] * xr[c]);
+    }
+  }
+  for (int64_t c = 0; c < C; c++) da.data[c] = static_cast<float>(s[c]);
+  return env.Undefined();
+}
+
+// sgdStep(param, grad, buf | null, paramOut, bufOut | null, weightDecay, momentum, lr):
+// d = g + p·wd (wd ≠ 0); buf' = buf ? buf·m + d : d (m ≠ 0); p' = p − d'·lr. Scalars are float32, as tfjs's.
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 p = f32(info[0], "param"), g = f32(info[1], "grad"), po = f32(info[3], "paramOut");
+  const bool hasBuf = !info[2].IsNull(), hasBufOut = !info[4].IsNull();
+  const float wd = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
+  const float mom = static_cast<float>(info[6].As<Napi::Number>().DoubleValue());
+  const float lr = static_cast<float>(info[7].As<Napi::Number>().DoubleValue());
+  const int64_t n = p.length;
+  need(env, g, n, "sgdStep", "grad");
+  need(env, po, n, "sgdStep", "paramOut");
+  F32 buf{nullptr, 0}, bo{nullptr, 0};
+  if (hasBuf) need(env, buf = f32(info[2], "buf"), n, "sgdStep", "buf");
+  if (hasBufOut) need(env, bo = f32(info[4], "bufOut"), n, "sgdStep", "bufOut");
+  if (hasBuf && !hasBufOut) throw Napi::TypeError::New(env, "sgdStep: buf without bufOut");
+  const bool decay = info[5].As<Napi::Number>().DoubleValue() != 0.0;  // as the composite's test
+  const float* pp = p.data;
+  const float* gg = g.data;
+  for (int64_t i = 0; i < n; i++) {
+    float d = gg[i];
+    if (decay) d = d + pp[i] * wd;
+    if (hasBufOut) {
+      if (hasBuf) d = buf.data[i] * mom + d;
+      bo.data[i] = d;
+    }
+    po.data[i] = pp[i] - d * lr;
+  }
+  return env.Undefined();
+}
+
+// adamStep(param, grad, m | null, v | null, paramOut, mOut, vOut, weightDecay, beta1, beta2, bc2Sqrt, eps, stepSize):
+// torch 1.13's single-tensor Adam in tfjs's float32 operations (m, v = 0 when null).
+Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 p = f32(info[0], "param"), g = f32(info[1], "grad");
+  const bool hasM = !info[2].IsNull(), hasV = !info[3].IsNull();
+  const F32 po = f32(info[4], "paramOut"), mo = f32(info[5], "mOut"), vo = f32(info[6], "vOut");
+  auto num = [&](int i) { return static_cast<float>(info[i].As<Napi::Number>().DoubleValue()); };
+  const float wd = num(7), b1 = num(8), b2 = num(9), bc2 = num(10), eps = num(11), stepSize = num(12);
+  const float ob1 = static_cast<float>(1.0 - info[8].As<Napi::Number>().DoubleValue());
+  const float ob2 = static_cast<float>(1.0 - info[9].As<Napi::Number>().DoubleValue());
+  const int64_t n = p.length;
+  need(env, g, n, "adamStep", "grad");
+  for (const F32* a : {&po, &mo, &vo}) need(env, *a, n, "adamStep", "an output");
+  F32 m{nullptr, 0}, v{nullptr, 0};
+  if (hasM) need(env, m = f32(info[2], "m"), n, "adamStep", "m");
+  if (hasV) need(env, v = f32(info[3], "v"), n, "adamStep", "v");
+  const bool decay = info[7].As<Napi::Number>().DoubleValue() != 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g.data[i];
+    if (decay) gi = gi + p.data[i] * wd;
+    const float m0 = hasM ? m.data[i] : 0.f, v0 = hasV ? v.data[i] : 0.f;
+    const float mi = m0 * b1 + gi * ob1;
+    const float vi = v0 * b2 + (gi * gi) * ob2;
+    mo.data[i] = mi;
+    vo.data[i] = vi;
+    const float denom = std::sqrt(vi) / bc2 + eps;
+    po.data[i] = p.data[i] - (mi / denom) * stepSize;
+  }
+  return env.Undefined();
+}
+
+}  // namespace train_ops

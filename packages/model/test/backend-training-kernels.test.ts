@@ -1,0 +1,210 @@
+// The native backend's single-pass BatchNorm (training mode) and PReLU-backward kernels, through the
+// model's layers: forward, every gradient and the running statistics against a float64 reference
+// written here from the definitions, and against the composite ops the cpu backend still runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { BatchNorm, PReLU } from '@mtlface/model';
+import { TRAINING_KERNELS } from '@mtlface/backend';
+import { randomValues, setup } from '@mtlface/backend/testing';
+
+setup();
+
+/** max |a − b| / max(|b|, floor): the error relative to the reference's scale. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-6): number {
+  assert.equal(a.length, b.length);
+  let scale = floor;
+  let err = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+  for (let i = 0; i < b.length; i++) err = Math.max(err, Math.abs(a[i]! - b[i]!));
+  return err / scale;
+}
+
+interface BnResult {
+  y: Float64Array | Float32Array;
+  dx: Float64Array | Float32Array;
+  dw: Float64Array | Float32Array;
+  db: Float64Array | Float32Array;
+  runningMean: Float64Array | Float32Array;
+  runningVar: Float64Array | Float32Array;
+}
+
+/** Training-mode batch norm in float64 over x viewed as [n, C]; loss = Σ y·t (so dy = t). */
+function bnReference(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  t: Float32Array,
+  C: number,
+  eps: number,
+  momentum: number,
+): BnResult {
+  const n = x.length / C;
+  const mean = new Float64Array(C);
+  const variance = new Float64Array(C);
+  for (let i = 0; i < x.length; i++) mean[i % C]! += x[i]! / n;
+  for (let i = 0; i < x.length; i++) variance[i % C]! += (x[i]! - mean[i % C]!) ** 2 / n;
+  const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
+  const xh = new Float64Array(x.length);
+  const y = new Float64Array(x.length);
+  const dw = new Float64Array(C);
+  const db = new Float64Array(C);
+  for (let i = 0; i < x.length; i++) {
+    const c = i % C;
+    xh[i] = (x[i]! - mean[c]!) * inv[c]!;
+    y[i] = xh[i]! * w[c]! + b[c]!;
+    dw[c]! += t[i]! * xh[i]!;
+    db[c]! += t[i]!;
+  }
+  const dx = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const c = i % C;
+    // d/dx of Σ t·(x̂·w + b): w·inv·(t − mean(t) − x̂·mean(t·x̂))
+    dx[i] = w[c]! * inv[c]! * (t[i]! - db[c]! / n - (xh[i]! * dw[c]!) / n);
+  }
+  return {
+    y,
+    dx,
+    dw,
+    db,
+    runningMean: mean.map((m) => momentum * m),
+    runningVar: variance.map((v) => (1 - momentum) * 1 + (momentum * v * n) / (n - 1)),
+  };
+}
+
+/** One training forward + backward of the model's BatchNorm on `backend`; the kernels it ran. */
+async function bnOn(
+  backend: string,
+  shape: number[],
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  t: Float32Array,
+): Promise<BnResult & { kernels: string[] }> {
+  assert.ok(await tf.setBackend(backend));
+  const bn = new BatchNorm(shape[shape.length - 1]!);
+  bn.train();
+  bn.weight.assign(tf.tensor1d(w));
+  bn.bias.assign(tf.tensor1d(b));
+  const before = tf.memory().numTensors;
+  const xv = tf.tidy(() => tf.variable(tf.tensor(x, shape)));
+  const ts = tf.tensor(t, shape);
+  let r: BnResult | undefined;
+  const info = await tf.profile(() => {
+    tf.tidy(() => {
+      let y: Float32Array | undefined;
+      const { grads } = tf.variableGrads(() => {
+        const out = bn.forward(xv);
+        y = out.dataSync().slice();
+        return tf.sum(tf.mul(out, ts)) as tf.Scalar;
+      }, [xv, bn.weight, bn.bias]);
+      r = {
+        y: y!,
+        dx: grads[xv.name]!.dataSync().slice(),
+        dw: grads[bn.weight.name]!.dataSync().slice(),
+        db: grads[bn.bias.name]!.dataSync().slice(),
+        runningMean: bn.runningMean.dataSync().slice(),
+        runningVar: bn.runningVar.dataSync().slice(),
+      };
+    });
+  });
+  tf.dispose([xv, ts]);
+  assert.equal(tf.memory().numTensors, before, `${backend}: a step leaked tensors`);
+  bn.dispose();
+  return { ...r!, kernels: info.kernels.map((k) => k.name) };
+}
+
+for (const shape of [
+  [4, 5, 6, 8],
+  [3, 7, 7, 64],
+  [16, 32],
+]) {
+  test(`BatchNorm training on native: one kernel each way, matches float64 and the cpu composite, [${shape}]`, async () => {
+    const size = shape.reduce((a, c) => a * c, 1);
+    const C = shape[shape.length - 1]!;
+    // channels far from zero mean (3 + …) so a one-pass E[x²] − E[x]² would show
+    const x = randomValues(size, 11).map((v, i) => 3 + (i % C) * 0.25 + 2 * v);
+    const w = randomValues(C, 12).map((v) => 1 + v / 2);
+    const b = randomValues(C, 13);
+    const t = randomValues(size, 14);
+    const ref = bnReference(x, w, b, t, C, 1e-5, 0.1);
+    const native = await bnOn('native', shape, x, w, b, t);
+    const cpu = await bnOn('cpu', shape, x, w, b, t);
+    for (const k of [TRAINING_KERNELS.batchNormTrain, TRAINING_KERNELS.batchNormTrainGrad])
+      assert.equal(native.kernels.filter((n) => n === k).length, 1, `${k} ran once on native`);
+    assert.ok(!cpu.kernels.some((n) => n.startsWith('Mtl')), 'cpu keeps the composite');
+    for (const key of ['y', 'dx', 'dw', 'db', 'runningMean', 'runningVar'] as const) {
+      const en = relErr(native[key], ref[key]);
+      const ec = relErr(cpu[key], ref[key]);
+      assert.ok(en < 2e-6, `native ${key}: relative error ${en}`);
+      assert.ok(ec < 1e-4, `cpu ${key}: relative error ${ec}`);
+    }
+  });
+}
+
+/** PReLU (slopes per channel) in float64: y = x > 0 ? x : a·x; loss = Σ y·t. */
+function preluReference(x: Float32Array, a: Float32Array, t: Float32Array, C: number) {
+  const y = new Float64Array(x.length);
+  const dx = new Float64Array(x.length);
+  const da = new Float64Array(C);
+  for (let i = 0; i < x.length; i++) {
+    const c = i % C;
+    const pos = x[i]! > 0;
+    y[i] = pos ? x[i]! : a[c]! * x[i]!;
+    dx[i] = pos ? t[i]! : a[c]! * t[i]!;
+    if (!pos) da[c]! += t[i]! * x[i]!;
+  }
+  return { y, dx, da };
+}
+
+async function preluOn(backend: string, shape: number[], x: Float32Array, a: Float32Array, t: Float32Array) {
+  assert.ok(await tf.setBackend(backend));
+  const p = new PReLU(shape[shape.length - 1]!);
+  p.weight.assign(tf.tensor1d(a));
+  const before = tf.memory().numTensors;
+  const xv = tf.tidy(() => tf.variable(tf.tensor(x, shape)));
+  const ts = tf.tensor(t, shape);
+  let r: { y: Float32Array; dx: Float32Array; da: Float32Array } | undefined;
+  const info = await tf.profile(() => {
+    tf.tidy(() => {
+      let y: Float32Array | undefined;
+      const { grads } = tf.variableGrads(() => {
+        const out = p.forward(xv);
+        y = out.dataSync().slice();
+        return tf.sum(tf.mul(out, ts)) as tf.Scalar;
+      }, [xv, p.weight]);
+      r = { y: y!, dx: grads[xv.name]!.dataSync().slice(), da: grads[p.weight.name]!.dataSync().slice() };
+    });
+  });
+  tf.dispose([xv, ts]);
+  assert.equal(tf.memory().numTensors, before, `${backend}: a step leaked tensors`);
+  p.dispose();
+  return { ...r!, kernels: info.kernels.map((k) => k.name) };
+}
+
+for (const shape of [
+  [2, 5, 6, 8],
+  [16, 32],
+]) {
+  test(`PReLU backward on native is one kernel and matches float64 and the cpu composite, [${shape}]`, async () => {
+    const size = shape.reduce((a, c) => a * c, 1);
+    const C = shape[shape.length - 1]!;
+    // exact zeros included: they take the slope branch (x > 0 is false), as tfjs and PyTorch
+    const x = randomValues(size, 21).map((v, i) => (i % 7 === 0 ? 0 : v));
+    const a = randomValues(C, 22).map((v) => 0.25 + v / 4);
+    const t = randomValues(size, 23);
+    const ref = preluReference(x, a, t, C);
+    const native = await preluOn('native', shape, x, a, t);
+    const cpu = await preluOn('cpu', shape, x, a, t);
+    assert.equal(native.kernels.filter((n) => n === TRAINING_KERNELS.preluGrad).length, 1);
+    assert.ok(!cpu.kernels.includes(TRAINING_KERNELS.preluGrad));
+    for (const key of ['y', 'dx', 'da'] as const) {
+      const en = relErr(native[key], ref[key]);
+      const ec = relErr(cpu[key], ref[key]);
+      assert.ok(en < 1e-6, `native ${key}: relative error ${en}`);
+      assert.ok(ec < 1e-5, `cpu ${key}: relative error ${ec}`);
+    }
+    // dx is a select and one multiply: exactly the composite's float32 values
+    assert.deepEqual(native.dx, cpu.dx);
+  });
+}
