@@ -368,6 +368,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, eltwise::Copy));
   exports.Set("batchNormForward", Napi::Function::New(env, train_ops::BatchNormForward));
   exports.Set("batchNormBackward", Napi::Function::New(env, train_ops::BatchNormBackward));
+  exports.Set("batchNormPreluForward", Napi::Function::New(env, train_ops::BatchNormPreluForward));
+  exports.Set("batchNormPreluBackward", Napi::Function::New(env, train_ops::BatchNormPreluBackward));
   exports.Set("preluBackward", Napi::Function::New(env, train_ops::PreluBackward));
   exports.Set("sgdStep", Napi::Function::New(env, train_ops::SgdStep));
   exports.Set("adamStep", Napi::Function::New(env, train_ops::AdamStep));

@@ -43,6 +43,42 @@ int64_t channels(const Napi::Value& v, int64_t size, const char* fn) {
 
 }  // namespace
 
+namespace {
+
+// Per-channel batch statistics of x viewed as [n, C] (double sums, the variance around the mean),
+// written to mean / invStd / variance; k = invStd·scale and o = offset for y = (x − mean)·k + o.
+void batchStats(const float* x, int64_t n, int64_t C, const float* w, const float* b, double eps, float* mean,
+                float* inv, float* var, std::vector<float>& k, std::vector<float>& o) {
+  std::vector<double> s(C, 0.0), q(C, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) s[c] += row[c];
+  }
+  for (int64_t c = 0; c < C; c++) mean[c] = static_cast<float>(s[c] / static_cast<double>(n));
+  // second pass around the (float) mean: no cancellation of E[x²] − E[x]²
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const double d = static_cast<double>(row[c]) - mean[c];
+      q[c] += d * d;
+    }
+  }
+  k.resize(C);
+  o.resize(C);
+  for (int64_t c = 0; c < C; c++) {
+    const double v = q[c] / static_cast<double>(n);
+    const double is = 1.0 / std::sqrt(v + eps);
+    var[c] = static_cast<float>(v);
+    inv[c] = static_cast<float>(is);
+    k[c] = static_cast<float>(static_cast<double>(inv[c]) * w[c]);  // as the backward recomputes it
+    o[c] = b[c];
+  }
+}
+
+}  // namespace
+
 // batchNormForward(x, scale, offset, y, mean, invStd, variance, channels, eps):
 // x viewed as [n, C]; mean and the biased variance over n in double; y = (x − mean)·invStd·scale + offset.
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
@@ -54,38 +90,42 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   const int64_t n = x.length / C;
   for (const F32* a : {&w, &b, &mean, &inv, &var}) need(env, *a, C, "batchNormForward", "a [C] array");
   need(env, y, x.length, "batchNormForward", "y");
-  std::vector<double> s(C, 0.0), q(C, 0.0);
-  for (int64_t r = 0; r < n; r++) {
-    const float* row = x.data + r * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) s[c] += row[c];
-  }
-  std::vector<float> m(C);
-  for (int64_t c = 0; c < C; c++) m[c] = static_cast<float>(s[c] / static_cast<double>(n));
-  // second pass around the (float) mean: no cancellation of E[x²] − E[x]²
-  for (int64_t r = 0; r < n; r++) {
-    const float* row = x.data + r * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) {
-      const double d = static_cast<double>(row[c]) - m[c];
-      q[c] += d * d;
-    }
-  }
-  std::vector<float> k(C), o(C);
-  for (int64_t c = 0; c < C; c++) {
-    const double v = q[c] / static_cast<double>(n);
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean.data[c] = m[c];
-    var.data[c] = static_cast<float>(v);
-    inv.data[c] = static_cast<float>(is);
-    k[c] = static_cast<float>(is * w.data[c]);
-    o[c] = b.data[c];
-  }
+  std::vector<float> k, o;
+  batchStats(x.data, n, C, w.data, b.data, eps, mean.data, inv.data, var.data, k, o);
+  const float* m = mean.data;
   for (int64_t r = 0; r < n; r++) {
     const float* row = x.data + r * C;
     float* out = y.data + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) out[c] = (row[c] - m[c]) * k[c] + o[c];
+  }
+  return env.Undefined();
+}
+
+// batchNormPreluForward(x, scale, offset, alpha, z, mean, invStd, variance, channels, eps): z = prelu(bn(x)),
+// the batch norm's output never stored (the backward recomputes it from x with the same float operations).
+Napi::Value BatchNormPreluForward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), al = f32(info[3], "alpha");
+  const F32 z = f32(info[4], "z"), mean = f32(info[5], "mean"), inv = f32(info[6], "invStd"),
+            var = f32(info[7], "variance");
+  const int64_t C = channels(info[8], x.length, "batchNormPreluForward");
+  const double eps = info[9].As<Napi::Number>().DoubleValue();
+  const int64_t n = x.length / C;
+  for (const F32* a : {&w, &b, &al, &mean, &inv, &var}) need(env, *a, C, "batchNormPreluForward", "a [C] array");
+  need(env, z, x.length, "batchNormPreluForward", "z");
+  std::vector<float> k, o;
+  batchStats(x.data, n, C, w.data, b.data, eps, mean.data, inv.data, var.data, k, o);
+  const float* m = mean.data;
+  const float* a = al.data;
+  for (int64_t r = 0; r < n; r++) {
+    const float* row = x.data + r * C;
+    float* out = z.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float y = (row[c] - m[c]) * k[c] + o[c];
+      out[c] = y < 0.f ? y * a[c] : y;
+    }
   }
   return env.Undefined();
 }
@@ -158,6 +198,66 @@ Napi::Value PreluBackward(const Napi::CallbackInfo& info) {
     }
   }
   for (int64_t c = 0; c < C; c++) da.data[c] = static_cast<float>(s[c]);
+  return env.Undefined();
+}
+
+// batchNormPreluBackward(x, dz, scale, offset, alpha, mean, invStd, dx, dScale, dOffset, dAlpha, channels):
+// the backward of z = prelu(y), y = bn(x), with y recomputed from x (bitwise the forward's y).
+Napi::Value BatchNormPreluBackward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), dz = f32(info[1], "dz"), w = f32(info[2], "scale"), b = f32(info[3], "offset");
+  const F32 al = f32(info[4], "alpha"), mean = f32(info[5], "mean"), inv = f32(info[6], "invStd");
+  const F32 dx = f32(info[7], "dx"), dw = f32(info[8], "dScale"), db = f32(info[9], "dOffset"),
+            da = f32(info[10], "dAlpha");
+  const int64_t C = channels(info[11], x.length, "batchNormPreluBackward");
+  const int64_t n = x.length / C;
+  for (const F32* a : {&w, &b, &al, &mean, &inv, &dw, &db, &da})
+    need(env, *a, C, "batchNormPreluBackward", "a [C] array");
+  need(env, dz, x.length, "batchNormPreluBackward", "dz");
+  need(env, dx, x.length, "batchNormPreluBackward", "dx");
+  std::vector<float> k(C), o(C);
+  for (int64_t c = 0; c < C; c++) {
+    k[c] = static_cast<float>(static_cast<double>(inv.data[c]) * w.data[c]);
+    o[c] = b.data[c];
+  }
+  const float* m = mean.data;
+  const float* a = al.data;
+  std::vector<double> sdy(C, 0.0), sdyx(C, 0.0), sda(C, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x.data + r * C;
+    const float* gr = dz.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float y = (xr[c] - m[c]) * k[c] + o[c];
+      const bool pos = y > 0.f;
+      const float g = pos ? gr[c] : gr[c] * a[c];
+      sda[c] += pos ? 0.0 : static_cast<double>(gr[c] * y);
+      sdy[c] += g;
+      sdyx[c] += static_cast<double>(g) * (static_cast<double>(xr[c]) - m[c]);
+    }
+  }
+  std::vector<float> ca(C), cb(C), cc(C);
+  const double nd = static_cast<double>(n);
+  for (int64_t c = 0; c < C; c++) {
+    const double is = inv.data[c], wi = static_cast<double>(w.data[c]) * is;
+    dw.data[c] = static_cast<float>(sdyx[c] * is);
+    db.data[c] = static_cast<float>(sdy[c]);
+    da.data[c] = static_cast<float>(sda[c]);
+    ca[c] = static_cast<float>(wi);
+    cb[c] = static_cast<float>(-wi * is * is * sdyx[c] / nd);
+    cc[c] = static_cast<float>(-wi * sdy[c] / nd);
+  }
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x.data + r * C;
+    const float* gr = dz.data + r * C;
+    float* out = dx.data + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float y = (xr[c] - m[c]) * k[c] + o[c];
+      const float g = y > 0.f ? gr[c] : gr[c] * a[c];
+      out[c] = ca[c] * g + cb[c] * (xr[c] - m[c]) + cc[c];
+    }
+  }
   return env.Undefined();
 }
 

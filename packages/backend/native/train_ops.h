@@ -6,6 +6,8 @@
 namespace train_ops {
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info);
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info);
+Napi::Value BatchNormPreluForward(const Napi::CallbackInfo& info);
+Napi::Value BatchNormPreluBackward(const Napi::CallbackInfo& info);
 Napi::Value PreluBackward(const Napi::CallbackInfo& info);
 Napi::Value SgdStep(const Napi::CallbackInfo& info);
 Napi::Value AdamStep(const Napi::CallbackInfo& info);

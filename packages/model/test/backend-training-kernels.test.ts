@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { BatchNorm, PReLU } from '@mtlface/model';
+import { BatchNorm, PReLU, Sequential } from '@mtlface/model';
 import { TRAINING_KERNELS } from '@mtlface/backend';
 import { randomValues, setup } from '@mtlface/backend/testing';
 
@@ -208,3 +208,90 @@ for (const shape of [
     assert.deepEqual(native.dx, cpu.dx);
   });
 }
+
+for (const shape of [
+  [4, 6, 6, 16],
+  [16, 32],
+]) {
+  test(`BatchNorm → PReLU in a Sequential is one fused kernel each way on native, [${shape}]`, async () => {
+    const size = shape.reduce((a, c) => a * c, 1);
+    const C = shape[shape.length - 1]!;
+    const x = randomValues(size, 51).map((v, i) => 1 + (i % C) * 0.1 + 2 * v);
+    const w = randomValues(C, 52).map((v) => 1 + v / 2);
+    const b = randomValues(C, 53).map((v) => v / 2);
+    const a = randomValues(C, 54).map((v) => 0.25 + v / 4);
+    const t = randomValues(size, 55);
+    // float64: y = bn(x), z = prelu(y); dz = t, dy = prelu'(y)·t, then the batch norm's backward of dy
+    const bnFwd = bnReference(x, w, b, t, C, 1e-5, 0.1);
+    const pr = preluReference(Float32Array.from(bnFwd.y), a, t, C);
+    const bnBwd = bnReference(x, w, b, Float32Array.from(pr.dx), C, 1e-5, 0.1);
+    const ref = { ...bnBwd, y: pr.y, da: pr.da };
+
+    const run = async (backend: string) => {
+      assert.ok(await tf.setBackend(backend));
+      const seq = new Sequential([new BatchNorm(C), new PReLU(C)]);
+      seq.train();
+      const [bn, p] = seq.layers as [BatchNorm, PReLU];
+      bn.weight.assign(tf.tensor1d(w));
+      bn.bias.assign(tf.tensor1d(b));
+      p.weight.assign(tf.tensor1d(a));
+      const before = tf.memory().numTensors;
+      const xv = tf.tidy(() => tf.variable(tf.tensor(x, shape)));
+      const ts = tf.tensor(t, shape);
+      let r: Record<string, Float32Array> = {};
+      const info = await tf.profile(() => {
+        tf.tidy(() => {
+          let y: Float32Array | undefined;
+          const { grads } = tf.variableGrads(() => {
+            const out = seq.forward(xv);
+            y = out.dataSync().slice();
+            return tf.sum(tf.mul(out, ts)) as tf.Scalar;
+          }, [xv, bn.weight, bn.bias, p.weight]);
+          r = {
+            y: y!,
+            dx: grads[xv.name]!.dataSync().slice(),
+            dw: grads[bn.weight.name]!.dataSync().slice(),
+            db: grads[bn.bias.name]!.dataSync().slice(),
+            da: grads[p.weight.name]!.dataSync().slice(),
+            runningMean: bn.runningMean.dataSync().slice(),
+            runningVar: bn.runningVar.dataSync().slice(),
+          };
+        });
+      });
+      tf.dispose([xv, ts]);
+      assert.equal(tf.memory().numTensors, before, `${backend}: a step leaked tensors`);
+      seq.dispose();
+      return { r, kernels: info.kernels.map((k) => k.name) };
+    };
+    const native = await run('native');
+    const cpu = await run('cpu');
+    for (const k of [TRAINING_KERNELS.batchNormPreluTrain, TRAINING_KERNELS.batchNormPreluTrainGrad])
+      assert.equal(native.kernels.filter((n) => n === k).length, 1, `${k} ran once`);
+    for (const k of ['Prelu', TRAINING_KERNELS.batchNormTrain, TRAINING_KERNELS.preluGrad])
+      assert.ok(!native.kernels.includes(k), `no separate ${k} on native`);
+    for (const key of ['y', 'dx', 'dw', 'db', 'da', 'runningMean', 'runningVar'] as const) {
+      const en = relErr(native.r[key]!, ref[key]);
+      const ec = relErr(cpu.r[key]!, ref[key]);
+      assert.ok(en < 2e-6, `native ${key}: relative error ${en}`);
+      assert.ok(ec < 1e-4, `cpu ${key}: relative error ${ec}`);
+    }
+  });
+}
+
+test('eval mode and a PReLU over other channels do not fuse (the composite path, same values)', async () => {
+  assert.ok(await tf.setBackend('native'));
+  const bn = new BatchNorm(8);
+  const p = new PReLU(8);
+  bn.eval();
+  const x = tf.tensor(randomValues(2 * 3 * 3 * 8, 61), [2, 3, 3, 8]);
+  assert.equal(bn.forwardWithNext(x, p), null, 'eval: no fusion');
+  bn.train();
+  assert.equal(bn.forwardWithNext(x, new PReLU(1)), null, 'shared slope: no fusion');
+  const fused = bn.forwardWithNext(x, p)!;
+  bn.updateStats = false;
+  const apart = p.forward(bn.forward(x));
+  assert.deepEqual(fused.dataSync(), apart.dataSync(), 'the fused forward is the pair, bit for bit');
+  tf.dispose([x, fused, apart]);
+  bn.dispose();
+  p.dispose();
+});

@@ -49,6 +49,34 @@ export interface DnnlAddon {
     dOffset: Float32Array,
     channels: number,
   ): void;
+  /** z = prelu(batchNorm(x)) in training mode, without storing the batch norm's output. */
+  batchNormPreluForward(
+    x: Float32Array,
+    scale: Float32Array,
+    offset: Float32Array,
+    alpha: Float32Array,
+    z: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    variance: Float32Array,
+    channels: number,
+    eps: number,
+  ): void;
+  /** Its backward (the batch norm's output recomputed from x). */
+  batchNormPreluBackward(
+    x: Float32Array,
+    dz: Float32Array,
+    scale: Float32Array,
+    offset: Float32Array,
+    alpha: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    dx: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+    dAlpha: Float32Array,
+    channels: number,
+  ): void;
   /** PReLU's backward with per-channel slopes (last axis). */
   preluBackward(
     x: Float32Array,

@@ -12,6 +12,9 @@ import { f32, outputOf } from './tensors.js';
  *
  * - batchNormTrain: inputs {x, scale, offset}, attrs {eps} → [y, mean, invStd, variance (biased)]
  * - batchNormTrainGrad: inputs {x, dy, scale, mean, invStd} → [dx, dScale, dOffset]
+ * - batchNormPreluTrain: inputs {x, scale, offset, alpha}, attrs {eps} → [z, mean, invStd, variance]:
+ *   z = prelu(batch norm(x)), the batch norm's output never stored
+ * - batchNormPreluTrainGrad: inputs {x, dy, scale, offset, alpha, mean, invStd} → [dx, dScale, dOffset, dAlpha]
  * - preluGrad: inputs {x, alpha, dy} → [dx, dAlpha] (alpha of shape [C])
  * - sgdStep: inputs {param, grad, buf?}, attrs {weightDecay, momentum, lr} → [param'] or [param', buf']
  * - adamStep: inputs {param, grad, m?, v?}, attrs {weightDecay, beta1, beta2, bc2Sqrt, eps, stepSize}
@@ -20,6 +23,8 @@ import { f32, outputOf } from './tensors.js';
 export const TRAINING_KERNELS = {
   batchNormTrain: 'MtlBatchNormTrain',
   batchNormTrainGrad: 'MtlBatchNormTrainGrad',
+  batchNormPreluTrain: 'MtlBatchNormPreluTrain',
+  batchNormPreluTrainGrad: 'MtlBatchNormPreluTrainGrad',
   preluGrad: 'MtlPreluGrad',
   sgdStep: 'MtlSgdStep',
   adamStep: 'MtlAdamStep',
@@ -99,6 +104,81 @@ export function trainingKernels(addon: DnnlAddon): KernelConfig[] {
     return [outputOf(backend, x!.shape, dx), outputOf(backend, [c], dScale), outputOf(backend, [c], dOffset)];
   };
 
+  const batchNormPreluTrain: KernelFunc = (args) => {
+    const { x, scale, offset, alpha } = args.inputs as Record<string, TensorInfo>;
+    const { eps } = args.attrs as { eps: number };
+    const backend = args.backend as MathBackendCPU;
+    const c = channelsOf(TRAINING_KERNELS.batchNormPreluTrain, x!, {
+      scale: scale!,
+      offset: offset!,
+      alpha: alpha!,
+    });
+    const z = allocOutput(backend, util.sizeFromShape(x!.shape));
+    const [mean, invStd, variance] = [0, 1, 2].map(() => new Float32Array(c)) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    addon.batchNormPreluForward(
+      f32(backend, x!),
+      f32(backend, scale!),
+      f32(backend, offset!),
+      f32(backend, alpha!),
+      z,
+      mean,
+      invStd,
+      variance,
+      c,
+      eps,
+    );
+    return [
+      outputOf(backend, x!.shape, z),
+      outputOf(backend, [c], mean),
+      outputOf(backend, [c], invStd),
+      outputOf(backend, [c], variance),
+    ];
+  };
+
+  const batchNormPreluTrainGrad: KernelFunc = (args) => {
+    const { x, dy, scale, offset, alpha, mean, invStd } = args.inputs as Record<string, TensorInfo>;
+    const backend = args.backend as MathBackendCPU;
+    const name = TRAINING_KERNELS.batchNormPreluTrainGrad;
+    const c = channelsOf(name, x!, {
+      scale: scale!,
+      offset: offset!,
+      alpha: alpha!,
+      mean: mean!,
+      invStd: invStd!,
+    });
+    check(name, { dy }, x!);
+    const dx = allocOutput(backend, util.sizeFromShape(x!.shape));
+    const [dScale, dOffset, dAlpha] = [0, 1, 2].map(() => new Float32Array(c)) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    addon.batchNormPreluBackward(
+      f32(backend, x!),
+      f32(backend, dy!),
+      f32(backend, scale!),
+      f32(backend, offset!),
+      f32(backend, alpha!),
+      f32(backend, mean!),
+      f32(backend, invStd!),
+      dx,
+      dScale,
+      dOffset,
+      dAlpha,
+      c,
+    );
+    return [
+      outputOf(backend, x!.shape, dx),
+      outputOf(backend, [c], dScale),
+      outputOf(backend, [c], dOffset),
+      outputOf(backend, [c], dAlpha),
+    ];
+  };
+
   const preluGrad: KernelFunc = (args) => {
     const { x, alpha, dy } = args.inputs as Record<string, TensorInfo>;
     const backend = args.backend as MathBackendCPU;
@@ -172,6 +252,8 @@ export function trainingKernels(addon: DnnlAddon): KernelConfig[] {
   const configs: [string, KernelFunc][] = [
     [TRAINING_KERNELS.batchNormTrain, batchNormTrain],
     [TRAINING_KERNELS.batchNormTrainGrad, batchNormTrainGrad],
+    [TRAINING_KERNELS.batchNormPreluTrain, batchNormPreluTrain],
+    [TRAINING_KERNELS.batchNormPreluTrainGrad, batchNormPreluTrainGrad],
     [TRAINING_KERNELS.preluGrad, preluGrad],
     [TRAINING_KERNELS.sgdStep, sgdStep],
     [TRAINING_KERNELS.adamStep, adamStep],

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TRAINING_KERNELS } from '@mtlface/backend';
-import { hasTrainingKernel } from './batchnorm.js';
+import { hasTrainingKernel } from './native-kernels.js';
 import { Layer } from './module.js';
 
 /** Per-channel PReLU (PyTorch `nn.PReLU(C)`, slopes initialised to 0.25). */

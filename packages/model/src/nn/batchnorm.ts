@@ -1,11 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TRAINING_KERNELS } from '@mtlface/backend';
 import { Layer, type Module } from './module.js';
-
-/** Whether the active backend has the training kernel `name` (only `native` has them). */
-export function hasTrainingKernel(name: string): boolean {
-  return tf.getKernel(name, tf.getBackend()) !== undefined;
-}
+import { PReLU } from './activations.js';
+import { hasTrainingKernel } from './native-kernels.js';
 
 export interface BatchNormOptions {
   /** PyTorch convention: running = (1 − m)·running + m·batch. */
@@ -63,6 +60,55 @@ export class BatchNorm extends Layer {
     if (x.dtype === 'float32' && hasTrainingKernel(TRAINING_KERNELS.batchNormTrain))
       return this.#nativeTrainForward(x, n);
     return this.#trainForward(x, this.weight, this.bias, axes, n);
+  }
+
+  /**
+   * `next.forward(this.forward(x))` as one native kernel each way when `next` is a PReLU over the same
+   * channels and this is a training forward on `native` (the batch norm's output is never stored: the
+   * backward recomputes it); null otherwise. {@link Sequential} asks every layer before running it.
+   */
+  override forwardWithNext(x: tf.Tensor, next: Layer): tf.Tensor | null {
+    if (
+      !this.training ||
+      !(next instanceof PReLU) ||
+      next.channels !== this.numFeatures ||
+      x.dtype !== 'float32' ||
+      (x.rank !== 2 && x.rank !== 4) ||
+      x.shape[x.rank - 1] !== this.numFeatures ||
+      x.size / this.numFeatures < 2 ||
+      !hasTrainingKernel(TRAINING_KERNELS.batchNormPreluTrain)
+    )
+      return null;
+    const n = x.size / this.numFeatures;
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, scale, offset, alpha] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[4] as tf.GradSaveFunc;
+      const [z, mean, invStd, variance] = tf
+        .engine()
+        .runKernel(
+          TRAINING_KERNELS.batchNormPreluTrain,
+          { x: input, scale, offset, alpha },
+          { eps: this.eps },
+        ) as tf.Tensor[];
+      if (this.updateStats) this.#updateRunning(mean!, variance!, n);
+      save([input, scale, offset, alpha, mean!, invStd!]);
+      return {
+        value: z!,
+        gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, sc, off, al, mu, inv] = saved as tf.Tensor[];
+          return tf.engine().runKernel(TRAINING_KERNELS.batchNormPreluTrainGrad, {
+            x: xs!,
+            dy: dz,
+            scale: sc!,
+            offset: off!,
+            alpha: al!,
+            mean: mu!,
+            invStd: inv!,
+          }) as tf.Tensor[];
+        },
+      };
+    });
+    return f(x, this.weight, this.bias, next.weight);
   }
 
   #updateRunning(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
