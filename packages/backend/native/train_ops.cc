@@ -1,10 +1,11 @@
 // Single-pass kernels of the training step that tfjs composes from several
 // full-size element-wise ops: training-mode batch norm (forward with batch
-// statistics, backward), PReLU's backward, and the SGD / Adam updates.
-// Single-threaded like the element-wise loops (memory-bound; see eltwise.cc).
-// Per-channel sums accumulate in double. The optimizer kernels repeat tfjs's
-// float32 operations one by one, in PyTorch's order, so their results are
-// bit-identical to the composite ops (built with -ffp-contract=off: no FMA).
+// statistics, backward), alone or fused with the PReLU after it, PReLU's
+// backward, and the SGD / Adam updates. Single-threaded like the element-wise
+// loops (memory-bound; see eltwise.cc). Every kernel repeats the float32
+// operations of the composite it replaces, in the same order, and its
+// reductions are the same in-order double sums as eltwise.cc's, so results are
+// bit-identical to the composites' (built with -ffp-contract=off: no FMA).
 #include "train_ops.h"
 
 #include <cmath>
@@ -45,42 +46,81 @@ int64_t channels(const Napi::Value& v, int64_t size, const char* fn) {
 
 namespace {
 
-// Per-channel batch statistics of x viewed as [n, C] (double sums, the variance around the mean),
-// written to mean / invStd / variance; k = invStd·scale and o = offset for y = (x − mean)·k + o.
-void batchStats(const float* x, int64_t n, int64_t C, const float* w, const float* b, double eps, float* mean,
-                float* inv, float* var, std::vector<float>& k, std::vector<float>& o) {
+// The batch norm kernels repeat, value for value, the composite ops of the model's BatchNorm on
+// this backend (tf.moments, rsqrt, the analytic backward of packages/model/src/nn/batchnorm.ts):
+// each float32 operation in the same order, each reduction a double sum over rows in order scaled
+// as eltwise.cc's Mean/Sum scale it. Their results are therefore bit-identical to the composites',
+// which track PyTorch's float32 batch norm closely (the trainer's parity test holds us to it).
+
+// Per-channel batch statistics of x viewed as [n, C]: mean, the biased variance, invStd.
+void batchStats(const float* x, int64_t n, int64_t C, double eps, float* mean, float* var, float* inv) {
+  const double scale = 1.0 / static_cast<double>(n);
   std::vector<double> s(C, 0.0), q(C, 0.0);
   for (int64_t r = 0; r < n; r++) {
     const float* row = x + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) s[c] += row[c];
   }
-  for (int64_t c = 0; c < C; c++) mean[c] = static_cast<float>(s[c] / static_cast<double>(n));
-  // second pass around the (float) mean: no cancellation of E[x²] − E[x]²
+  for (int64_t c = 0; c < C; c++) mean[c] = static_cast<float>(s[c] * scale);
   for (int64_t r = 0; r < n; r++) {
     const float* row = x + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      const double d = static_cast<double>(row[c]) - mean[c];
+      const float d = row[c] - mean[c];
       q[c] += d * d;
     }
   }
-  k.resize(C);
-  o.resize(C);
+  const float epsf = static_cast<float>(eps);
   for (int64_t c = 0; c < C; c++) {
-    const double v = q[c] / static_cast<double>(n);
-    const double is = 1.0 / std::sqrt(v + eps);
-    var[c] = static_cast<float>(v);
-    inv[c] = static_cast<float>(is);
-    k[c] = static_cast<float>(static_cast<double>(inv[c]) * w[c]);  // as the backward recomputes it
-    o[c] = b[c];
+    var[c] = static_cast<float>(q[c] * scale);
+    inv[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var[c] + epsf)));
+  }
+}
+
+inline float normalised(float x, float m, float inv) { return (x - m) * inv; }
+
+// The backward of the batch norm for one channel block, given dy through `dyOf(r, c)`.
+template <typename DyOf>
+void batchNormGrad(const float* x, int64_t n, int64_t C, const float* w, const float* m, const float* inv,
+                   float* dx, float* dw, float* db, DyOf dyOf) {
+  const double scale = 1.0 / static_cast<double>(n);
+  std::vector<double> s1(C, 0.0), s2(C, 0.0), s3(C, 0.0), s4(C, 0.0);
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float g = dyOf(r, c);
+      const float xh = normalised(xr[c], m[c], inv[c]);
+      const float dxh = g * w[c];
+      s1[c] += dxh;
+      s2[c] += dxh * xh;
+      s3[c] += g * xh;
+      s4[c] += g;
+    }
+  }
+  std::vector<float> m1(C), m2(C);
+  for (int64_t c = 0; c < C; c++) {
+    m1[c] = static_cast<float>(s1[c] * scale);
+    m2[c] = static_cast<float>(s2[c] * scale);
+    dw[c] = static_cast<float>(s3[c]);
+    db[c] = static_cast<float>(s4[c]);
+  }
+  for (int64_t r = 0; r < n; r++) {
+    const float* xr = x + r * C;
+    float* out = dx + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+      const float xh = normalised(xr[c], m[c], inv[c]);
+      const float dxh = dyOf(r, c) * w[c];
+      out[c] = ((dxh - m1[c]) - xh * m2[c]) * inv[c];
+    }
   }
 }
 
 }  // namespace
 
-// batchNormForward(x, scale, offset, y, mean, invStd, variance, channels, eps):
-// x viewed as [n, C]; mean and the biased variance over n in double; y = (x − mean)·invStd·scale + offset.
+// batchNormForward(x, scale, offset, y, mean, invStd, variance, channels, eps): x viewed as [n, C];
+// y = ((x − mean)·invStd)·scale + offset with the batch mean and biased variance.
 Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), y = f32(info[3], "y");
@@ -90,20 +130,19 @@ Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
   const int64_t n = x.length / C;
   for (const F32* a : {&w, &b, &mean, &inv, &var}) need(env, *a, C, "batchNormForward", "a [C] array");
   need(env, y, x.length, "batchNormForward", "y");
-  std::vector<float> k, o;
-  batchStats(x.data, n, C, w.data, b.data, eps, mean.data, inv.data, var.data, k, o);
-  const float* m = mean.data;
+  batchStats(x.data, n, C, eps, mean.data, var.data, inv.data);
+  const float *m = mean.data, *is = inv.data, *wc = w.data, *bc = b.data;
   for (int64_t r = 0; r < n; r++) {
     const float* row = x.data + r * C;
     float* out = y.data + r * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; c++) out[c] = (row[c] - m[c]) * k[c] + o[c];
+    for (int64_t c = 0; c < C; c++) out[c] = normalised(row[c], m[c], is[c]) * wc[c] + bc[c];
   }
   return env.Undefined();
 }
 
 // batchNormPreluForward(x, scale, offset, alpha, z, mean, invStd, variance, channels, eps): z = prelu(bn(x)),
-// the batch norm's output never stored (the backward recomputes it from x with the same float operations).
+// the batch norm's output never stored (the backward recomputes it from x, the same bits).
 Napi::Value BatchNormPreluForward(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), al = f32(info[3], "alpha");
@@ -114,24 +153,22 @@ Napi::Value BatchNormPreluForward(const Napi::CallbackInfo& info) {
   const int64_t n = x.length / C;
   for (const F32* a : {&w, &b, &al, &mean, &inv, &var}) need(env, *a, C, "batchNormPreluForward", "a [C] array");
   need(env, z, x.length, "batchNormPreluForward", "z");
-  std::vector<float> k, o;
-  batchStats(x.data, n, C, w.data, b.data, eps, mean.data, inv.data, var.data, k, o);
-  const float* m = mean.data;
-  const float* a = al.data;
+  batchStats(x.data, n, C, eps, mean.data, var.data, inv.data);
+  const float *m = mean.data, *is = inv.data, *wc = w.data, *bc = b.data, *a = al.data;
   for (int64_t r = 0; r < n; r++) {
     const float* row = x.data + r * C;
     float* out = z.data + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      const float y = (row[c] - m[c]) * k[c] + o[c];
+      const float y = normalised(row[c], m[c], is[c]) * wc[c] + bc[c];
       out[c] = y < 0.f ? y * a[c] : y;
     }
   }
   return env.Undefined();
 }
 
-// batchNormBackward(x, dy, scale, mean, invStd, dx, dScale, dOffset, channels): with x̂ = (x − mean)·invStd,
-// dScale = Σ dy·x̂, dOffset = Σ dy, dx = scale·invStd·(dy − dOffset/n − x̂·dScale/n) (one read pass, one write pass).
+// batchNormBackward(x, dy, scale, mean, invStd, dx, dScale, dOffset, channels): with x̂ = (x − mean)·invStd
+// and dx̂ = dy·scale: dx = ((dx̂ − mean(dx̂)) − x̂·mean(dx̂·x̂))·invStd, dScale = Σ dy·x̂, dOffset = Σ dy.
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const F32 x = f32(info[0], "x"), dy = f32(info[1], "dy"), w = f32(info[2], "scale"), mean = f32(info[3], "mean");
@@ -142,67 +179,15 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   for (const F32* a : {&w, &mean, &inv, &dw, &db}) need(env, *a, C, "batchNormBackward", "a [C] array");
   need(env, dy, x.length, "batchNormBackward", "dy");
   need(env, dx, x.length, "batchNormBackward", "dx");
-  std::vector<double> sdy(C, 0.0), sdyx(C, 0.0);
-  const float* m = mean.data;
-  for (int64_t r = 0; r < n; r++) {
-    const float* xr = x.data + r * C;
-    const float* gr = dy.data + r * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) {
-      const double g = gr[c];
-      sdy[c] += g;
-      sdyx[c] += g * (static_cast<double>(xr[c]) - m[c]);
-    }
-  }
-  std::vector<float> a(C), bc(C), cc(C);
-  const double nd = static_cast<double>(n);
-  for (int64_t c = 0; c < C; c++) {
-    const double is = inv.data[c], wi = static_cast<double>(w.data[c]) * is;
-    dw.data[c] = static_cast<float>(sdyx[c] * is);
-    db.data[c] = static_cast<float>(sdy[c]);
-    a[c] = static_cast<float>(wi);
-    bc[c] = static_cast<float>(-wi * is * is * sdyx[c] / nd);
-    cc[c] = static_cast<float>(-wi * sdy[c] / nd);
-  }
-  for (int64_t r = 0; r < n; r++) {
-    const float* xr = x.data + r * C;
-    const float* gr = dy.data + r * C;
-    float* out = dx.data + r * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) out[c] = a[c] * gr[c] + bc[c] * (xr[c] - m[c]) + cc[c];
-  }
-  return env.Undefined();
-}
-
-// preluBackward(x, alpha, dy, dx, dAlpha, channels): dx = x > 0 ? dy : alpha·dy; dAlpha = Σ (x > 0 ? 0 : dy·x).
-Napi::Value PreluBackward(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  const F32 x = f32(info[0], "x"), al = f32(info[1], "alpha"), dy = f32(info[2], "dy"), dx = f32(info[3], "dx"),
-            da = f32(info[4], "dAlpha");
-  const int64_t C = channels(info[5], x.length, "preluBackward");
-  const int64_t n = x.length / C;
-  need(env, al, C, "preluBackward", "alpha");
-  need(env, da, C, "preluBackward", "dAlpha");
-  need(env, dy, x.length, "preluBackward", "dy");
-  need(env, dx, x.length, "preluBackward", "dx");
-  std::vector<double> s(C, 0.0);
-  for (int64_t r = 0; r < n; r++) {
-    const float* xr = x.data + r * C;
-    const float* gr = dy.data + r * C;
-    float* out = dx.data + r * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; c++) {
-      const bool pos = xr[c] > 0.f;
-      out[c] = pos ? gr[c] : gr[c] * al.data[c];
-      s[c] += pos ? 0.0 : static_cast<double>(gr[c] * xr[c]);
-    }
-  }
-  for (int64_t c = 0; c < C; c++) da.data[c] = static_cast<float>(s[c]);
+  const float* g = dy.data;
+  batchNormGrad(x.data, n, C, w.data, mean.data, inv.data, dx.data, dw.data, db.data,
+                [g, C](int64_t r, int64_t c) { return g[r * C + c]; });
   return env.Undefined();
 }
 
 // batchNormPreluBackward(x, dz, scale, offset, alpha, mean, invStd, dx, dScale, dOffset, dAlpha, channels):
-// the backward of z = prelu(y), y = bn(x), with y recomputed from x (bitwise the forward's y).
+// the backward of z = prelu(y), y = bn(x): dy = y > 0 ? dz : dz·alpha, dAlpha = Σ (y > 0 ? 0 : dz·y), then
+// the batch norm's backward of dy; y recomputed from x (bitwise the forward's).
 Napi::Value BatchNormPreluBackward(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const F32 x = f32(info[0], "x"), dz = f32(info[1], "dz"), w = f32(info[2], "scale"), b = f32(info[3], "offset");
@@ -215,49 +200,54 @@ Napi::Value BatchNormPreluBackward(const Napi::CallbackInfo& info) {
     need(env, *a, C, "batchNormPreluBackward", "a [C] array");
   need(env, dz, x.length, "batchNormPreluBackward", "dz");
   need(env, dx, x.length, "batchNormPreluBackward", "dx");
-  std::vector<float> k(C), o(C);
-  for (int64_t c = 0; c < C; c++) {
-    k[c] = static_cast<float>(static_cast<double>(inv.data[c]) * w.data[c]);
-    o[c] = b.data[c];
-  }
-  const float* m = mean.data;
-  const float* a = al.data;
-  std::vector<double> sdy(C, 0.0), sdyx(C, 0.0), sda(C, 0.0);
+  const float *xs = x.data, *gz = dz.data, *m = mean.data, *is = inv.data, *wc = w.data, *bc = b.data,
+              *a = al.data;
+  std::vector<double> sa(C, 0.0);
   for (int64_t r = 0; r < n; r++) {
-    const float* xr = x.data + r * C;
-    const float* gr = dz.data + r * C;
+    const float* xr = xs + r * C;
+    const float* gr = gz + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      const float y = (xr[c] - m[c]) * k[c] + o[c];
-      const bool pos = y > 0.f;
-      const float g = pos ? gr[c] : gr[c] * a[c];
-      sda[c] += pos ? 0.0 : static_cast<double>(gr[c] * y);
-      sdy[c] += g;
-      sdyx[c] += static_cast<double>(g) * (static_cast<double>(xr[c]) - m[c]);
+      const float y = normalised(xr[c], m[c], is[c]) * wc[c] + bc[c];
+      sa[c] += y > 0.f ? 0.0 : static_cast<double>(gr[c] * y);
     }
   }
-  std::vector<float> ca(C), cb(C), cc(C);
-  const double nd = static_cast<double>(n);
-  for (int64_t c = 0; c < C; c++) {
-    const double is = inv.data[c], wi = static_cast<double>(w.data[c]) * is;
-    dw.data[c] = static_cast<float>(sdyx[c] * is);
-    db.data[c] = static_cast<float>(sdy[c]);
-    da.data[c] = static_cast<float>(sda[c]);
-    ca[c] = static_cast<float>(wi);
-    cb[c] = static_cast<float>(-wi * is * is * sdyx[c] / nd);
-    cc[c] = static_cast<float>(-wi * sdy[c] / nd);
-  }
+  for (int64_t c = 0; c < C; c++) da.data[c] = static_cast<float>(sa[c]);
+  auto dyOf = [=](int64_t r, int64_t c) {
+    const int64_t i = r * C + c;
+    const float y = normalised(xs[i], m[c], is[c]) * wc[c] + bc[c];
+    return y > 0.f ? gz[i] : gz[i] * a[c];
+  };
+  batchNormGrad(xs, n, C, wc, m, is, dx.data, dw.data, db.data, dyOf);
+  return env.Undefined();
+}
+
+// preluBackward(x, alpha, dy, dx, dAlpha, channels): dx = x > 0 ? dy : dy·alpha; dAlpha = Σ (x > 0 ? 0 : dy·x),
+// as tfjs's Prelu gradient (Greater, Select, Multiply, ZerosLike, Sum) computes them.
+Napi::Value PreluBackward(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const F32 x = f32(info[0], "x"), al = f32(info[1], "alpha"), dy = f32(info[2], "dy"), dx = f32(info[3], "dx"),
+            da = f32(info[4], "dAlpha");
+  const int64_t C = channels(info[5], x.length, "preluBackward");
+  const int64_t n = x.length / C;
+  need(env, al, C, "preluBackward", "alpha");
+  need(env, da, C, "preluBackward", "dAlpha");
+  need(env, dy, x.length, "preluBackward", "dy");
+  need(env, dx, x.length, "preluBackward", "dx");
+  std::vector<double> s(C, 0.0);
+  const float* a = al.data;
   for (int64_t r = 0; r < n; r++) {
     const float* xr = x.data + r * C;
-    const float* gr = dz.data + r * C;
+    const float* gr = dy.data + r * C;
     float* out = dx.data + r * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; c++) {
-      const float y = (xr[c] - m[c]) * k[c] + o[c];
-      const float g = y > 0.f ? gr[c] : gr[c] * a[c];
-      out[c] = ca[c] * g + cb[c] * (xr[c] - m[c]) + cc[c];
+      const bool pos = xr[c] > 0.f;
+      out[c] = pos ? gr[c] : gr[c] * a[c];
+      s[c] += pos ? 0.0 : static_cast<double>(gr[c] * xr[c]);
     }
   }
+  for (int64_t c = 0; c < C; c++) da.data[c] = static_cast<float>(s[c]);
   return env.Undefined();
 }
 
