@@ -315,7 +315,9 @@ test('eval mode and a PReLU over other channels do not fuse (the composite path,
   const x = tf.tensor(randomValues(2 * 3 * 3 * 8, 61), [2, 3, 3, 8]);
   assert.equal(bn.forwardWithNext(x, p), null, 'eval: no fusion');
   bn.train();
-  assert.equal(bn.forwardWithNext(x, new PReLU(1)), null, 'shared slope: no fusion');
+  const shared = new PReLU(1);
+  assert.equal(bn.forwardWithNext(x, shared), null, 'shared slope: no fusion');
+  shared.dispose();
   const fused = bn.forwardWithNext(x, p)!;
   bn.updateStats = false;
   const apart = p.forward(bn.forward(x));
