@@ -10,6 +10,7 @@
 #include <dnnl.hpp>
 
 #include "eltwise.h"
+#include "train_ops.h"
 
 #include <malloc.h>
 
@@ -365,6 +366,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("compare", Napi::Function::New(env, eltwise::Compare));
   exports.Set("select", Napi::Function::New(env, eltwise::Select));
   exports.Set("copy", Napi::Function::New(env, eltwise::Copy));
+  exports.Set("batchNormForward", Napi::Function::New(env, train_ops::BatchNormForward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, train_ops::BatchNormBackward));
+  exports.Set("batchNormPreluForward", Napi::Function::New(env, train_ops::BatchNormPreluForward));
+  exports.Set("batchNormPreluBackward", Napi::Function::New(env, train_ops::BatchNormPreluBackward));
+  exports.Set("preluBackward", Napi::Function::New(env, train_ops::PreluBackward));
+  exports.Set("sgdStep", Napi::Function::New(env, train_ops::SgdStep));
+  exports.Set("adamStep", Napi::Function::New(env, train_ops::AdamStep));
   exports.Set("implInfo", Napi::Function::New(env, ImplInfo));
   exports.Set("cacheSize", Napi::Function::New(env, CacheSize));
   exports.Set("version", Napi::Function::New(env, Version));

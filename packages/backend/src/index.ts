@@ -19,6 +19,7 @@ export { registerAllGradients, buildGradientsBundle } from './gradients.js';
 export { installLeanBackprop, leanBackpropStats, setLeanBackprop } from './lean-backprop.js';
 export { NATIVE_BACKEND, nativeKernelNames, registerNativeBackend } from './native/register.js';
 export { loadDnnlAddon } from './native/addon.js';
+export { TRAINING_KERNELS } from './native/training.js';
 export type { DnnlAddon } from './native/addon.js';
 export { registerWasmFixes, WASM_FIXED_KERNELS } from './wasm/register.js';
 export { registerWebgpuBackend, registerWebgpuFixes, WEBGPU_FIXED_KERNELS } from './webgpu/register.js';

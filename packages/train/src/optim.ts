@@ -2,6 +2,7 @@
 // Weight decay is per parameter (0 for those the recipe excludes) and is added to the gradient
 // the optimizer receives, which the training loop has already unscaled.
 import * as tf from '@tensorflow/tfjs-core';
+import { hasTrainingKernel, TRAINING_KERNELS } from '@mtlface/model';
 
 export interface NamedParam {
   name: string;
@@ -115,8 +116,23 @@ export class SGD extends SlotOptimizer {
 
   step(grads: readonly tf.Tensor[], lr: number): void {
     checkGrads(this.name, this.params, grads);
+    const native = hasTrainingKernel(TRAINING_KERNELS.sgdStep);
     tf.tidy(() => {
       this.params.forEach((p, i) => {
+        if (native && p.variable.dtype === 'float32' && grads[i]!.dtype === 'float32') {
+          // one pass: the same float32 operations as below, in C++ (bit-identical)
+          const buf = this.momentum !== 0 ? this.slot(p, 'momentum_buffer') : undefined;
+          const [param, next] = tf
+            .engine()
+            .runKernel(
+              TRAINING_KERNELS.sgdStep,
+              buf ? { param: p.variable, grad: grads[i]!, buf } : { param: p.variable, grad: grads[i]! },
+              { weightDecay: p.weightDecay, momentum: this.momentum, lr },
+            ) as tf.Tensor[];
+          if (next) this.setSlot(p, 'momentum_buffer', next);
+          p.variable.assign(param!);
+          return;
+        }
         let d = grads[i]!;
         if (p.weightDecay !== 0) d = tf.add(d, tf.mul(p.variable, p.weightDecay));
         if (this.momentum !== 0) {
@@ -150,8 +166,29 @@ export class Adam extends SlotOptimizer {
     const bc1 = 1 - this.beta1 ** t;
     const bc2Sqrt = Math.sqrt(1 - this.beta2 ** t);
     const stepSize = lr / bc1;
+    const native = hasTrainingKernel(TRAINING_KERNELS.adamStep);
     tf.tidy(() => {
       this.params.forEach((p, i) => {
+        if (native && p.variable.dtype === 'float32' && grads[i]!.dtype === 'float32') {
+          // one pass: the same float32 operations as below, in C++ (bit-identical)
+          const m0 = this.slot(p, 'exp_avg');
+          const v0 = this.slot(p, 'exp_avg_sq');
+          const inputs: Record<string, tf.Tensor> = { param: p.variable, grad: grads[i]! };
+          if (m0) inputs.m = m0;
+          if (v0) inputs.v = v0;
+          const [param, m, v] = tf.engine().runKernel(TRAINING_KERNELS.adamStep, inputs, {
+            weightDecay: p.weightDecay,
+            beta1: this.beta1,
+            beta2: this.beta2,
+            bc2Sqrt,
+            eps: this.eps,
+            stepSize,
+          }) as tf.Tensor[];
+          this.setSlot(p, 'exp_avg', m!);
+          this.setSlot(p, 'exp_avg_sq', v!);
+          p.variable.assign(param!);
+          return;
+        }
         let g = grads[i]!;
         if (p.weightDecay !== 0) g = tf.add(g, tf.mul(p.variable, p.weightDecay));
         const m0 = this.slot(p, 'exp_avg') ?? tf.zerosLike(p.variable);

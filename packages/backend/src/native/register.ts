@@ -6,6 +6,7 @@ import { convKernels } from './conv.js';
 import { matMulKernels } from './matmul.js';
 import { binaryKernels, compareKernels, reduceKernels, unaryKernels } from './elementwise.js';
 import { layoutKernels } from './layout.js';
+import { trainingKernels } from './training.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -43,6 +44,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     ...compareKernels(load.addon, cpuKernels),
     ...layoutKernels(load.addon, cpuKernels),
     ...unaryKernels(load.addon, cpuKernels),
+    // MTL_NATIVE_TRAINING_KERNELS=0: the composite ops instead (A/B benchmarks)
+    ...(process.env.MTL_NATIVE_TRAINING_KERNELS === '0' ? [] : trainingKernels(load.addon)),
   ]) {
     kernels.set(k.kernelName, k);
     nativeKernels.push(k.kernelName);

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { TRAINING_KERNELS } from '@mtlface/backend';
+import { hasTrainingKernel } from './native-kernels.js';
 import { Layer } from './module.js';
 
 /** Per-channel PReLU (PyTorch `nn.PReLU(C)`, slopes initialised to 0.25). */
@@ -9,6 +11,25 @@ export class PReLU extends Layer {
     this.weight = this.addParameter('weight', tf.fill([channels], 0.25));
   }
   forward(x: tf.Tensor): tf.Tensor {
+    if (
+      x.dtype === 'float32' &&
+      x.shape[x.rank - 1] === this.channels &&
+      hasTrainingKernel(TRAINING_KERNELS.preluGrad)
+    ) {
+      // tfjs's gradient of prelu is five full-size ops (Greater, two Selects, Multiply, ZerosLike) and a Sum
+      const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+        const [input, alpha] = args as [tf.Tensor, tf.Tensor];
+        (args[2] as tf.GradSaveFunc)([input, alpha]);
+        return {
+          value: tf.prelu(input, alpha),
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+            const [xs, a] = saved as [tf.Tensor, tf.Tensor];
+            return tf.engine().runKernel(TRAINING_KERNELS.preluGrad, { x: xs, alpha: a, dy }) as tf.Tensor[];
+          },
+        };
+      });
+      return f(x, this.weight);
+    }
     return tf.prelu(x, this.weight);
   }
 }

@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { TRAINING_KERNELS } from '@mtlface/backend';
 import { Layer, type Module } from './module.js';
+import { PReLU } from './activations.js';
+import { hasTrainingKernel } from './native-kernels.js';
 
 export interface BatchNormOptions {
   /** PyTorch convention: running = (1 − m)·running + m·batch. */
@@ -54,7 +57,96 @@ export class BatchNorm extends Layer {
     const n = x.size / this.numFeatures;
     if (n < 2)
       throw new Error(`BatchNorm(${this.numFeatures}) in training needs more than 1 value per channel`);
+    if (x.dtype === 'float32' && hasTrainingKernel(TRAINING_KERNELS.batchNormTrain))
+      return this.#nativeTrainForward(x, n);
     return this.#trainForward(x, this.weight, this.bias, axes, n);
+  }
+
+  /**
+   * `next.forward(this.forward(x))` as one native kernel each way when `next` is a PReLU over the same
+   * channels and this is a training forward on `native` (the batch norm's output is never stored: the
+   * backward recomputes it); null otherwise. {@link Sequential} asks every layer before running it.
+   */
+  override forwardWithNext(x: tf.Tensor, next: Layer): tf.Tensor | null {
+    if (
+      !this.training ||
+      !(next instanceof PReLU) ||
+      next.channels !== this.numFeatures ||
+      x.dtype !== 'float32' ||
+      (x.rank !== 2 && x.rank !== 4) ||
+      x.shape[x.rank - 1] !== this.numFeatures ||
+      x.size / this.numFeatures < 2 ||
+      !hasTrainingKernel(TRAINING_KERNELS.batchNormPreluTrain)
+    )
+      return null;
+    const n = x.size / this.numFeatures;
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, scale, offset, alpha] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[4] as tf.GradSaveFunc;
+      const [z, mean, invStd, variance] = tf
+        .engine()
+        .runKernel(
+          TRAINING_KERNELS.batchNormPreluTrain,
+          { x: input, scale, offset, alpha },
+          { eps: this.eps },
+        ) as tf.Tensor[];
+      if (this.updateStats) this.#updateRunning(mean!, variance!, n);
+      save([input, scale, offset, alpha, mean!, invStd!]);
+      return {
+        value: z!,
+        gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, sc, off, al, mu, inv] = saved as tf.Tensor[];
+          return tf.engine().runKernel(TRAINING_KERNELS.batchNormPreluTrainGrad, {
+            x: xs!,
+            dy: dz,
+            scale: sc!,
+            offset: off!,
+            alpha: al!,
+            mean: mu!,
+            invStd: inv!,
+          }) as tf.Tensor[];
+        },
+      };
+    });
+    return f(x, this.weight, this.bias, next.weight);
+  }
+
+  #updateRunning(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
+    this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
+    this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
+  }
+
+  /** The same forward and backward as {@link #trainForward}, each one native kernel (two passes over x). */
+  #nativeTrainForward(x: tf.Tensor, n: number): tf.Tensor {
+    const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [input, scale, offset] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[3] as tf.GradSaveFunc;
+      const [y, mean, invStd, variance] = tf
+        .engine()
+        .runKernel(
+          TRAINING_KERNELS.batchNormTrain,
+          { x: input, scale, offset },
+          { eps: this.eps },
+        ) as tf.Tensor[];
+      if (this.updateStats) this.#updateRunning(mean!, variance!, n);
+      save([input, scale, mean!, invStd!]);
+      return {
+        value: y!,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, sc, mu, inv] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          return tf.engine().runKernel(TRAINING_KERNELS.batchNormTrainGrad, {
+            x: xs,
+            dy,
+            scale: sc,
+            mean: mu,
+            invStd: inv,
+          }) as tf.Tensor[];
+        },
+      };
+    });
+    return f(x, this.weight, this.bias);
   }
 
   /**
@@ -66,12 +158,7 @@ export class BatchNorm extends Layer {
       const [input, scale, shift] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
       const save = args[3] as tf.GradSaveFunc;
       const { mean, variance } = tf.moments(input, axes);
-      if (this.updateStats) {
-        const m = this.momentum;
-        this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
-        this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, tf.scalar(1, 'int32')));
-      }
+      if (this.updateStats) this.#updateRunning(mean, variance, n);
       const invStd = tf.rsqrt(tf.add(variance, this.eps));
       const xHat = tf.mul(tf.sub(input, mean), invStd);
       save([xHat, invStd, scale]);

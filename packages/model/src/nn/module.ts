@@ -172,6 +172,15 @@ export class Module {
 /** A module with a single-tensor forward, usable in a `Sequential`. */
 export abstract class Layer extends Module {
   abstract forward(x: tf.Tensor): tf.Tensor;
+  /**
+   * `next.forward(this.forward(x))` computed at once when this layer can fuse with `next` (the
+   * training-mode BatchNorm → PReLU pair on `native`), else null: {@link Sequential} then runs both.
+   */
+  forwardWithNext(x: tf.Tensor, next: Layer): tf.Tensor | null {
+    void x;
+    void next;
+    return null;
+  }
 }
 
 /** Children named 0, 1, 2, ... applied in order (PyTorch `nn.Sequential`). */
@@ -184,7 +193,16 @@ export class Sequential extends Layer {
   }
   forward(x: tf.Tensor): tf.Tensor {
     let y = x;
-    for (const l of this.layers) y = l.forward(y);
+    for (let i = 0; i < this.layers.length; i++) {
+      const next = this.layers[i + 1];
+      const fused = next ? this.layers[i]!.forwardWithNext(y, next) : null;
+      if (fused) {
+        y = fused;
+        i++;
+      } else {
+        y = this.layers[i]!.forward(y);
+      }
+    }
     return y;
   }
 }
