@@ -32,7 +32,7 @@ function files(dir: string): string[] {
 function imported(paths: string[]): Map<string, string> {
   const out = new Map<string, string>();
   const re =
-    /(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|\bimport\.meta\.resolve\(\s*|\brequire(?:\.resolve)?\(\s*|\)\(\s*)['"]([^'".][^'"]*)['"]/g;
+    /(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+|\bimport\.meta\.resolve\(\s*|\brequire(?:\.resolve)?\(\s*|\)\(\s*)['"]([^'".$][^'"]*)['"]/g;
   for (const p of paths) {
     for (const m of readFileSync(p, 'utf8').matchAll(re)) {
       const spec = m[1]!;
