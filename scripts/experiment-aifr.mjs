@@ -49,29 +49,35 @@ export async function aifrRun(o, run) {
   const dir = join(o.out, run.name);
   const resultFile = join(dir, 'result.json');
   if (existsSync(resultFile)) return readJson(resultFile);
-  if (existsSync(dir)) renameSync(dir, `${dir}.unfinished-${Date.now()}`); // never resume half a run
+  // A finished training (train.json) is evaluated again; a half-trained one is moved aside, never resumed.
+  const trained = join(dir, 'train.json');
+  if (existsSync(dir) && !existsSync(trained)) renameSync(dir, `${dir}.unfinished-${Date.now()}`);
   const log = join(o.out, `${run.name}.log`);
-  const before = processorAndLoad();
-  console.log(`experiment: ${run.name} (${run.variant}, seed ${run.seed}) — training; log ${log}`);
-  const t0 = Date.now();
-  await runNode(
-    [
-      MTL_LAUNCH(),
-      '--standalone',
-      '--nproc-per-node',
-      '2',
-      CONFIG,
-      `seed=${run.seed}`,
-      `data.root=${o.data}`,
-      `data.train_list=${join(o.data, 'train.txt')}`,
-      `checkpoint_dir=${dir}`,
-      ...VARIANTS[run.variant],
-      ...o.set,
-    ],
-    log,
-    4 * 3600e3,
-  );
-  const t1 = Date.now();
+  let before = processorAndLoad();
+  let t0 = Date.now();
+  if (existsSync(trained)) ({ before, t0 } = readJson(trained));
+  else {
+    console.log(`experiment: ${run.name} (${run.variant}, seed ${run.seed}) — training; log ${log}`);
+    await runNode(
+      [
+        MTL_LAUNCH(),
+        '--standalone',
+        '--nproc-per-node',
+        '2',
+        CONFIG,
+        `seed=${run.seed}`,
+        `data.root=${o.data}`,
+        `data.train_list=${join(o.data, 'train.txt')}`,
+        `checkpoint_dir=${dir}`,
+        ...VARIANTS[run.variant],
+        ...o.set,
+      ],
+      log,
+      4 * 3600e3,
+    );
+    writeJson(trained, { before, t0, finished: new Date().toISOString() });
+  }
+  const t1 = Date.parse(readJson(trained).finished);
   const evalOut = await runNode(
     [
       MTL_FACE(),

@@ -34,29 +34,35 @@ async function fasRun(o) {
   if (existsSync(resultFile)) return readJson(resultFile);
   await aifrRun(o, ESTIMATOR);
   await aifrRun(o, { name: FAS.from, variant: 'full', seed: FAS.seed });
-  if (existsSync(dir)) renameSync(dir, `${dir}.unfinished-${Date.now()}`);
+  // A finished training (train.json) is evaluated again; a half-trained one is moved aside, never resumed.
+  const trained = join(dir, 'train.json');
+  if (existsSync(dir) && !existsSync(trained)) renameSync(dir, `${dir}.unfinished-${Date.now()}`);
   const log = join(o.out, `${FAS.name}.log`);
-  const before = processorAndLoad();
-  console.log(`experiment: ${FAS.name} (generator from ${FAS.from}) — training; log ${log}`);
-  const t0 = Date.now();
-  await runNode(
-    [
-      MTL_LAUNCH(),
-      '--standalone',
-      '--nproc-per-node',
-      '2',
-      join(ROOT, 'configs/experiment-fas.yaml'),
-      `seed=${FAS.seed}`,
-      `init_checkpoint=${join(o.out, FAS.from)}`,
-      `data.root=${o.data}`,
-      `data.train_list=${join(o.data, 'train.txt')}`,
-      `checkpoint_dir=${dir}`,
-      ...o.set,
-    ],
-    log,
-    4 * 3600e3,
-  );
-  const t1 = Date.now();
+  let before = processorAndLoad();
+  let t0 = Date.now();
+  if (existsSync(trained)) ({ before, t0 } = readJson(trained));
+  else {
+    console.log(`experiment: ${FAS.name} (generator from ${FAS.from}) — training; log ${log}`);
+    await runNode(
+      [
+        MTL_LAUNCH(),
+        '--standalone',
+        '--nproc-per-node',
+        '2',
+        join(ROOT, 'configs/experiment-fas.yaml'),
+        `seed=${FAS.seed}`,
+        `init_checkpoint=${join(o.out, FAS.from)}`,
+        `data.root=${o.data}`,
+        `data.train_list=${join(o.data, 'train.txt')}`,
+        `checkpoint_dir=${dir}`,
+        ...o.set,
+      ],
+      log,
+      4 * 3600e3,
+    );
+    writeJson(trained, { before, t0, finished: new Date().toISOString() });
+  }
+  const t1 = Date.parse(readJson(trained).finished);
   const evals = jsonLines(
     await runNode(
       [
