@@ -128,14 +128,20 @@ async function fasRun(o) {
   return result;
 }
 
+/** Accuracy averaged over the groups that have faces (what uniformly spread targets are compared with). */
+const balanced = (acc) => {
+  const g = acc.perGroup.filter((x) => x.n > 0);
+  return g.reduce((a, x) => a + x.accuracy, 0) / g.length;
+};
+
 /** The FAS table (Markdown): each estimator on generated vs real faces per group, identity kept. */
 export function fasTable(r) {
   const lines = [
     `FAS ${r.name}: ${r.fas.faces} held-out faces × ${r.fas.targets.length} target groups; generator from ${r.from}; ` +
       `train ${r.trainSeconds.toFixed(0)} s`,
     '',
-    `| estimator | generated faces, overall | real faces, overall | ${GROUPS.map((g) => `${g}: gen / real`).join(' | ')} |`,
-    `| --- | --- | --- | ${GROUPS.map(() => '---').join(' | ')} |`,
+    `| estimator | generated faces, overall | real faces, group-balanced | real faces, overall | ${GROUPS.map((g) => `${g}: gen / real`).join(' | ')} |`,
+    `| --- | --- | --- | --- | ${GROUPS.map(() => '---').join(' | ')} |`,
   ];
   for (const a of r.fas.ageAccuracy) {
     const real = a.real?.perGroup ?? [];
@@ -144,12 +150,14 @@ export function fasTable(r) {
       return `${pct(g.accuracy)} / ${rg ? pct(rg.accuracy) : '—'}`;
     });
     lines.push(
-      `| ${a.estimator.startsWith('separate') ? 'separate' : a.estimator} | ${pct(a.accuracy)} % | ${a.real ? pct(a.real.accuracy) : '—'} % | ${cells.join(' | ')} |`,
+      `| ${a.estimator.startsWith('separate') ? 'separate' : a.estimator} | ${pct(a.accuracy)} % | ${a.real ? pct(balanced(a.real)) : '—'} % | ${a.real ? pct(a.real.accuracy) : '—'} % | ${cells.join(' | ')} |`,
     );
   }
   const sep = r.fas.ageAccuracy.find((a) => a.estimator.startsWith('separate'));
   if (sep?.real) {
-    const gap = 100 * (sep.real.accuracy - sep.accuracy);
+    // Generated faces are spread evenly over the targets, so their overall accuracy is compared with the
+    // real faces' accuracy averaged over the groups (the real held-out set has twice as many 61+ faces).
+    const gap = 100 * (balanced(sep.real) - sep.accuracy);
     const perGroupMet = sep.perGroup.filter((g) => {
       const rg = sep.real.perGroup.find((x) => x.group === g.group);
       return rg && 100 * (rg.accuracy - g.accuracy) <= GOAL.gapPoints;
