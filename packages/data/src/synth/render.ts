@@ -53,16 +53,18 @@ export function drawNuisance(rng: Rng): Nuisance {
  * before the option existed): strokes 0.5–0.7 units wide in the 100-unit face, i.e. 0.16–0.22 px at
  * 32 px, below what any network can see. 'visible' (the 64 px benchmark): the same cues, with the same
  * onset and progression with age, drawn at least MIN_CUE_PX wide and as dark as a fold's shadow.
- * Why that is faithful rather than an exaggeration: the cues are the static (at-rest) wrinkles and
+ * What they stand for: the cues are the static (at-rest) wrinkles and
  * folds of the Glogau photo-ageing scale (Glogau RG, "Aesthetic and anatomic analysis of the aging
  * skin", Semin Cutan Med Surg 1996;15:134–138 — type I no wrinkles, 20s–30s; II wrinkles in motion,
  * late 30s–40s; III wrinkles at rest, 50s+; IV only wrinkles, 60s+) and the deepening nasolabial fold
  * and jowl of the sagging face (Coleman S, Grover R, "The anatomy of the aging face: volume loss and
- * changes in 3-dimensional topography", Aesthet Surg J 2006;26:S4–S9); a fold at rest is seen in a
- * photograph as the shadow of its crease, a band some millimetres wide, i.e. about a pixel of a
- * 64 px face crop (~2 mm per pixel). Solar lentigines (age spots) become common after 50 (Bastiaens M
- * et al., "Solar lentigines are strongly related to sun exposure in contrast to ephelides", Pigment
- * Cell Res 2004;17:225–229) and are 3–10 mm across, so they too get at least a pixel.
+ * changes in 3-dimensional topography", Aesthet Surg J 2006;26:S4–S9). In a photograph a fold at rest
+ * is the shadow of its crease, one to a few millimetres wide; a 64 px crop of a ~14 cm face is ~3.5 mm per
+ * pixel, so the crease darkens the pixels it crosses by a fraction of its shadow's depth — drawn here as a
+ * 1 px line, skin × 0.45, at the cue's age-dependent opacity (e.g. ~30 % darker at 60), the same order.
+ * Solar lentigines (age spots) become common after 50 (Bastiaens M et al., "Solar lentigines are strongly
+ * related to sun exposure in contrast to ephelides", Pigment Cell Res 2004;17:225–229) and are a few
+ * millimetres to 2 cm across, so they too get at least a pixel.
  */
 export type AgeCues = 'demo' | 'visible';
 
