@@ -190,6 +190,11 @@ try {
   }
   if (evalLines.length === 0)
     console.log('evaluation:   unavailable (see the error above); the training losses follow');
+  // The demo's budget cannot say whether the multi-task design helps (issue 19); the experiment that can:
+  console.log(
+    'experiment:   this 32 px, 800-iteration budget cannot tell whether the decomposition helps; the 64 px ' +
+      'preregistered comparison is `npm run experiment:aifr` / `npm run experiment:fas` (packages/eval/EXPERIMENTS.md)',
+  );
   if (sidecar.losses) {
     const l = Object.entries(sidecar.losses)
       .map(([k, v]) => `${k} ${Number(v).toPrecision(4)}`)

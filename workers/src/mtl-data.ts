@@ -14,6 +14,7 @@ import {
   type Progress,
   synthImages,
   synthesize,
+  BENCH64,
 } from '@mtlface/data';
 import { backendOption } from './face/cli.js';
 import { workersVersion } from './version.js';
@@ -48,10 +49,17 @@ program
   .option('--test-fraction <f>', 'fraction of identities held out', (v) => Number(v), 0.2)
   .option('--threads <n>', 'worker threads (default: cores)', int('--threads', 1))
   .option(
+    '--preset <name>',
+    "a fixed set: 'bench64' (the 64 px benchmark of packages/eval/EXPERIMENTS.md; sets every option above but --out/--threads)",
+  )
+  .option(
     '--stats',
     'measure pixel distances: same identity across ≥20 years vs different identities at the same age',
   )
   .action(async (o) => {
+    if (o.preset !== undefined && o.preset !== 'bench64')
+      throw new Error(`mtl-data synth: --preset must be 'bench64', got '${o.preset}'`);
+    if (o.preset === 'bench64') Object.assign(o, BENCH64);
     const progress = createProgress('synth', o.identities);
     const r = await synthesize({
       out: o.out,
@@ -62,6 +70,7 @@ program
       pairs: o.pairs,
       testFraction: o.testFraction,
       threads: o.threads,
+      ...(o.ageCues !== undefined ? { ageCues: o.ageCues } : {}),
       onProgress: (d) => progress.update(d),
     });
     progress.stop();

@@ -17,6 +17,7 @@ export { ImagePool, type ImagePoolOptions, type DecodedImages } from './image-po
 export { BatchLoader, BadImageError, type BatchLoaderOptions } from './loader.js';
 export {
   synthesize,
+  BENCH64,
   synthImages,
   identityAges,
   testIdentities,
@@ -28,7 +29,7 @@ export {
   type SynthImage,
 } from './synth/synthesize.js';
 export { identityTraits, type IdentityTraits } from './synth/traits.js';
-export { renderFaceSvg, drawNuisance, type Nuisance } from './synth/render.js';
+export { renderFaceSvg, drawNuisance, MIN_CUE_PX, type AgeCues, type Nuisance } from './synth/render.js';
 export { datasetDifficulty, generatorDifficulty, type DifficultyStats } from './synth/difficulty.js';
 export { createProgress, type Progress } from './progress.js';
 export { readPickle, PickleError, type PickleValue } from './convert/pickle.js';

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
+  BENCH64,
+  MIN_CUE_PX,
   MAX_NEGATIVE_SKIN_TONE_GAP,
   MIN_POSITIVE_AGE_GAP,
   crossAgePairs,
@@ -16,6 +18,8 @@ import {
   parseAnnotations,
   synthImages,
   synthesize,
+  testIdentities,
+  hash32,
 } from '../src/index.js';
 
 async function digestTree(dir: string): Promise<Map<string, string>> {
@@ -144,4 +148,90 @@ test('the renderer draws the ageing cues it is built on, read from its SVG rathe
     }
   }
   assert.ok(greyed >= 6, `only ${greyed} of 12 identities have hair far enough from grey to check`);
+});
+
+test("the demo's 32 px set is unchanged: the renderer's SVG for all 1440 images hashes as before the 64 px preset", () => {
+  // The demo's set (npm run demo: seed 0, 120 identities × 12 images, 32 px) drawn image by image exactly as
+  // the synth worker draws it. The expected hash is the one the renderer gave at commit ab9c5d5, before the
+  // 'visible' age cues existed; the demo's documented results depend on these images.
+  const h = createHash('sha256');
+  for (const im of synthImages(0, 120, 12)) {
+    const rng = new Rng(hash32(0, im.id, Number(im.file.slice(-7, -4)), 0x1a6e));
+    const nz = drawNuisance(rng);
+    h.update(renderFaceSvg(identityTraits(0, im.id), im.age, nz, rng, 32));
+  }
+  assert.equal(h.digest('hex'), 'fd34cfb45c39b9076e81f0a5657d47c8ec49d231fa6cb6a7aaf0d5ead618fa40');
+});
+
+test("synth without ageCues writes what ageCues 'demo' writes, and no ageCues key in meta.json", async () => {
+  const base = await mkdtemp(join(tmpdir(), 'mtl-synth-'));
+  const opts = { identities: 3, imagesPerIdentity: 3, size: 32, seed: 2, pairs: 6, threads: 1 };
+  await synthesize({ ...opts, out: join(base, 'a') });
+  await synthesize({ ...opts, ageCues: 'demo', out: join(base, 'b') });
+  await synthesize({ ...opts, ageCues: 'visible', out: join(base, 'c') });
+  const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((d) => digestTree(join(base, d))));
+  assert.deepEqual(a, b);
+  assert.ok(!('ageCues' in JSON.parse(await readFile(join(base, 'a', 'meta.json'), 'utf8')).options));
+  assert.equal(JSON.parse(await readFile(join(base, 'c', 'meta.json'), 'utf8')).options.ageCues, 'visible');
+  assert.equal(a!.get('/all.txt'), c!.get('/all.txt'), 'the cues change pixels, not the lists');
+});
+
+test('bench64: the parameters EXPERIMENTS.md states are the ones BENCH64 renders', async () => {
+  const doc = await readFile(new URL('../../eval/EXPERIMENTS.md', import.meta.url), 'utf8');
+  const row = (name: string): string => {
+    const m = new RegExp(`^\\| ${name} +\\| (.*?) +\\|$`, 'm').exec(doc);
+    assert.ok(m, `EXPERIMENTS.md has a "${name}" row`);
+    return m[1]!;
+  };
+  const ints = (s: string): number[] => (s.match(/\d+/g) ?? []).map(Number);
+  const [ids, seed, train, held] = ints(row('identities'));
+  const [per] = ints(row('images per identity'));
+  const [pairs, pos, , neg] = ints(row('pairs \\(held out\\)'));
+  assert.deepEqual(
+    { identities: BENCH64.identities, seed: BENCH64.seed, imagesPerIdentity: BENCH64.imagesPerIdentity, pairs: BENCH64.pairs },
+    { identities: ids, seed, imagesPerIdentity: per, pairs },
+  );
+  assert.deepEqual(ints(row('image size')).slice(0, 2), [BENCH64.size, BENCH64.size]);
+  assert.ok(row('age cues').startsWith(`\`'${BENCH64.ageCues}'\``));
+  // The split and the pairs, from the pure functions synthesize uses (no rendering).
+  const images = synthImages(BENCH64.seed, BENCH64.identities, BENCH64.imagesPerIdentity);
+  const test = testIdentities(BENCH64.seed, BENCH64.identities, BENCH64.testFraction);
+  assert.equal(test.size, held);
+  assert.equal(BENCH64.identities - test.size, train);
+  const p = crossAgePairs(images.filter((im) => test.has(im.id)), BENCH64.pairs, BENCH64.seed);
+  assert.equal(p.filter((x) => x.same).length, pos);
+  assert.equal(p.filter((x) => !x.same).length, neg);
+  // "one age drawn in each 5-year slice": identity k's sorted ages, the j-th in [1 + 5j, 5 + 5j].
+  for (let id = 0; id < BENCH64.identities; id++) {
+    const ages = images.filter((im) => im.id === id).map((im) => im.age).sort((x, y) => x - y);
+    ages.forEach((a, j) => assert.ok(a >= 1 + 5 * j && a <= 5 + 5 * j, `identity ${id}: age ${a} in slice ${j}`));
+  }
+});
+
+test("'visible' cues: every skin line of an old face is at least MIN_CUE_PX wide at the rendered size; 'demo' ones are not", () => {
+  const lines = (cues: 'demo' | 'visible', size: number): number[] => {
+    const rng = new Rng(77);
+    const t = { ...identityTraits(3, 4), ageingRate: 1.2 };
+    const svg = renderFaceSvg(t, 78, drawNuisance(rng), rng, size, cues);
+    // Lines drawn in the crease colour (skin × 0.45 'visible', × 0.6 'demo'): find them by their opacity attribute.
+    return [...svg.matchAll(/stroke-width="([\d.]+)"(?: fill="none")? opacity=/g)].map((m) => (Number(m[1]) * size) / 100);
+  };
+  for (const size of [64, 128]) {
+    const v = lines('visible', size);
+    assert.ok(v.length >= 10, `${v.length} skin lines at 78`);
+    for (const px of v) assert.ok(px >= MIN_CUE_PX - 0.01, `a ${px.toFixed(2)} px line at ${size} px`);
+  }
+  assert.ok(lines('demo', 64).every((px) => px < MIN_CUE_PX), 'the demo strokes stay as they were (sub-pixel at 64 px)');
+});
+
+test('bench64 renders deterministically at 64 px (two renders of a slice of identities, 1 and 2 threads)', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'mtl-synth-'));
+  const { size, seed, testFraction, ageCues } = BENCH64;
+  const opts = { size, seed, testFraction, ageCues, identities: 5, imagesPerIdentity: 4, pairs: 8 };
+  await synthesize({ ...opts, out: join(base, 'a'), threads: 1 });
+  await synthesize({ ...opts, out: join(base, 'b'), threads: 2 });
+  const [a, b] = await Promise.all(['a', 'b'].map((d) => digestTree(join(base, d))));
+  assert.deepEqual(a, b);
+  const meta = await sharp(join(base, 'a', 'images', '00002', '001.jpg')).metadata();
+  assert.deepEqual([meta.width, meta.height], [64, 64]);
 });

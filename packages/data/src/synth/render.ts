@@ -49,11 +49,38 @@ export function drawNuisance(rng: Rng): Nuisance {
 }
 
 /**
+ * How the skin cues of ageing are drawn. 'demo' (the default, the 32 px demo set, byte-identical to
+ * before the option existed): strokes 0.5–0.7 units wide in the 100-unit face, i.e. 0.16–0.22 px at
+ * 32 px, below what any network can see. 'visible' (the 64 px benchmark): the same cues, with the same
+ * onset and progression with age, drawn at least MIN_CUE_PX wide and as dark as a fold's shadow.
+ * What they stand for: the cues are the static (at-rest) wrinkles and
+ * folds of the Glogau photo-ageing scale (Glogau RG, "Aesthetic and anatomic analysis of the aging
+ * skin", Semin Cutan Med Surg 1996;15:134–138 — type I no wrinkles, 20s–30s; II wrinkles in motion,
+ * late 30s–40s; III wrinkles at rest, 50s+; IV only wrinkles, 60s+) and the deepening nasolabial fold
+ * and jowl of the sagging face (Coleman S, Grover R, "The anatomy of the aging face: volume loss and
+ * changes in 3-dimensional topography", Aesthet Surg J 2006;26:S4–S9). In a photograph a fold at rest
+ * is the shadow of its crease, one to a few millimetres wide; a 64 px crop of a ~14 cm face is ~3.5 mm per
+ * pixel, so the crease darkens the pixels it crosses by a fraction of its shadow's depth — drawn here as a
+ * 1 px line, skin × 0.45, at the cue's age-dependent opacity (e.g. ~30 % darker at 60), the same order.
+ * Solar lentigines (age spots) become common after 50 (Bastiaens M et al., "Solar lentigines are strongly
+ * related to sun exposure in contrast to ephelides", Pigment Cell Res 2004;17:225–229) and are a few
+ * millimetres to 2 cm across, so they too get at least a pixel.
+ */
+export type AgeCues = 'demo' | 'visible';
+
+/** 'visible' cues: the narrowest skin line or spot, in pixels of the rendered image. */
+export const MIN_CUE_PX = 1;
+
+/**
  * SVG of identity `t` at `age` (1–80) under nuisance `nz`. Coordinates: the face lives in
  * [-50, 50]², eyes near y = 0 for adults (aligned-crop framing as in face datasets).
  * `rng` adds per-image detail (wrinkle jitter, age spots) so no two images are pixel-identical.
  */
-export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng: Rng, size: number): string {
+export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng: Rng, size: number, cues: AgeCues = 'demo'): string {
+  // 'visible': the skin cues (lines, folds, spots) drawn as the shading a deep wrinkle casts in a photo
+  // of this size, at least MIN_CUE_PX wide; 'demo': the original strokes (the demo's set, unchanged).
+  const minUnits = cues === 'visible' ? (MIN_CUE_PX * 100) / size : 0;
+  const sw = (units: number): number => Math.max(units, minUnits);
   const grow = smooth((age - 1) / 17); // 0 infant → 1 adult proportions
   const old = clamp(((age - 28) / 52) * t.ageingRate, 0, 1.2); // wrinkles and folds
   const sag = smooth((age - 40) / 40) * t.ageingRate; // sagging, jowls
@@ -67,7 +94,8 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
   skin = mix(skin, scale([skin[0] * 1.02, skin[1] * 0.95, skin[2] * 0.82], 0.84), clamp(old) * 0.8);
   skin = scale(skin, nz.exposure);
   const shade = scale(skin, 0.72);
-  const line = scale(skin, 0.6);
+  // A crease's shadow: darker than the 'demo' strokes, as a fold at rest is a band, not a hairline.
+  const line = scale(skin, cues === 'visible' ? 0.45 : 0.6);
   const hair: Rgb = scale(mix(mix(t.hair, [220, 210, 180], (1 - hairGrowth) * 0.25), [212, 212, 208], grey), nz.exposure);
 
   // Geometry.
@@ -120,7 +148,7 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
   );
   if (sag > 0.3) {
     parts.push(
-      `<path d="M${f(-neckW + 2)} ${f(yChin + 4)} Q0 ${f(yChin + 7)} ${f(neckW - 2)} ${f(yChin + 4)}" stroke="${rgb(line)}" stroke-width="0.6" fill="none" opacity="${f(clamp(sag - 0.3))}"/>`,
+      `<path d="M${f(-neckW + 2)} ${f(yChin + 4)} Q0 ${f(yChin + 7)} ${f(neckW - 2)} ${f(yChin + 4)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.6))}" fill="none" opacity="${f(clamp(sag - 0.3))}"/>`,
     );
   }
   // Ears (they keep growing in old age).
@@ -158,7 +186,7 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
       const y = yBrow - 4 - ((yBrow - 4 - hairline - 2) * (i + 0.5)) / n + rng.uniform(-0.6, 0.6);
       const a = 12 + rng.uniform(-2, 3);
       parts.push(
-        `<path d="M${f(-a + ox)} ${f(y)} Q${f(ox)} ${f(y - 1.5 + rng.uniform(-0.5, 0.5))} ${f(a + ox)} ${f(y)}" stroke="${rgb(line)}" stroke-width="0.7" fill="none" opacity="${w(old * 0.9)}"/>`,
+        `<path d="M${f(-a + ox)} ${f(y)} Q${f(ox)} ${f(y - 1.5 + rng.uniform(-0.5, 0.5))} ${f(a + ox)} ${f(y)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.7))}" fill="none" opacity="${w(old * 0.9)}"/>`,
       );
     }
   }
@@ -168,11 +196,11 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
       const x0 = s * (nw + 1.5) + ox;
       const x1 = s * (mw + 2.5 + sag * 1.5) + ox;
       parts.push(
-        `<path d="M${f(x0)} ${f(yNose - 1)} Q${f(x1 + s * 1.5)} ${f(yNose + 3)} ${f(x1)} ${f(yMouth + 3 + sag * 3)}" stroke="${rgb(line)}" stroke-width="${f(0.7 + sag * 0.5)}" fill="none" opacity="${w(folds * 0.85)}"/>`,
+        `<path d="M${f(x0)} ${f(yNose - 1)} Q${f(x1 + s * 1.5)} ${f(yNose + 3)} ${f(x1)} ${f(yMouth + 3 + sag * 3)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.7 + sag * 0.5))}" fill="none" opacity="${w(folds * 0.85)}"/>`,
       );
       if (sag > 0.2) {
         parts.push(
-          `<path d="M${f(s * (mw + 1) + ox)} ${f(yMouth + 1)} L${f(s * (mw + 2) + ox)} ${f(yMouth + 6 + sag * 2)}" stroke="${rgb(line)}" stroke-width="0.6" fill="none" opacity="${w(sag * 0.8)}"/>`,
+          `<path d="M${f(s * (mw + 1) + ox)} ${f(yMouth + 1)} L${f(s * (mw + 2) + ox)} ${f(yMouth + 6 + sag * 2)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.6))}" fill="none" opacity="${w(sag * 0.8)}"/>`,
         );
       }
       // Crow's feet.
@@ -180,14 +208,14 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
         const cx = s * (es + er * 1.9) + ox;
         for (let k = -1; k <= 1; k++) {
           parts.push(
-            `<path d="M${f(cx)} ${f(yEye + k * 1.2)} l${f(s * (2.5 + rng.uniform(0, 1)))} ${f(k * 1.6)}" stroke="${rgb(line)}" stroke-width="0.5" opacity="${w((old - 0.25) * 1.1)}"/>`,
+            `<path d="M${f(cx)} ${f(yEye + k * 1.2)} l${f(s * (2.5 + rng.uniform(0, 1)))} ${f(k * 1.6)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.5))}" opacity="${w((old - 0.25) * 1.1)}"/>`,
           );
         }
       }
       // Bags under the eyes.
       if (old > 0.2) {
         parts.push(
-          `<path d="M${f(s * es - er * 1.5 + ox)} ${f(yEye + er + 1)} Q${f(s * es + ox)} ${f(yEye + er + 3 + sag * 1.5)} ${f(s * es + er * 1.5 + ox)} ${f(yEye + er + 1)}" stroke="${rgb(line)}" stroke-width="0.6" fill="none" opacity="${w(old * 0.8)}"/>`,
+          `<path d="M${f(s * es - er * 1.5 + ox)} ${f(yEye + er + 1)} Q${f(s * es + ox)} ${f(yEye + er + 3 + sag * 1.5)} ${f(s * es + er * 1.5 + ox)} ${f(yEye + er + 1)}" stroke="${rgb(line)}" stroke-width="${f(sw(0.6))}" fill="none" opacity="${w(old * 0.8)}"/>`,
         );
       }
     }
@@ -197,7 +225,7 @@ export function renderFaceSvg(t: IdentityTraits, age: number, nz: Nuisance, rng:
     const count = Math.round(((age - 55) / 25) * 5 * t.ageingRate);
     for (let i = 0; i < count; i++) {
       parts.push(
-        `<circle cx="${f(rng.uniform(-cw + 6, cw - 6) + ox)}" cy="${f(rng.uniform(hairline + 2, yChin - 6))}" r="${f(rng.uniform(0.6, 1.3))}" fill="rgb(120,80,50)" opacity="${f(rng.uniform(0.2, 0.45))}"/>`,
+        `<circle cx="${f(rng.uniform(-cw + 6, cw - 6) + ox)}" cy="${f(rng.uniform(hairline + 2, yChin - 6))}" r="${f(Math.max(rng.uniform(0.6, 1.3), minUnits / 2))}" fill="rgb(120,80,50)" opacity="${f(rng.uniform(0.2, 0.45))}"/>`,
       );
     }
   }

@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// `npm run experiment:fas`: face age synthesis at 64 px, judged as packages/eval/EXPERIMENTS.md (step 3).
+//   1. renders the bench64 set when absent; trains (or reuses) the separate estimator and `full` seed 0 of
+//      `npm run experiment:aifr` (same runs, same folder);
+//   2. trains the generator against the frozen full seed-0 backbone and estimator
+//      (configs/experiment-fas.yaml, mode=fas, init_checkpoint);
+//   3. ages the 768 held-out faces to every group (mtl-face eval --fas --estimator) and renders the grid of
+//      six held-out young adults (mtl-face age), then prints the table.
+// `-- --table` prints the table of a finished run; `-- --out DIR --data DIR` as experiment:aifr.
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { aifrRun, ESTIMATOR } from './experiment-aifr.mjs';
+import {
+  MTL_FACE,
+  MTL_LAUNCH,
+  ROOT,
+  ensureData,
+  jsonLines,
+  parseArgs,
+  pct,
+  processorAndLoad,
+  readJson,
+  runNode,
+  writeJson,
+} from './experiment-lib.mjs';
+
+const GOAL = { gapPoints: 10, identityKept: 0.9 };
+const FAS = { name: 'fas-s0', seed: 0, from: 'full-s0' };
+const GROUPS = ['0-10', '11-20', '21-30', '31-40', '41-50', '51-60', '61+'];
+
+async function fasRun(o) {
+  const dir = join(o.out, FAS.name);
+  const resultFile = join(dir, 'result.json');
+  if (existsSync(resultFile)) return readJson(resultFile);
+  await aifrRun(o, ESTIMATOR);
+  await aifrRun(o, { name: FAS.from, variant: 'full', seed: FAS.seed });
+  // A finished training (train.json) is evaluated again; a half-trained one is moved aside, never resumed.
+  const trained = join(dir, 'train.json');
+  if (existsSync(dir) && !existsSync(trained)) renameSync(dir, `${dir}.unfinished-${Date.now()}`);
+  const log = join(o.out, `${FAS.name}.log`);
+  let before = processorAndLoad();
+  let t0 = Date.now();
+  if (existsSync(trained)) ({ before, t0 } = readJson(trained));
+  else {
+    console.log(`experiment: ${FAS.name} (generator from ${FAS.from}) — training; log ${log}`);
+    await runNode(
+      [
+        MTL_LAUNCH(),
+        '--standalone',
+        '--nproc-per-node',
+        '2',
+        join(ROOT, 'configs/experiment-fas.yaml'),
+        `seed=${FAS.seed}`,
+        `init_checkpoint=${join(o.out, FAS.from)}`,
+        `data.root=${o.data}`,
+        `data.train_list=${join(o.data, 'train.txt')}`,
+        `checkpoint_dir=${dir}`,
+        ...o.set,
+      ],
+      log,
+      4 * 3600e3,
+    );
+    writeJson(trained, { before, t0, finished: new Date().toISOString() });
+  }
+  const t1 = Date.parse(readJson(trained).finished);
+  const evals = jsonLines(
+    await runNode(
+      [
+        MTL_FACE(),
+        'eval',
+        '--checkpoint',
+        dir,
+        '--pairs',
+        join(o.data, 'pairs.txt'),
+        '--fas',
+        join(o.data, 'test.txt'),
+        '--estimator',
+        join(o.out, ESTIMATOR.name),
+        '--json',
+      ],
+      log,
+      3600e3,
+    ),
+  );
+  const fas = evals.find((r) => r.kind === 'fas');
+  if (!fas) throw new Error(`${FAS.name}: mtl-face eval printed no FAS result (log: ${log})`);
+  // Six held-out young adults (11–30), one per identity, real ages on the cells (as the demo's grid).
+  const faces = readFileSync(join(o.data, 'test.txt'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' '))
+    .filter(([, , age]) => Number(age) >= 11 && Number(age) <= 30)
+    .filter(([id], i, all) => all.findIndex(([other]) => other === id) === i)
+    .slice(0, 6);
+  const grid = join(dir, 'ageing-grid.png');
+  await runNode(
+    [
+      MTL_FACE(),
+      'age',
+      '--checkpoint',
+      dir,
+      '--out',
+      grid,
+      '--cell',
+      '128',
+      '--ages',
+      faces.map(([, , age]) => age).join(','),
+      ...faces.map(([, file]) => join(o.data, file)),
+    ],
+    log,
+    3600e3,
+  );
+  const result = {
+    ...FAS,
+    config: 'configs/experiment-fas.yaml',
+    estimator: ESTIMATOR.name,
+    overrides: o.set,
+    fas: { ...fas, identity: { ...fas.identity } },
+    grid,
+    gridFaces: faces.map(([id, file, age]) => ({ id: Number(id), file, age: Number(age) })),
+    trainSeconds: (t1 - t0) / 1000,
+    evalSeconds: (Date.now() - t1) / 1000,
+    before,
+    after: processorAndLoad(),
+    finished: new Date().toISOString(),
+  };
+  writeJson(resultFile, result);
+  return result;
+}
+
+/** Accuracy averaged over the groups that have faces (what uniformly spread targets are compared with). */
+const balanced = (acc) => {
+  const g = acc.perGroup.filter((x) => x.n > 0);
+  return g.reduce((a, x) => a + x.accuracy, 0) / g.length;
+};
+
+/** The FAS table (Markdown): each estimator on generated vs real faces per group, identity kept. */
+export function fasTable(r) {
+  const lines = [
+    `FAS ${r.name}: ${r.fas.faces} held-out faces × ${r.fas.targets.length} target groups; generator from ${r.from}; ` +
+      `train ${r.trainSeconds.toFixed(0)} s`,
+    '',
+    `| estimator | generated faces, overall | real faces, group-balanced | real faces, overall | ${GROUPS.map((g) => `${g}: gen / real`).join(' | ')} |`,
+    `| --- | --- | --- | --- | ${GROUPS.map(() => '---').join(' | ')} |`,
+  ];
+  for (const a of r.fas.ageAccuracy) {
+    const real = a.real?.perGroup ?? [];
+    const cells = a.perGroup.map((g) => {
+      const rg = real.find((x) => x.group === g.group);
+      return `${pct(g.accuracy)} / ${rg ? pct(rg.accuracy) : '—'}`;
+    });
+    lines.push(
+      `| ${a.estimator.startsWith('separate') ? 'separate' : a.estimator} | ${pct(a.accuracy)} % | ${a.real ? pct(balanced(a.real)) : '—'} % | ${a.real ? pct(a.real.accuracy) : '—'} % | ${cells.join(' | ')} |`,
+    );
+  }
+  const sep = r.fas.ageAccuracy.find((a) => a.estimator.startsWith('separate'));
+  if (sep?.real) {
+    // Generated faces are spread evenly over the targets, so their overall accuracy is compared with the
+    // real faces' accuracy averaged over the groups (the real held-out set has twice as many 61+ faces).
+    const gap = 100 * (balanced(sep.real) - sep.accuracy);
+    const perGroupMet = sep.perGroup.filter((g) => {
+      const rg = sep.real.perGroup.find((x) => x.group === g.group);
+      return rg && 100 * (rg.accuracy - g.accuracy) <= GOAL.gapPoints;
+    }).length;
+    lines.push(
+      '',
+      `Age goal (separate estimator, generated within ${GOAL.gapPoints} points of real): ` +
+        `overall gap ${gap.toFixed(1)} points → ${gap <= GOAL.gapPoints ? 'MET' : 'NOT MET'}; met in ${perGroupMet} of ${sep.perGroup.length} groups`,
+    );
+  }
+  const id = r.fas.identity;
+  lines.push(
+    `Identity kept: ${pct(id.verificationRate)} % of (source, aged) pairs verified (threshold ${id.threshold.toFixed(3)}, ` +
+      `mean cosine ${id.meanCosine.toFixed(3)}; per group ${id.perGroup.map((g) => pct(g.verificationRate)).join(' / ')} %) → ` +
+      `${id.verificationRate >= GOAL.identityKept ? 'MET' : 'NOT MET'} (goal ≥ ${pct(GOAL.identityKept)} %)`,
+    `Grid: ${r.grid}`,
+  );
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const o = parseArgs(process.argv.slice(2));
+    const file = join(o.out, FAS.name, 'result.json');
+    if (o.table && !existsSync(file)) throw new Error(`${file}: not finished yet`);
+    const r = o.table
+      ? readJson(file)
+      : await (async () => (await ensureData(o.data, join(o.out, 'data.log')), fasRun(o)))();
+    console.log(`\nexperiment:fas — ${o.out}\n`);
+    console.log(fasTable(r));
+  } catch (e) {
+    console.error(`experiment:fas failed: ${e.message}`);
+    process.exitCode = 1;
+  }
+}
