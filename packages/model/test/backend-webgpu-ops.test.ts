@@ -1,9 +1,17 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { BatchNorm, upsampleBilinear2x } from '@mtlface/model';
+import { upsampleBilinear2x } from '@mtlface/model';
 import { input, runOn, setup, setupWebgpu } from '@mtlface/backend/testing';
-import type { Input } from '@mtlface/backend/testing';
+import {
+  batchNormCase,
+  compareOn,
+  convCase,
+  shiftedBatch,
+  subsampleCase,
+  sumMean,
+  withGrads,
+} from './op-compare.js';
 
 setup();
 before(setupWebgpu);
@@ -11,52 +19,10 @@ before(setupWebgpu);
 // Every op the MTLFace networks train with (backbone, heads, generator, discriminator), forward and
 // gradient, on webgpu (lavapipe in CI) against the pure-JavaScript cpu backend. Shapes are small:
 // lavapipe runs each shader on the CPU, and what is checked is the kernels, not their speed.
-const TOL = 2e-5;
-
-/** max |a−b| over max |b|: summation-order rounding is relative to the largest value. */
-function relToMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return Number.isNaN(d) ? Infinity : d / Math.max(m, 1e-30);
-}
-
-async function compare(what: string, inputs: Input[], f: (...xs: tf.Tensor[]) => tf.Tensor[], tol = TOL) {
-  const got = await runOn('webgpu', inputs, f);
-  const ref = await runOn('cpu', inputs, f);
-  assert.equal(got.length, ref.length);
-  got.forEach((g, i) => {
-    const d = relToMax(g, ref[i]!);
-    assert.ok(d < tol, `${what} output ${i}: webgpu vs cpu ${d}`);
-  });
-}
-
-/** f's outputs and the gradients of Σ f(xs)·dy with respect to every x. */
-function withGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, n: number) {
-  return (...xs: tf.Tensor[]): tf.Tensor[] => {
-    const dy = xs[n]!;
-    const args = xs.slice(0, n);
-    return [f(...args), ...tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), dy)))(args)];
-  };
-}
+const compare = compareOn('webgpu');
 
 test('webgpu: stride subsampling by reshape + slice, concat, stack and tile, and their gradients, match cpu', async () => {
-  await compare(
-    'subsample',
-    [input([4, 8, 8, 16], 40), input([4, 4, 4, 16], 41)],
-    withGrads(
-      (a) =>
-        tf.reshape(
-          tf.slice(tf.reshape(a, [4, 4, 2, 4, 2, 16]), [0, 0, 0, 0, 0, 0], [4, 4, 1, 4, 1, 16]),
-          [4, 4, 4, 16],
-        ),
-      1,
-    ),
-  );
+  await compare('subsample', subsampleCase.inputs(), subsampleCase.f);
   await compare(
     'concat + tile',
     [input([2, 4, 4, 3], 42), input([2, 1, 1, 5], 43), input([2, 4, 4, 8], 44)],
@@ -69,27 +35,8 @@ test('webgpu: training batch norm (customGrad backward) matches cpu for NHWC and
     [4, 4, 4, 16],
     [4, 32],
   ]) {
-    const c = shape[shape.length - 1]!;
-    await compare(
-      `bn [${shape}]`,
-      [input(shape, 50), input([c], 51), input([c], 52), input(shape, 53)],
-      (x, w, b, dy) => {
-        const bn = new BatchNorm(c);
-        bn.weight.assign(w!);
-        bn.bias.assign(b!);
-        const xv = tf.variable(x!);
-        const { grads, value } = tf.variableGrads(
-          () => tf.sum(tf.mul(bn.forward(xv), dy!)) as tf.Scalar,
-          [xv, bn.weight, bn.bias],
-        );
-        const out = [bn.forward(x!), grads[xv.name]!, grads[bn.weight.name]!, grads[bn.bias.name]!].map((t) =>
-          t.clone(),
-        );
-        tf.dispose([xv, value, ...Object.values(grads)]);
-        bn.dispose();
-        return out;
-      },
-    );
+    const { inputs, f } = batchNormCase(shape);
+    await compare(`bn [${shape}]`, inputs, f);
   }
 });
 
@@ -102,19 +49,8 @@ test('webgpu: the networks’ convolutions (3×3 s1/s2, 1×1 s2, 4×4 s2, 7×7, 
     [[4, 2, 2, 2], [7, 7, 2, 1], 1, 3],
     [[4, 1, 1, 448], [1, 1, 448, 28], 1, 0],
   ] as const) {
-    const oh = Math.floor((xs[1] + 2 * p - ws[0]) / s) + 1;
-    const ow = Math.floor((xs[2] + 2 * p - ws[1]) / s) + 1;
-    const pad: [[number, number], [number, number], [number, number], [number, number]] = [
-      [0, 0],
-      [p, p],
-      [p, p],
-      [0, 0],
-    ];
-    await compare(
-      `conv x[${xs}] w[${ws}] s${s} p${p}`,
-      [input([...xs], 60), input([...ws], 61), input([xs[0], oh, ow, ws[3]], 62)],
-      withGrads((x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, pad), 2),
-    );
+    const { inputs, f } = convCase(xs, ws, s, p);
+    await compare(`conv x[${xs}] w[${ws}] s${s} p${p}`, inputs, f);
   }
   // with a bias, as Conv2d layers add it (tfjs may fuse the two)
   await compare(
@@ -216,21 +152,15 @@ test('webgpu: bilinear ×2 upsampling (slices, concat, stack) and its gradient m
 
 test('webgpu Sum and Mean of float32 are accurate over a batch norm’s N·H·W values, all axis sets', async () => {
   // mean 10, spread 0.006: a float32 running sum loses the spread; 5e-7 is half an ulp at 10
-  const x = input([4, 32, 32, 16], 80);
-  const shifted = { shape: x.shape, values: x.values.map((v) => 10 + 0.01 * v) };
-  let exact = 0;
-  for (let i = 0; i < shifted.values.length; i += 16) exact += shifted.values[i]!;
+  const { shifted, exactMean } = shiftedBatch();
   const [m] = await runOn('webgpu', [shifted], (t) => [tf.mean(t, [0, 1, 2])]);
-  assert.ok(Math.abs(m![0]! - exact / 4096) < 5e-7, `mean ${m![0]} vs ${exact / 4096}`);
+  assert.ok(Math.abs(m![0]! - exactMean) < 5e-7, `mean ${m![0]} vs ${exactMean}`);
   for (const [axis, keepDims] of [
     [[0, 1, 2], false],
     [3, false],
     [[1, 2], true],
     [null, false],
   ] as const) {
-    await compare(`sum/mean axis ${String(axis)} keepDims ${keepDims}`, [shifted], (t) => {
-      const ax = axis === null ? undefined : [axis].flat();
-      return [tf.sum(t, ax, keepDims), tf.mean(t, ax, keepDims)];
-    });
+    await compare(`sum/mean axis ${String(axis)} keepDims ${keepDims}`, [shifted], sumMean(axis, keepDims));
   }
 });
