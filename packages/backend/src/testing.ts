@@ -83,3 +83,18 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return m;
 }
+
+/**
+ * max |a−b| over max |b| (at least `floor`): the error of a whole tensor relative to its largest value, as
+ * summation-order rounding is. `maxRelDiff` is the per-element measure.
+ */
+export function relToMax(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-30): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let d = 0;
+  let m = floor;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return Number.isNaN(d) ? Infinity : d / m;
+}

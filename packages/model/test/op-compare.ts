@@ -3,20 +3,8 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { BatchNorm } from '@mtlface/model';
-import { input, runOn } from '@mtlface/backend/testing';
+import { input, relToMax, runOn } from '@mtlface/backend/testing';
 import type { Input } from '@mtlface/backend/testing';
-
-/** max |a−b| over max |b|: summation-order rounding is relative to the largest value. */
-export function relToMax(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return Number.isNaN(d) ? Infinity : d / Math.max(m, 1e-30);
-}
 
 export type Compare = (
   what: string,

@@ -4,7 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { setup, setupWebgpu } from '@mtlface/backend/testing';
+import { relToMax, setup, setupWebgpu } from '@mtlface/backend/testing';
 import { Trainer } from '../src/trainer.js';
 import { randomBatch, tinyConfig } from './helpers.js';
 
@@ -68,14 +68,8 @@ function drift(a: Run, ref: Run): { worst: number; name: string; loss: number } 
   let name = '';
   for (const [k, r] of ref.state) {
     if (!compared(k)) continue;
-    const g = a.state.get(k)!;
-    let d = 0;
-    let m = 1e-3 * global;
-    for (let i = 0; i < r.length; i++) {
-      d = Math.max(d, Math.abs(g[i]! - r[i]!));
-      m = Math.max(m, Math.abs(r[i]!));
-    }
-    if (d / m > worst) [worst, name] = [d / m, k];
+    const d = relToMax(a.state.get(k)!, r, 1e-3 * global);
+    if (d > worst) [worst, name] = [d, k];
   }
   let loss = 0;
   ref.losses.forEach((l, i) => {
