@@ -7,10 +7,12 @@
 //   4. prints the table: means with 95 % t-intervals over seeds, and the paired differences.
 // One result.json per run under runs/experiment/<run>/; a run that has one is not run again, so an
 // interrupted experiment continues where it stopped. `-- --table` only prints the table of what is done;
-// `-- --out DIR --data DIR` put the runs and the set elsewhere.
+// `-- --out DIR --data DIR` put the runs and the set elsewhere; `-- --budget 3` trains every run 3× as long
+// (amendment 1 of the protocol), into runs/experiment-x3.
 import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  budgetOverrides,
   MTL_FACE,
   MTL_LAUNCH,
   ROOT,
@@ -69,6 +71,7 @@ export async function aifrRun(o, run) {
         `data.root=${o.data}`,
         `data.train_list=${join(o.data, 'train.txt')}`,
         `checkpoint_dir=${dir}`,
+        ...budgetOverrides(CONFIG, o.budget),
         ...VARIANTS[run.variant],
         ...o.set,
       ],
@@ -103,7 +106,7 @@ export async function aifrRun(o, run) {
   const result = {
     ...run,
     config: 'configs/experiment-aifr.yaml',
-    overrides: [...VARIANTS[run.variant], ...o.set],
+    overrides: [...budgetOverrides(CONFIG, o.budget), ...VARIANTS[run.variant], ...o.set],
     verification: v,
     age,
     trainSeconds: (t1 - t0) / 1000,

@@ -11,6 +11,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { aifrRun, ESTIMATOR } from './experiment-aifr.mjs';
 import {
+  budgetOverrides,
   MTL_FACE,
   MTL_LAUNCH,
   ROOT,
@@ -24,6 +25,7 @@ import {
   writeJson,
 } from './experiment-lib.mjs';
 
+const FAS_CONFIG = join(ROOT, 'configs/experiment-fas.yaml');
 const GOAL = { gapPoints: 10, identityKept: 0.9 };
 const FAS = { name: 'fas-s0', seed: 0, from: 'full-s0' };
 const GROUPS = ['0-10', '11-20', '21-30', '31-40', '41-50', '51-60', '61+'];
@@ -49,12 +51,13 @@ async function fasRun(o) {
         '--standalone',
         '--nproc-per-node',
         '2',
-        join(ROOT, 'configs/experiment-fas.yaml'),
+        FAS_CONFIG,
         `seed=${FAS.seed}`,
         `init_checkpoint=${join(o.out, FAS.from)}`,
         `data.root=${o.data}`,
         `data.train_list=${join(o.data, 'train.txt')}`,
         `checkpoint_dir=${dir}`,
+        ...budgetOverrides(FAS_CONFIG, o.budget),
         ...o.set,
       ],
       log,
@@ -114,7 +117,7 @@ async function fasRun(o) {
     ...FAS,
     config: 'configs/experiment-fas.yaml',
     estimator: ESTIMATOR.name,
-    overrides: o.set,
+    overrides: [...budgetOverrides(FAS_CONFIG, o.budget), ...o.set],
     fas: { ...fas, identity: { ...fas.identity } },
     grid,
     gridFaces: faces.map(([id, file, age]) => ({ id: Number(id), file, age: Number(age) })),

@@ -5,6 +5,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, wri
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -152,9 +153,29 @@ export function writeJson(file, obj) {
 
 export const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
 
-/** --out DIR --data DIR --table --set k=v, with the defaults of `npm run experiment:*`. */
+/**
+ * The schedule overrides of budget × the protocol's (EXPERIMENTS.md): `iterations`, and for the AIFR
+ * recipe its warm-up and lr milestones, read from the config and multiplied. Budget 1 → none.
+ */
+export function budgetOverrides(configFile, budget) {
+  if (budget === 1) return [];
+  const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+  const out = [`iterations=${cfg.iterations * budget}`];
+  if (cfg.mode === 'aifr')
+    out.push(
+      `fr_optim.warmup=${cfg.fr_optim.warmup * budget}`,
+      `fr_optim.milestones=[${cfg.fr_optim.milestones.map((m) => m * budget).join(',')}]`,
+    );
+  return out;
+}
+
+/**
+ * --out DIR --data DIR --table --set k=v --budget N, with the defaults of `npm run experiment:*`. --budget N
+ * (an integer ≥ 1, default 1) runs every training N× as long, its lr schedule stretched with it
+ * (EXPERIMENTS.md, amendment 1); its runs go to runs/experiment-xN unless --out says otherwise.
+ */
 export function parseArgs(argv) {
-  const o = { out: join(ROOT, 'runs/experiment'), data: join(ROOT, 'data/bench64'), table: false, set: [] };
+  const o = { out: undefined, data: join(ROOT, 'data/bench64'), table: false, set: [], budget: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--table') o.table = true;
@@ -164,13 +185,20 @@ export function parseArgs(argv) {
       const v = argv[++i];
       if (!v || !v.includes('=')) throw new Error(`--set needs key=value, got ${v}`);
       o.set.push(v);
+    } else if (a === '--budget') {
+      const v = argv[++i];
+      if (!/^[1-9]\d*$/.test(v ?? '')) throw new Error(`--budget needs a whole multiple ≥ 1, got ${v}`);
+      o.budget = Number(v);
     } else if (a === '--out' || a === '--data') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a directory`);
       o[a.slice(2)] = v;
     } else
-      throw new Error(`unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value)`);
+      throw new Error(
+        `unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value, --budget N)`,
+      );
   }
+  o.out ??= join(ROOT, o.budget === 1 ? 'runs/experiment' : `runs/experiment-x${o.budget}`);
   mkdirSync(o.out, { recursive: true });
   return o;
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { buildBackbone } from '@mtlface/model';
 import type { BackboneArch } from '@mtlface/model';
-import { initBackend, parseBackendChoice } from '@mtlface/backend';
+import { initBackend, parseBackendChoice, TRAINING_KERNELS } from '@mtlface/backend';
 
 const { values: opt } = parseArgs({
   options: {
@@ -39,6 +39,7 @@ const labels = tf.oneHot(
 );
 const vars = [...model.parameters(), head];
 const lr = 1e-3;
+const oneSgdPass = tf.getKernel(TRAINING_KERNELS.sgdStep, tf.getBackend()) !== undefined;
 
 // The loss is read back asynchronously: webgpu in Node has no synchronous read-back.
 async function step(): Promise<void> {
@@ -48,10 +49,27 @@ async function step(): Promise<void> {
       return tf.losses.softmaxCrossEntropy(labels, tf.matMul(emb, head)) as tf.Scalar;
     }, vars);
     // One variable at a time, its gradient freed after (PyTorch's SGD updates in place, so the
-    // update's temporaries for every parameter are never alive together there either).
+    // update's temporaries for every parameter are never alive together there either). Where the
+    // backend has the one-pass SGD kernel (native), it is used, as the trainer's optimizer uses it:
+    // PyTorch's step is one in-place pass too.
     for (const v of vars) {
-      tf.tidy(() => v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr))));
-      grads[v.name]!.dispose();
+      const g = grads[v.name]!;
+      tf.tidy(() =>
+        v.assign(
+          oneSgdPass
+            ? (
+                tf
+                  .engine()
+                  .runKernel(
+                    TRAINING_KERNELS.sgdStep,
+                    { param: v, grad: g },
+                    { weightDecay: 0, momentum: 0, lr },
+                  ) as tf.Tensor[]
+              )[0]!
+            : tf.sub(v, tf.mul(g, lr)),
+        ),
+      );
+      g.dispose();
     }
     return value;
   });
