@@ -25,7 +25,7 @@ const initial = (i: number) =>
 async function trajectory(
   make: (p: NamedParam[]) => Optimizer,
   composite: boolean,
-): Promise<{ kernelCalls: number; values: Map<string, Float32Array> }> {
+): Promise<{ kernelCalls: number; values: Map<string, Float32Array>; p0Kept: boolean[] }> {
   assert.ok(await tf.setBackend('native'));
   const saved = Object.values(TRAINING_KERNELS).map((k) => tf.getKernel(k, 'native'));
   if (composite) for (const k of Object.values(TRAINING_KERNELS)) tf.unregisterKernel(k, 'native');
@@ -46,6 +46,9 @@ async function trajectory(
     );
     const before = tf.memory().numTensors;
     let kernelCalls = 0;
+    // Per step, whether p0 kept its data (updated in place); after step 3 its array is read (handed out).
+    const p0Kept: boolean[] = [];
+    let held: { array: Float32Array; copy: Float32Array } | null = null;
     for (let t = 0; t < STEPS; t++) {
       const { value, grads } = tf.variableGrads(
         () => {
@@ -57,7 +60,13 @@ async function trajectory(
       );
       const g = params.map((p) => grads[p.variable.name]!);
       const lr = 0.1 * (1 - t / STEPS);
+      const p0Data = params[0]!.variable.dataId;
       const info = await tf.profile(() => opt.step(g, lr));
+      p0Kept.push(params[0]!.variable.dataId === p0Data);
+      if (t === 3) {
+        const array = (await params[0]!.variable.data()) as Float32Array;
+        held = { array, copy: array.slice() };
+      }
       const names = info.kernels.map((k) => k.name);
       kernelCalls += names.filter(
         (n) => n === TRAINING_KERNELS.sgdStep || n === TRAINING_KERNELS.adamStep,
@@ -65,12 +74,14 @@ async function trajectory(
       tf.dispose([value, ...g]);
     }
     assert.equal(tf.memory().numTensors, before + opt.slots().size, 'the steps leaked tensors');
+    // an array handed out by data() is never overwritten by a later update
+    assert.deepEqual(held!.array, held!.copy, 'the array read after step 3 was overwritten');
     const values = new Map<string, Float32Array>();
     for (const p of params) values.set(p.name, p.variable.dataSync().slice());
     for (const [k, s] of opt.slots()) values.set(k, s.dataSync().slice());
     opt.dispose();
     tf.dispose([x, y, ...params.map((p) => p.variable)]);
-    return { kernelCalls, values };
+    return { kernelCalls, values, p0Kept };
   } finally {
     if (composite) for (const k of saved) if (k) tf.registerKernel(k);
   }
@@ -99,6 +110,10 @@ for (const [label, make] of OPTIMIZERS) {
     const composite = await trajectory(make, true);
     assert.equal(kernel.kernelCalls, SHAPES.length * STEPS, 'one kernel call per parameter and step');
     assert.equal(composite.kernelCalls, 0, 'the composite run used no kernel');
+    // In place from the second step (the first input is the test's own array, not the pool's), except
+    // the step after p0's array was handed out (step 4 writes a fresh array, which step 5 updates in place).
+    assert.deepEqual(kernel.p0Kept, [false, true, true, true, false, true], 'p0 updated in place');
+    assert.ok(!composite.p0Kept.includes(true), 'the composite ops always make a new array');
     assertBitIdentical(kernel.values, composite.values, 'native kernel vs composite');
     // the trajectory moved: a kernel that returned its input would not pass
     assert.ok(

@@ -1,5 +1,5 @@
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import type { DataId } from '@tensorflow/tfjs-core';
+import type { DataId, TensorInfo } from '@tensorflow/tfjs-core';
 
 /**
  * Output buffers of the native kernels, recycled when their tensor is disposed.
@@ -92,6 +92,16 @@ export class BufferPool {
     if (n > 1) this.escaped.add(buf);
   }
 
+  /**
+   * Whether `values` may be overwritten in place: a whole array this pool made, held by one tensor, never
+   * handed out (dataSync/data) nor aliased. (The caller also checks that one tensor holds that tensor's data.)
+   */
+  exclusive(values: unknown): boolean {
+    const buf = bufferOf(values);
+    if (!buf || !this.owned.has(buf) || this.escaped.has(buf) || this.users.get(buf) !== 1) return false;
+    const a = values as Float32Array;
+    return a.byteOffset === 0 && a.byteLength === buf.byteLength;
+  }
   /** Someone outside the backend got the array itself. */
   escape(values: unknown): void {
     const buf = bufferOf(values);
@@ -190,6 +200,19 @@ export class NativeBackendCPU extends MathBackendCPU {
     if (released && values !== undefined && !this.data.has(dataId)) this.pool.detach(values);
     return released;
   }
+}
+
+/**
+ * The values of `t` when a kernel may overwrite them as its output: on the native backend, a pool-made array
+ * that nothing else can see (one tensor holds the data, and the pool says the array never escaped); else
+ * null. The optimizers update parameters and slots in place this way, as PyTorch's do: no fresh buffer, so
+ * no page faults on first touch, for the largest arrays of a step.
+ */
+export function overwritable(backend: unknown, t: TensorInfo): Float32Array | null {
+  if (!(backend instanceof NativeBackendCPU) || process.env.MTL_IN_PLACE_UPDATES === '0') return null;
+  if (backend.refCount(t.dataId) !== 1) return null;
+  const values = backend.data.get(t.dataId)?.values;
+  return values instanceof Float32Array && backend.pool.exclusive(values) ? values : null;
 }
 
 /** Output storage for a native kernel (pooled when the backend is the native one). */

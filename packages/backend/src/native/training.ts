@@ -2,8 +2,14 @@ import { util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { DnnlAddon } from './addon.js';
-import { allocOutput } from './pool.js';
+import { allocOutput, overwritable } from './pool.js';
 import { f32, outputOf } from './tensors.js';
+
+/** An output that is `t`'s data, updated in place: one more reference to it, as the cpu Reshape returns. */
+function sameData(backend: MathBackendCPU, t: TensorInfo): TensorInfo {
+  backend.incRef(t.dataId);
+  return { dataId: t.dataId, shape: t.shape, dtype: t.dtype };
+}
 
 /**
  * Kernels of the training step that only the `native` backend has (the model and the optimizer
@@ -197,20 +203,26 @@ export function trainingKernels(addon: DnnlAddon): KernelConfig[] {
     const backend = args.backend as MathBackendCPU;
     check(TRAINING_KERNELS.sgdStep, { param, grad, buf }, param!);
     const n = util.sizeFromShape(param!.shape);
-    const out = allocOutput(backend, n);
-    const bufOut = momentum !== 0 ? allocOutput(backend, n) : null;
+    const hasBuf = buf !== undefined && momentum !== 0;
+    // In place where nothing else can see the arrays (the element-wise pass reads each element before it
+    // writes it); the output is then the input's data, one more reference to it.
+    const pIn = overwritable(backend, param!);
+    const bIn = hasBuf ? overwritable(backend, buf) : null;
+    const out = pIn ?? allocOutput(backend, n);
+    const bufOut = momentum === 0 ? null : (bIn ?? allocOutput(backend, n));
     addon.sgdStep(
       f32(backend, param!),
       f32(backend, grad!),
-      buf && momentum !== 0 ? f32(backend, buf) : null,
+      hasBuf ? f32(backend, buf) : null,
       out,
       bufOut,
       weightDecay,
       momentum,
       lr,
     );
-    const p = outputOf(backend, param!.shape, out);
-    return bufOut ? [p, outputOf(backend, param!.shape, bufOut)] : [p];
+    const p = pIn ? sameData(backend, param!) : outputOf(backend, param!.shape, out);
+    if (!bufOut) return [p];
+    return [p, bIn ? sameData(backend, buf!) : outputOf(backend, param!.shape, bufOut)];
   };
 
   const adamStep: KernelFunc = (args) => {
@@ -226,7 +238,8 @@ export function trainingKernels(addon: DnnlAddon): KernelConfig[] {
     const backend = args.backend as MathBackendCPU;
     check(TRAINING_KERNELS.adamStep, { param, grad, m, v }, param!);
     const n = util.sizeFromShape(param!.shape);
-    const [out, mOut, vOut] = [0, 1, 2].map(() => allocOutput(backend, n)) as [
+    const ins = [param!, m, v].map((t) => (t ? overwritable(backend, t) : null));
+    const [out, mOut, vOut] = ins.map((a) => a ?? allocOutput(backend, n)) as [
       Float32Array,
       Float32Array,
       Float32Array,
@@ -246,7 +259,9 @@ export function trainingKernels(addon: DnnlAddon): KernelConfig[] {
       a.eps,
       a.stepSize,
     );
-    return [out, mOut, vOut].map((o) => outputOf(backend, param!.shape, o));
+    return [param!, m, v].map((t, i) =>
+      ins[i] ? sameData(backend, t!) : outputOf(backend, param!.shape, [out, mOut, vOut][i]!),
+    );
   };
 
   const configs: [string, KernelFunc][] = [
