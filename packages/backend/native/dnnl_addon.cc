@@ -10,6 +10,7 @@
 #include <dnnl.hpp>
 
 #include "eltwise.h"
+#include "signal_guard.h"
 #include "train_ops.h"
 
 #include <malloc.h>
@@ -240,6 +241,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     float* w = f32(info[1], count(s.wei()), "filter");
     float* b = hasBias ? f32(info[2], static_cast<size_t>(s.co), "bias") : nullptr;
     float* y = f32(info[3], count(s.dst()), "y");
+    SignalGuard noSignals;  // oneDNN's generated code is not signal-safe (signal_guard.h)
     auto& c = getFwd(s, hasBias, act);
     c.src.set_data_handle(x);
     c.dst.set_data_handle(y);
@@ -264,6 +266,7 @@ Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
     float* dy = f32(info[0], count(s.dst()), "dy");
     float* w = f32(info[1], count(s.wei()), "filter");
     float* dx = f32(info[2], count(s.src()), "dx");
+    SignalGuard noSignals;
     auto& c = getBwdData(s);
     c.diffDst.set_data_handle(dy);
     c.diffSrc.set_data_handle(dx);
@@ -284,6 +287,7 @@ Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
     float* x = f32(info[0], count(s.src()), "x");
     float* dy = f32(info[1], count(s.dst()), "dy");
     float* dw = f32(info[2], count(s.wei()), "dw");
+    SignalGuard noSignals;
     auto& c = getBwdWeights(s);
     c.src.set_data_handle(x);
     c.diffDst.set_data_handle(dy);
@@ -311,6 +315,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   float* b = f32(info[1], static_cast<size_t>(sb * (batch - 1) + k * n), "b");
   float* c = f32(info[2], static_cast<size_t>(batch * m * n), "c");
   int64_t lda = ta ? m : k, ldb = tb ? k : n;
+  SignalGuard noSignals;  // dnnl_sgemm's generated kernels are not signal-safe (signal_guard.h)
   for (int64_t i = 0; i < batch; i++) {
     auto st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, a + i * sa, lda, b + i * sb, ldb, 0.f,
                          c + i * m * n, n);
@@ -357,6 +362,13 @@ void keepHeapMapped() {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keepHeapMapped();
+  {
+    // Start the OpenMP threads now, inside a guard: they keep its blocked signal mask for good.
+    SignalGuard noSignals;
+#pragma omp parallel
+    {
+    }
+  }
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));

@@ -13,6 +13,8 @@
 // (optimizers), which keeps every sum's order and so every bit: 2.0 ms now.
 #include "train_ops.h"
 
+#include "signal_guard.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -81,6 +83,7 @@ void forChannelBlocks(int64_t n, int64_t C, F&& f) {
     f(int64_t{0}, C);
     return;
   }
+  SignalGuard noSignals;  // an OpenMP thread started here keeps the mask (signal_guard.h)
 #pragma omp parallel for num_threads(blocks) schedule(static, 1)
   for (int b = 0; b < blocks; b++) {
     const int64_t c0 = groups * b / blocks * 16;
@@ -97,6 +100,7 @@ void forRanges(int64_t n, F&& f) {
     f(int64_t{0}, n);
     return;
   }
+  SignalGuard noSignals;
   const int64_t groups = (n + 15) / 16;
 #pragma omp parallel for num_threads(blocks) schedule(static, 1)
   for (int b = 0; b < blocks; b++) {
