@@ -26,3 +26,4 @@ export { registerWebgpuBackend, registerWebgpuFixes, WEBGPU_FIXED_KERNELS } from
 export { adapterLine, describeAdapter, loadDawn } from './webgpu/dawn.js';
 export type { AdapterReport } from './webgpu/dawn.js';
 export { backendMissing, tensorflowBindingMissing } from './installed.js';
+export { hostValues } from './host-values.js';

@@ -9,7 +9,7 @@ export * from './nn/conv.js';
 export * from './nn/linear.js';
 export * from './nn/batchnorm.js';
 export * from './nn/native-kernels.js';
-export { TRAINING_KERNELS } from '@mtlface/backend';
+export { hostValues, TRAINING_KERNELS } from '@mtlface/backend';
 export * from './nn/activations.js';
 export * from './backbone/pooling.js';
 export * from './backbone/attention.js';

@@ -13,6 +13,7 @@
 // back as one upload, split on the device. Concatenation, slicing and the host-side scaling are the
 // same copies and the same f32 products on both paths, so both give bit-identical gradients.
 import * as tf from '@tensorflow/tfjs-core';
+import { hostValues } from '@mtlface/model';
 
 export type Wire = 'f32' | 'f16' | 'bf16';
 
@@ -154,6 +155,8 @@ export class GradientBucketer {
     };
     const packed = timings.readBack === 'packed';
     const communicate = group !== null && group.worldSize > 1;
+    if (!communicate && !packed && scale >= 1 && Number.isInteger(Math.log2(scale)))
+      return this.passThrough(grads, scale, timings);
     if (communicate && opts.measurePeerWait) {
       if (!group.barrier)
         throw new Error('GradientBucketer.sync: measurePeerWait needs a group with barrier()');
@@ -213,6 +216,44 @@ export class GradientBucketer {
     return { grads: out, timings };
   }
 
+  /**
+   * World size 1, gradients on the host, a scale of 2^k ≥ 1: what the bucket path returns is the input
+   * itself (v·2^k rounds to float32 exactly unless it overflows, and ·2^-k undoes it), so the gradients go
+   * to the optimizer as they are, and only the overflow check runs: f32(v·2^k) is finite iff
+   * |v| < 2^128 / 2^k. No copy, no new arrays, the same results bit for bit (grad-sync.test.ts).
+   */
+  private passThrough(grads: readonly (tf.Tensor | null)[], scale: number, timings: SyncTimings): SyncResult {
+    const u = performance.now();
+    const limit = 2 ** 128 / scale;
+    const out: tf.Tensor[] = [];
+    let finite = true;
+    for (let p = 0; p < this.shapes.length && finite; p++) {
+      const shape = this.shapes[p] as number[];
+      const g = grads[p];
+      if (!g) continue;
+      if (g.size !== tf.util.sizeFromShape(shape))
+        throw new Error(
+          `GradientBucketer: gradient ${p} has ${g.size} values, expected ${tf.util.sizeFromShape(shape)}`,
+        );
+      const v = hostValues(g) ?? (g.dataSync() as Float32Array);
+      for (let k = 0; k < v.length; k++) {
+        if (!(Math.abs(v[k] as number) < limit)) {
+          finite = false;
+          break;
+        }
+      }
+    }
+    if (finite)
+      for (let p = 0; p < this.shapes.length; p++) {
+        const shape = this.shapes[p] as number[];
+        const g = grads[p];
+        // a reshape shares g's data: the caller disposes g and the result independently
+        out.push(g ? tf.reshape(g, shape) : tf.zeros(shape, 'float32'));
+      }
+    timings.unscaleMs = performance.now() - u;
+    return { grads: finite ? out : null, timings };
+  }
+
   private resolveReadBack(): 'per-tensor' | 'packed' {
     const mode = this.opts.readBack ?? 'auto';
     if (mode !== 'auto') return mode;
@@ -257,7 +298,9 @@ export class GradientBucketer {
         buf.fill(0, off, off + n);
         continue;
       }
-      const v = (await g.data()) as Float32Array;
+      // The backend's own array when it is on the host (read here and not kept: the pool may still
+      // recycle it), else a read-back.
+      const v = hostValues(g) ?? ((await g.data()) as Float32Array);
       timings.readBacks++;
       GradientBucketer.put(buf, off, v, 0, n, scale);
     }

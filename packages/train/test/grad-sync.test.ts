@@ -219,7 +219,8 @@ test('packed read-back: one read per bucket, bit-identical to per-tensor on two 
     const buckets = new GradientBucketer(shapes, opts).buckets;
     const withGrad = buckets.filter((k) => k.params.some((p) => per[0]![p] !== null)).length;
     assert.ok(buckets.length >= 3 && withGrad < present, 'the test has several buckets of several gradients');
-    assert.equal(a.reads, 2 * present, 'per-tensor: one read per gradient per rank');
+    // per-tensor on a host backend reads each gradient's own array in place (hostValues): no read-back
+    assert.equal(a.reads, 0, 'per-tensor on the host: no backend read');
     assert.equal(b.reads, 2 * withGrad, 'packed: one read per bucket that has a gradient, per rank');
     for (const r of [0, 1]) {
       assert.equal(a.res[r]!.timings.readBacks, present);
@@ -269,4 +270,58 @@ test("readBack 'auto' reads per tensor on cpu and packs on device backends", asy
   assert.equal(res.timings.readBack, 'per-tensor');
   res.grads!.forEach((t) => t.dispose());
   g.dispose();
+});
+
+test('world size 1 on the host: the gradients pass through, bit for bit what the bucket path returns, overflow found alike', async () => {
+  const shapes = [[5, 3], [4], [8], [2, 3], [6]];
+  const grads = awkwardGradients(shapes, 5);
+  for (const scale of [1, 2 ** 10, 2 ** 16]) {
+    // the bucket path at world size 1 (packed forces it on cpu) is the reference
+    const ref = await new GradientBucketer(shapes, {
+      bucketBytes: 4 * 16,
+      wire: 'f32',
+      readBack: 'packed',
+    }).sync(grads, null, scale);
+    const counter = countReads();
+    const before = tf.memory().numTensors;
+    let res;
+    try {
+      res = await new GradientBucketer(shapes, { bucketBytes: 4 * 16, wire: 'f32' }).sync(grads, null, scale);
+    } finally {
+      counter.restore();
+    }
+    assert.equal(counter.reads(), 0, 'no read-back');
+    assert.equal(res.timings.uploads, 0, 'no new arrays');
+    assert.equal(tf.memory().numTensors, before + shapes.length, 'only the returned gradients remain');
+    shapes.forEach((shape, p) => {
+      assert.deepEqual(res.grads![p]!.shape, shape);
+      assert.deepEqual(bits(res.grads![p]!), bits(ref.grads![p]!), `scale ${scale}, parameter ${p}`);
+      // the same data as the input, not a copy
+      if (grads[p]) assert.equal(res.grads![p]!.dataId, grads[p]!.dataId);
+    });
+    [...res.grads!, ...ref.grads!].forEach((t) => t.dispose());
+  }
+  grads.forEach((t) => t?.dispose());
+  // Overflow after scaling, at the boundary: 2^118·2^10 = 2^128 is inf in float32, the float below it is not.
+  const below = Math.fround(2 ** 118 * (1 - 2 ** -24));
+  for (const [values, overflows] of [
+    [[1, below, -below], false],
+    [[1, 2 ** 118], true],
+    [[-(2 ** 118), 0], true],
+    [[1, NaN], true],
+    [[Infinity, 1], true],
+  ] as [number[], boolean][]) {
+    const g = [tf.tensor(values), null];
+    const sh = [[values.length], [2]];
+    const fast = await new GradientBucketer(sh, { bucketBytes: 64, wire: 'f32' }).sync(g, null, 2 ** 10);
+    const slow = await new GradientBucketer(sh, { bucketBytes: 64, wire: 'f32', readBack: 'packed' }).sync(
+      g,
+      null,
+      2 ** 10,
+    );
+    assert.equal(fast.grads === null, overflows, `[${values}] overflows: ${overflows}`);
+    assert.equal(slow.grads === null, overflows, `[${values}], bucket path`);
+    [...(fast.grads ?? []), ...(slow.grads ?? [])].forEach((t) => t.dispose());
+    g[0]!.dispose();
+  }
 });
