@@ -127,9 +127,13 @@ export function runNode(args, log, timeoutMs) {
     });
     child.stderr.on('data', (d) => out.write(d));
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => child.kill(sig));
+    // Ctrl-C / SIGTERM go on to the running child; each child's forwarders go with it (the experiment
+    // runs dozens of children: kept, they piled up past Node's listener warning).
+    const forward = (sig) => child.kill(sig);
+    for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, forward);
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      for (const sig of ['SIGINT', 'SIGTERM']) process.off(sig, forward);
       clearTimeout(timer);
       out.end();
       if (code === 0) resolve(stdout);
