@@ -1,9 +1,10 @@
 /**
- * The floor under a 2-rank all-reduce over TCP: two processes swap `bytes/2` each way per
- * iteration (what a 2-rank ring moves: half in the reduce-scatter, half in the all-gather) in
+ * The floor under a 2-rank all-reduce over TCP: two processes swap `bytes` each way per iteration,
+ * as a 2-rank ring does (a chunk of bytes/2 in the reduce-scatter, the other in the all-gather), in
  * 1 MiB writes from a `bytes/2` buffer, the kernel reading straight into another one (Node's
  * `onread`), so memory traffic is a ring's, with no reduction and no user-space copy. Nothing can
- * do that all-reduce faster over these sockets on this machine.
+ * do that all-reduce faster over these sockets on this machine. (Until 2026-12-06 it swapped only
+ * bytes/2 each way, half a ring's traffic, and so reported twice the real floor's busbw.)
  *
  *   node packages/collective/bench/tcp_floor.mjs [--bytes 67108864] [--iters 10] [--host 127.0.0.1]
  *
@@ -123,7 +124,7 @@ async function rank() {
   const times = [];
   let cpu = 0;
   for (let i = -2; i < ITERS; i++) {
-    want += half;
+    want += 2 * half; // the reduce-scatter's chunk and the all-gather's
     const t0 = process.hrtime.bigint();
     const c0 = process.cpuUsage();
     const received =
@@ -132,7 +133,7 @@ async function rank() {
         : new Promise((r) => {
             onDone = r;
           });
-    await Promise.all([send(), received]);
+    await Promise.all([send().then(send), received]);
     const c = process.cpuUsage(c0);
     if (i >= 0) {
       times.push(Number(process.hrtime.bigint() - t0) / 1e6);
