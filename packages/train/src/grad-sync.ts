@@ -228,13 +228,8 @@ export class GradientBucketer {
     const out: tf.Tensor[] = [];
     let finite = true;
     for (let p = 0; p < this.shapes.length && finite; p++) {
-      const shape = this.shapes[p] as number[];
-      const g = grads[p];
+      const g = this.gradientOf(p, grads);
       if (!g) continue;
-      if (g.size !== tf.util.sizeFromShape(shape))
-        throw new Error(
-          `GradientBucketer: gradient ${p} has ${g.size} values, expected ${tf.util.sizeFromShape(shape)}`,
-        );
       const v = hostValues(g) ?? (g.dataSync() as Float32Array);
       for (let k = 0; k < v.length; k++) {
         if (!(Math.abs(v[k] as number) < limit)) {
@@ -262,7 +257,11 @@ export class GradientBucketer {
 
   /** The gradient for bucket slot `j`, size-checked; null when the parameter has none. */
   private gradient(bucket: Bucket, j: number, grads: readonly (tf.Tensor | null)[]): tf.Tensor | null {
-    const p = bucket.params[j] as number;
+    return this.gradientOf(bucket.params[j] as number, grads);
+  }
+
+  /** Parameter p's gradient, size-checked; null when it has none. */
+  private gradientOf(p: number, grads: readonly (tf.Tensor | null)[]): tf.Tensor | null {
     const g = grads[p];
     if (!g) return null;
     const n = tf.util.sizeFromShape(this.shapes[p] as number[]);
