@@ -332,41 +332,40 @@ MTL_CLONES void adam(const float* p, const float* g, const float* m, const float
 
 }  // namespace kernels
 
-// batchNormForward(x, scale, offset, y, mean, invStd, variance, channels, eps): x viewed as [n, C];
-// y = ((x − mean)·invStd)·scale + offset with the batch mean and biased variance.
-Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+namespace {
+
+// The two forwards, batchNorm[Prelu]Forward(x, scale, offset, [alpha,] y, mean, invStd, variance, channels,
+// eps), x viewed as [n, C]: y = ((x − mean)·invStd)·scale + offset with the batch mean and biased variance,
+// then z = prelu(y) when alpha is given (the batch norm's output is then never stored: the backward
+// recomputes it from x, the same bits).
+Napi::Value bnForward(const Napi::CallbackInfo& info, const char* fn, bool prelu) {
   auto env = info.Env();
-  const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), y = f32(info[3], "y");
-  const F32 mean = f32(info[4], "mean"), inv = f32(info[5], "invStd"), var = f32(info[6], "variance");
-  const int64_t C = channels(info[7], x.length, "batchNormForward");
-  const double eps = info[8].As<Napi::Number>().DoubleValue();
+  const int k = prelu ? 1 : 0;
+  const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset");
+  const F32 al = prelu ? f32(info[3], "alpha") : F32{nullptr, 0};
+  const F32 y = f32(info[3 + k], prelu ? "z" : "y"), mean = f32(info[4 + k], "mean"),
+            inv = f32(info[5 + k], "invStd"), var = f32(info[6 + k], "variance");
+  const int64_t C = channels(info[7 + k], x.length, fn);
+  const double eps = info[8 + k].As<Napi::Number>().DoubleValue();
   const int64_t n = x.length / C;
-  for (const F32* a : {&w, &b, &mean, &inv, &var}) need(env, *a, C, "batchNormForward", "a [C] array");
-  need(env, y, x.length, "batchNormForward", "y");
+  for (const F32* a : {&w, &b, &mean, &inv, &var}) need(env, *a, C, fn, "a [C] array");
+  if (prelu) need(env, al, C, fn, "alpha");
+  need(env, y, x.length, fn, prelu ? "z" : "y");
   forChannelBlocks(n, C, [&](int64_t c0, int64_t c1) {
     kernels::batchStats(x.data, n, C, c0, c1, eps, mean.data, var.data, inv.data);
-    kernels::normalise(x.data, n, C, c0, c1, mean.data, inv.data, w.data, b.data, nullptr, y.data);
+    kernels::normalise(x.data, n, C, c0, c1, mean.data, inv.data, w.data, b.data, al.data, y.data);
   });
   return env.Undefined();
 }
 
-// batchNormPreluForward(x, scale, offset, alpha, z, mean, invStd, variance, channels, eps): z = prelu(bn(x)),
-// the batch norm's output never stored (the backward recomputes it from x, the same bits).
+}  // namespace
+
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  return bnForward(info, "batchNormForward", false);
+}
+
 Napi::Value BatchNormPreluForward(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  const F32 x = f32(info[0], "x"), w = f32(info[1], "scale"), b = f32(info[2], "offset"), al = f32(info[3], "alpha");
-  const F32 z = f32(info[4], "z"), mean = f32(info[5], "mean"), inv = f32(info[6], "invStd"),
-            var = f32(info[7], "variance");
-  const int64_t C = channels(info[8], x.length, "batchNormPreluForward");
-  const double eps = info[9].As<Napi::Number>().DoubleValue();
-  const int64_t n = x.length / C;
-  for (const F32* a : {&w, &b, &al, &mean, &inv, &var}) need(env, *a, C, "batchNormPreluForward", "a [C] array");
-  need(env, z, x.length, "batchNormPreluForward", "z");
-  forChannelBlocks(n, C, [&](int64_t c0, int64_t c1) {
-    kernels::batchStats(x.data, n, C, c0, c1, eps, mean.data, var.data, inv.data);
-    kernels::normalise(x.data, n, C, c0, c1, mean.data, inv.data, w.data, b.data, al.data, z.data);
-  });
-  return env.Undefined();
+  return bnForward(info, "batchNormPreluForward", true);
 }
 
 // batchNormBackward(x, dy, scale, mean, invStd, dx, dScale, dOffset, channels): with x̂ = (x − mean)·invStd
