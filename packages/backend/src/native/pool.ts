@@ -208,6 +208,9 @@ export class NativeBackendCPU extends MathBackendCPU {
   }
 }
 
+/** `MTL_IN_PLACE_UPDATES=0` (the A/B) turns in-place updates off; read once, not per update. */
+const IN_PLACE_UPDATES = process.env.MTL_IN_PLACE_UPDATES !== '0';
+
 /**
  * The values of `t` when a kernel may overwrite them as its output: on the native backend, a pool-made array
  * that nothing else can see (one tensor holds the data, and the pool says the array never escaped); else
@@ -215,7 +218,7 @@ export class NativeBackendCPU extends MathBackendCPU {
  * no page faults on first touch, for the largest arrays of a step.
  */
 export function overwritable(backend: unknown, t: TensorInfo): Float32Array | null {
-  if (!(backend instanceof NativeBackendCPU) || process.env.MTL_IN_PLACE_UPDATES === '0') return null;
+  if (!(backend instanceof NativeBackendCPU) || !IN_PLACE_UPDATES) return null;
   if (backend.refCount(t.dataId) !== 1) return null;
   const values = backend.data.get(t.dataId)?.values;
   return values instanceof Float32Array && backend.pool.exclusive(values) ? values : null;
