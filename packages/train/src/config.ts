@@ -80,6 +80,11 @@ export const configSchema = z
       .default({}),
     loss: z
       .object({
+        /**
+         * Weight of the CosFace identity loss (the release has no flag for it: always 1). 0 trains the
+         * backbone for age alone, the plain age estimator of EXPERIMENTS.md's amendment 2.
+         */
+        fr_id: nonNegative.default(1),
         fr_age: nonNegative.default(0.001),
         fr_da: nonNegative.default(0.002),
         fas_gan: nonNegative.default(75),

@@ -207,6 +207,7 @@ export class Trainer {
         report.lr.fr = lr;
         const c = performance.now();
         const g = frGradients(this.nets, this.fr.params, batch, {
+          id: this.cfg.loss.fr_id,
           age: this.cfg.loss.fr_age,
           da: this.cfg.loss.fr_da,
         });
