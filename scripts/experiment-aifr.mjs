@@ -8,7 +8,8 @@
 // One result.json per run under runs/experiment/<run>/; a run that has one is not run again, so an
 // interrupted experiment continues where it stopped. `-- --table` only prints the table of what is done;
 // `-- --out DIR --data DIR` put the runs and the set elsewhere; `-- --budget 3` trains every run 3× as long
-// (amendment 1 of the protocol), into runs/experiment-x3.
+// (amendment 1 of the protocol), into runs/experiment-x3; `-- --amendment 2` is that plus amendment 2's
+// plain age estimator (age-s100, which then decides learnability) and seeds 3, 4, 5, in the same folder.
 import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -28,20 +29,32 @@ import {
   writeJson,
 } from './experiment-lib.mjs';
 
+/** The compared variants. */
 export const VARIANTS = {
   full: [],
   'no-cda': ['loss.fr_da=0'],
   cosface: ['loss.fr_age=0', 'loss.fr_da=0'],
 };
-export const SEEDS = [0, 1, 2];
+/**
+ * Amendment 2's plain age estimator: the same network trained for age alone (no identity loss, no CDA),
+ * its age weight chosen on a validation split of the training identities (EXPERIMENTS.md).
+ */
+const AGE_WEIGHT = 0.004;
+const AGE_ONLY = ['loss.fr_id=0', 'loss.fr_da=0', `loss.fr_age=${AGE_WEIGHT}`];
+const overridesOf = (variant) => (variant === 'age' ? AGE_ONLY : VARIANTS[variant]);
 export const ESTIMATOR = { name: 'estimator-s100', variant: 'full', seed: 100 };
+export const PLAIN_ESTIMATOR = { name: 'age-s100', variant: 'age', seed: 100 };
+const ESTIMATORS = [ESTIMATOR.name, PLAIN_ESTIMATOR.name];
+/** Seeds 0–2 (the protocol); amendment 2 adds 3–5. */
+export const seedsOf = (o) => (o.amendment >= 2 ? [0, 1, 2, 3, 4, 5] : [0, 1, 2]);
 /** Learnability threshold (EXPERIMENTS.md, step 1), fixed before the estimator was trained. */
 export const LEARNABLE = { accuracy: 0.5, withinOne: 0.85 };
 const CONFIG = join(ROOT, 'configs/experiment-aifr.yaml');
 
-export const runsOf = () => [
+export const runsOf = (o) => [
   ESTIMATOR,
-  ...SEEDS.flatMap((seed) =>
+  ...(o.amendment >= 2 ? [PLAIN_ESTIMATOR] : []),
+  ...seedsOf(o).flatMap((seed) =>
     Object.keys(VARIANTS).map((variant) => ({ name: `${variant}-s${seed}`, variant, seed })),
   ),
 ];
@@ -72,7 +85,7 @@ export async function aifrRun(o, run) {
         `data.train_list=${join(o.data, 'train.txt')}`,
         `checkpoint_dir=${dir}`,
         ...budgetOverrides(CONFIG, o.budget),
-        ...VARIANTS[run.variant],
+        ...overridesOf(run.variant),
         ...o.set,
       ],
       log,
@@ -106,7 +119,7 @@ export async function aifrRun(o, run) {
   const result = {
     ...run,
     config: 'configs/experiment-aifr.yaml',
-    overrides: [...budgetOverrides(CONFIG, o.budget), ...VARIANTS[run.variant], ...o.set],
+    overrides: [...budgetOverrides(CONFIG, o.budget), ...overridesOf(run.variant), ...o.set],
     verification: v,
     age,
     trainSeconds: (t1 - t0) / 1000,
@@ -132,11 +145,10 @@ const meanAuc = (xs) => (xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length)
 /** The result table of the finished runs (Markdown). */
 export function aifrTable(results) {
   const lines = [];
-  const est = results.find((r) => r.name === ESTIMATOR.name);
-  if (est?.age) {
+  for (const est of results.filter((r) => ESTIMATORS.includes(r.name) && r.age)) {
     const ok = est.age.accuracy >= LEARNABLE.accuracy && est.age.withinOne >= LEARNABLE.withinOne;
     lines.push(
-      `Learnability (separate estimator ${est.name} on the ${est.age.faces} real held-out faces): ` +
+      `Learnability (separate estimator ${est.name}, ${est.variant === 'age' ? 'age alone' : 'full recipe'}, on the ${est.age.faces} real held-out faces): ` +
         `exact group ${pct(est.age.accuracy)} %, within one group ${pct(est.age.withinOne)} %, ` +
         `per group ${est.age.perGroup.map((g) => pct(g.accuracy)).join(' / ')} % → ` +
         `${ok ? 'PASSES' : 'FAILS'} the threshold (≥ ${pct(LEARNABLE.accuracy)} %, ≥ ${pct(LEARNABLE.withinOne)} % within one)`,
@@ -152,7 +164,7 @@ export function aifrTable(results) {
       `| ${r.name} | ${pct(r.verification.accuracyMean)} ± ${pct(r.verification.accuracyStd)} | ${r.verification.auc.toFixed(3)} | ` +
         `${pct(tarAt(r, 0.01))} | ${pct(tarAt(r, 0.1))} | ${pct(gap40(r))} | ${r.age ? pct(r.age.accuracy) : '—'} | ${r.trainSeconds.toFixed(0)} |`,
     );
-  const comparison = results.filter((r) => r.name !== ESTIMATOR.name);
+  const comparison = results.filter((r) => !ESTIMATORS.includes(r.name));
   const by = (variant, f) =>
     new Map(comparison.filter((r) => r.variant === variant).map((r) => [r.seed, f(r)]));
   lines.push(
@@ -196,7 +208,7 @@ export function aifrTable(results) {
 }
 
 export function finishedResults(o) {
-  return runsOf()
+  return runsOf(o)
     .map((r) => join(o.out, r.name, 'result.json'))
     .filter((f) => existsSync(f))
     .map(readJson);
@@ -207,9 +219,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const o = parseArgs(process.argv.slice(2));
     if (!o.table) {
       await ensureData(o.data, join(o.out, 'data.log'));
-      for (const run of runsOf()) {
+      for (const run of runsOf(o)) {
         const r = await aifrRun(o, run);
-        if (run === ESTIMATOR) console.log(aifrTable([r]).split('\n')[0]);
+        if (ESTIMATORS.includes(run.name)) console.log(aifrTable([r]).split('\n')[0]);
       }
     }
     console.log(`\nexperiment:aifr — ${o.out}\n`);

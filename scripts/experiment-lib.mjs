@@ -174,12 +174,21 @@ export function budgetOverrides(configFile, budget) {
 }
 
 /**
- * --out DIR --data DIR --table --set k=v --budget N, with the defaults of `npm run experiment:*`. --budget N
- * (an integer ≥ 1, default 1) runs every training N× as long, its lr schedule stretched with it
- * (EXPERIMENTS.md, amendment 1); its runs go to runs/experiment-xN unless --out says otherwise.
+ * --out DIR --data DIR --table --set k=v --budget N --amendment 2, with the defaults of `npm run
+ * experiment:*`. --budget N (an integer ≥ 1, default 1) runs every training N× as long, its lr schedule
+ * stretched with it (EXPERIMENTS.md, amendment 1); its runs go to runs/experiment-xN unless --out says
+ * otherwise. --amendment 2 is --budget 3 plus amendment 2's runs (the plain age estimator, seeds 3–5).
  */
 export function parseArgs(argv) {
-  const o = { out: undefined, data: join(ROOT, 'data/bench64'), table: false, set: [], budget: 1 };
+  const o = {
+    out: undefined,
+    data: join(ROOT, 'data/bench64'),
+    table: false,
+    set: [],
+    budget: 1,
+    amendment: 0,
+  };
+  let budgetGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--table') o.table = true;
@@ -193,14 +202,27 @@ export function parseArgs(argv) {
       const v = argv[++i];
       if (!/^[1-9]\d*$/.test(v ?? '')) throw new Error(`--budget needs a whole multiple ≥ 1, got ${v}`);
       o.budget = Number(v);
+      budgetGiven = true;
+    } else if (a === '--amendment') {
+      // Amendment 2 (EXPERIMENTS.md): amendment 1's budget (3×) and folder, plus the plain age estimator
+      // and seeds 3–5; its runs of seeds 0–2 are amendment 1's, reused.
+      const v = argv[++i];
+      // (amendment 1 is --budget 3 alone.)
+      if (v !== '2') throw new Error(`--amendment: only 2 adds runs (amendment 1 is --budget 3), got ${v}`);
+      o.amendment = Number(v);
     } else if (a === '--out' || a === '--data') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a directory`);
       o[a.slice(2)] = v;
     } else
       throw new Error(
-        `unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value, --budget N)`,
+        `unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value, --budget N, --amendment 2)`,
       );
+  }
+  if (o.amendment === 2) {
+    if (budgetGiven && o.budget !== 3)
+      throw new Error(`--amendment 2 runs at --budget 3, got --budget ${o.budget}`);
+    o.budget = 3;
   }
   o.out ??= join(ROOT, o.budget === 1 ? 'runs/experiment' : `runs/experiment-x${o.budget}`);
   mkdirSync(o.out, { recursive: true });
