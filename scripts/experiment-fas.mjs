@@ -7,8 +7,9 @@
 //   3. ages the 768 held-out faces to every group (mtl-face eval --fas --estimator) and renders the grid of
 //      six held-out young adults (mtl-face age), then prints the table.
 // `-- --table` prints the table of a finished run; `-- --out DIR --data DIR` as experiment:aifr;
-// `-- --amendment 2` also judges the same generator under amendment 2's plain age estimator (age-s100).
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+// `-- --amendment 2` also judges the same generator under amendment 2's plain age estimator (age-s100);
+// `-- --amendment 3` adds fas-s0 continued to 2400 iterations (fas-s0-2400), judged under both.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { aifrRun, ESTIMATOR, LEARNABLE, PLAIN_ESTIMATOR } from './experiment-aifr.mjs';
 import {
@@ -29,23 +30,56 @@ import {
 const FAS_CONFIG = join(ROOT, 'configs/experiment-fas.yaml');
 const GOAL = { gapPoints: 10, identityKept: 0.9 };
 const FAS = { name: 'fas-s0', seed: 0, from: 'full-s0' };
+/**
+ * Amendment 3: fas-s0 continued from its last checkpoint to 2400 iterations (a resume: the same batches
+ * an uninterrupted run would see from there; Adam's lr is constant, so only the length changes).
+ */
+const FAS_2400 = { name: 'fas-s0-2400', seed: 0, from: 'full-s0', continues: FAS.name, iterations: 2400 };
 const GROUPS = ['0-10', '11-20', '21-30', '31-40', '41-50', '51-60', '61+'];
 
-async function fasRun(o) {
-  const dir = join(o.out, FAS.name);
+/** The newest checkpoint (safetensors and its sidecar) of a run's folder. */
+function newestCheckpoint(dir) {
+  const names = readdirSync(dir)
+    .filter((f) => /^ckpt-\d+\.safetensors$/.test(f))
+    .sort();
+  if (!names.length) throw new Error(`${dir}: no checkpoint to continue from`);
+  const st = names.at(-1);
+  return [st, st.replace(/\.safetensors$/, '.json')];
+}
+
+/** The schedule of the budget, or for a continued run a resume to its own length; then --set. */
+const fasOverrides = (o, spec) => [
+  ...budgetOverrides(FAS_CONFIG, o.budget).filter((a) => !(spec.continues && a.startsWith('iterations='))),
+  ...(spec.continues ? ['resume=true', `iterations=${spec.iterations}`] : []),
+  ...o.set,
+];
+
+async function fasRun(o, spec = FAS) {
+  const dir = join(o.out, spec.name);
   const resultFile = join(dir, 'result.json');
   if (existsSync(resultFile)) return readJson(resultFile);
   await aifrRun(o, ESTIMATOR);
-  await aifrRun(o, { name: FAS.from, variant: 'full', seed: FAS.seed });
+  await aifrRun(o, { name: spec.from, variant: 'full', seed: spec.seed });
+  if (spec.continues) await fasRun(o, FAS);
   // A finished training (train.json) is evaluated again; a half-trained one is moved aside, never resumed.
   const trained = join(dir, 'train.json');
   if (existsSync(dir) && !existsSync(trained)) renameSync(dir, `${dir}.unfinished-${Date.now()}`);
-  const log = join(o.out, `${FAS.name}.log`);
+  const log = join(o.out, `${spec.name}.log`);
   let before = processorAndLoad();
   let t0 = Date.now();
   if (existsSync(trained)) ({ before, t0 } = readJson(trained));
   else {
-    console.log(`experiment: ${FAS.name} (generator from ${FAS.from}) — training; log ${log}`);
+    if (spec.continues) {
+      // The run starts as a resume of a copy of the continued run's last checkpoint, so that run's
+      // folder (and its results) stay as they were.
+      mkdirSync(dir, { recursive: true });
+      for (const f of newestCheckpoint(join(o.out, spec.continues)))
+        copyFileSync(join(o.out, spec.continues, f), join(dir, f));
+    }
+    console.log(
+      `experiment: ${spec.name} (generator from ${spec.from}` +
+        `${spec.continues ? `, continuing ${spec.continues} to ${spec.iterations} iterations` : ''}) — training; log ${log}`,
+    );
     await runNode(
       [
         MTL_LAUNCH(),
@@ -53,13 +87,12 @@ async function fasRun(o) {
         '--nproc-per-node',
         '2',
         FAS_CONFIG,
-        `seed=${FAS.seed}`,
-        `init_checkpoint=${join(o.out, FAS.from)}`,
+        `seed=${spec.seed}`,
+        `init_checkpoint=${join(o.out, spec.from)}`,
         `data.root=${o.data}`,
         `data.train_list=${join(o.data, 'train.txt')}`,
         `checkpoint_dir=${dir}`,
-        ...budgetOverrides(FAS_CONFIG, o.budget),
-        ...o.set,
+        ...fasOverrides(o, spec),
       ],
       log,
       4 * 3600e3,
@@ -67,7 +100,7 @@ async function fasRun(o) {
     writeJson(trained, { before, t0, finished: new Date().toISOString() });
   }
   const t1 = Date.parse(readJson(trained).finished);
-  const fas = await judge(o, ESTIMATOR, log);
+  const fas = await judge(o, spec, ESTIMATOR, log);
   // Six held-out young adults (11–30), one per identity, real ages on the cells (as the demo's grid).
   const faces = readFileSync(join(o.data, 'test.txt'), 'utf8')
     .split('\n')
@@ -95,10 +128,10 @@ async function fasRun(o) {
     3600e3,
   );
   const result = {
-    ...FAS,
+    ...spec,
     config: 'configs/experiment-fas.yaml',
     estimator: ESTIMATOR.name,
-    overrides: [...budgetOverrides(FAS_CONFIG, o.budget), ...o.set],
+    overrides: fasOverrides(o, spec),
     fas: { ...fas, identity: { ...fas.identity } },
     grid,
     gridFaces: faces.map(([id, file, age]) => ({ id: Number(id), file, age: Number(age) })),
@@ -112,15 +145,15 @@ async function fasRun(o) {
   return result;
 }
 
-/** The generator of fas-s0 on the held-out faces (mtl-face eval --fas), under the given separate estimator. */
-async function judge(o, estimator, log) {
+/** A FAS run's generator on the held-out faces (mtl-face eval --fas), under the given separate estimator. */
+async function judge(o, spec, estimator, log) {
   const evals = jsonLines(
     await runNode(
       [
         MTL_FACE(),
         'eval',
         '--checkpoint',
-        join(o.out, FAS.name),
+        join(o.out, spec.name),
         '--pairs',
         join(o.data, 'pairs.txt'),
         '--fas',
@@ -134,21 +167,21 @@ async function judge(o, estimator, log) {
     ),
   );
   const fas = evals.find((r) => r.kind === 'fas');
-  if (!fas) throw new Error(`${FAS.name}: mtl-face eval printed no FAS result (log: ${log})`);
+  if (!fas) throw new Error(`${spec.name}: mtl-face eval printed no FAS result (log: ${log})`);
   return fas;
 }
 
 /**
- * Amendment 2: the same generator (fas-s0, not trained again) judged under the plain age estimator,
- * written beside its first judgement as result-age-s100.json.
+ * Amendment 2: a generator (not trained again) judged under the plain age estimator, written beside its
+ * first judgement as result-age-s100.json.
  */
-async function judgeAgain(o, first) {
-  const file = join(o.out, FAS.name, `result-${PLAIN_ESTIMATOR.name}.json`);
+async function judgeAgain(o, first, spec = FAS) {
+  const file = join(o.out, spec.name, `result-${PLAIN_ESTIMATOR.name}.json`);
   if (existsSync(file)) return readJson(file);
   await aifrRun(o, PLAIN_ESTIMATOR);
   const t0 = Date.now();
   const before = processorAndLoad();
-  const fas = await judge(o, PLAIN_ESTIMATOR, join(o.out, `${FAS.name}.log`));
+  const fas = await judge(o, spec, PLAIN_ESTIMATOR, join(o.out, `${spec.name}.log`));
   const result = {
     ...first,
     estimator: PLAIN_ESTIMATOR.name,
@@ -227,14 +260,19 @@ export function fasTable(r, estimatorAge) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const o = parseArgs(process.argv.slice(2));
-    const files = [join(o.out, FAS.name, 'result.json')];
-    if (o.amendment >= 2) files.push(join(o.out, FAS.name, `result-${PLAIN_ESTIMATOR.name}.json`));
+    const specs = o.amendment >= 3 ? [FAS, FAS_2400] : [FAS];
+    const files = specs.flatMap((spec) => [
+      join(o.out, spec.name, 'result.json'),
+      ...(o.amendment >= 2 ? [join(o.out, spec.name, `result-${PLAIN_ESTIMATOR.name}.json`)] : []),
+    ]);
     if (o.table) {
       for (const f of files) if (!existsSync(f)) throw new Error(`${f}: not finished yet`);
     } else {
       await ensureData(o.data, join(o.out, 'data.log'));
-      const first = await fasRun(o);
-      if (o.amendment >= 2) await judgeAgain(o, first);
+      for (const spec of specs) {
+        const first = await fasRun(o, spec);
+        if (o.amendment >= 2) await judgeAgain(o, first, spec);
+      }
     }
     console.log(`\nexperiment:fas — ${o.out}\n`);
     const estimatorAge = (r) => {

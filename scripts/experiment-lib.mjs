@@ -177,7 +177,8 @@ export function budgetOverrides(configFile, budget) {
  * --out DIR --data DIR --table --set k=v --budget N --amendment 2, with the defaults of `npm run
  * experiment:*`. --budget N (an integer ≥ 1, default 1) runs every training N× as long, its lr schedule
  * stretched with it (EXPERIMENTS.md, amendment 1); its runs go to runs/experiment-xN unless --out says
- * otherwise. --amendment 2 is --budget 3 plus amendment 2's runs (the plain age estimator, seeds 3–5).
+ * otherwise. --amendment 2 is --budget 3 plus amendment 2's runs (the plain age estimator, seeds 3–5);
+ * --amendment 3 adds amendment 3's (the FAS generator continued to 2400 iterations).
  */
 export function parseArgs(argv) {
   const o = {
@@ -207,8 +208,9 @@ export function parseArgs(argv) {
       // Amendment 2 (EXPERIMENTS.md): amendment 1's budget (3×) and folder, plus the plain age estimator
       // and seeds 3–5; its runs of seeds 0–2 are amendment 1's, reused.
       const v = argv[++i];
-      // (amendment 1 is --budget 3 alone.)
-      if (v !== '2') throw new Error(`--amendment: only 2 adds runs (amendment 1 is --budget 3), got ${v}`);
+      // (amendment 1 is --budget 3 alone; 3 is 2 plus the longer FAS run.)
+      if (v !== '2' && v !== '3')
+        throw new Error(`--amendment: 2 or 3 add runs (amendment 1 is --budget 3), got ${v}`);
       o.amendment = Number(v);
     } else if (a === '--out' || a === '--data') {
       const v = argv[++i];
@@ -216,12 +218,12 @@ export function parseArgs(argv) {
       o[a.slice(2)] = v;
     } else
       throw new Error(
-        `unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value, --budget N, --amendment 2)`,
+        `unknown argument ${a} (expected --out DIR, --data DIR, --table, --set key=value, --budget N, --amendment 2|3)`,
       );
   }
-  if (o.amendment === 2) {
+  if (o.amendment >= 2) {
     if (budgetGiven && o.budget !== 3)
-      throw new Error(`--amendment 2 runs at --budget 3, got --budget ${o.budget}`);
+      throw new Error(`--amendment ${o.amendment} runs at --budget 3, got --budget ${o.budget}`);
     o.budget = 3;
   }
   o.out ??= join(ROOT, o.budget === 1 ? 'runs/experiment' : `runs/experiment-x${o.budget}`);

@@ -12,14 +12,19 @@ import { runsOf } from '../scripts/experiment-aifr.mjs';
 const out = mkdtempSync(join(tmpdir(), 'experiment-args-'));
 process.on('exit', () => rmSync(out, { recursive: true, force: true }));
 
-test('--amendment 2 runs at budget 3, refuses another budget, and names only amendment 2', () => {
+test('--amendment 2 and 3 run at budget 3, refuse another budget, and name no other amendment', () => {
   const o = parseArgs(['--amendment', '2', '--out', out]);
   assert.equal(o.budget, 3);
   assert.equal(o.amendment, 2);
   assert.equal(parseArgs(['--amendment', '2', '--budget', '3', '--out', out]).budget, 3);
   assert.throws(() => parseArgs(['--amendment', '2', '--budget', '2', '--out', out]), /--budget 3/);
-  assert.throws(() => parseArgs(['--amendment', '1', '--out', out]), /only 2/);
-  assert.throws(() => parseArgs(['--amendment']), /only 2/);
+  assert.throws(() => parseArgs(['--amendment', '1', '--out', out]), /2 or 3/);
+  assert.throws(() => parseArgs(['--amendment']), /2 or 3/);
+  assert.equal(parseArgs(['--amendment', '3', '--out', out]).budget, 3);
+  assert.throws(
+    () => parseArgs(['--amendment', '3', '--budget', '1', '--out', out]),
+    /--amendment 3 runs at --budget 3/,
+  );
 });
 
 test('amendment 2 keeps every run of amendment 1 by name, adds the plain estimator and seeds 3–5', () => {
