@@ -190,10 +190,13 @@ try {
   }
   if (evalLines.length === 0)
     console.log('evaluation:   unavailable (see the error above); the training losses follow');
-  // The demo's budget cannot say whether the multi-task design helps (issue 19); the experiment that can:
+  // The demo's budget cannot say whether the multi-task design helps (issue 19): what the experiment that
+  // can found (packages/eval/EXPERIMENTS.md, amendment 2, 2026-12-06), and how to run it.
   console.log(
-    'experiment:   this 32 px, 800-iteration budget cannot tell whether the decomposition helps; the 64 px ' +
-      'preregistered comparison is `npm run experiment:aifr` / `npm run experiment:fas` (packages/eval/EXPERIMENTS.md)',
+    'experiment:   this 32 px, 800-iteration budget cannot tell whether the decomposition helps. The 64 px ' +
+      'preregistered experiment found no effect: full − CosFace 0.0 points [−1.6, 1.7] of held-out cross-age ' +
+      'accuracy over 6 seeds at 1800 iterations (packages/eval/EXPERIMENTS.md). Run it: ' +
+      '`npm run experiment:aifr -- --amendment 2 && npm run experiment:fas -- --amendment 3` (about 2 h)',
   );
   if (sidecar.losses) {
     const l = Object.entries(sidecar.losses)
