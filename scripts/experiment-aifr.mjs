@@ -49,6 +49,8 @@ const ESTIMATORS = [ESTIMATOR.name, PLAIN_ESTIMATOR.name];
 export const seedsOf = (o) => (o.amendment >= 2 ? [0, 1, 2, 3, 4, 5] : [0, 1, 2]);
 /** Learnability threshold (EXPERIMENTS.md, step 1), fixed before the estimator was trained. */
 export const LEARNABLE = { accuracy: 0.5, withinOne: 0.85 };
+/** Whether an estimator's age result (experiment-age.mjs) passes the learnability threshold. */
+export const learnable = (age) => age.accuracy >= LEARNABLE.accuracy && age.withinOne >= LEARNABLE.withinOne;
 const CONFIG = join(ROOT, 'configs/experiment-aifr.yaml');
 
 export const runsOf = (o) => [
@@ -146,12 +148,11 @@ const meanAuc = (xs) => (xs.length ? (xs.reduce((a, b) => a + b, 0) / xs.length)
 export function aifrTable(results) {
   const lines = [];
   for (const est of results.filter((r) => ESTIMATORS.includes(r.name) && r.age)) {
-    const ok = est.age.accuracy >= LEARNABLE.accuracy && est.age.withinOne >= LEARNABLE.withinOne;
     lines.push(
       `Learnability (separate estimator ${est.name}, ${est.variant === 'age' ? 'age alone' : 'full recipe'}, on the ${est.age.faces} real held-out faces): ` +
         `exact group ${pct(est.age.accuracy)} %, within one group ${pct(est.age.withinOne)} %, ` +
         `per group ${est.age.perGroup.map((g) => pct(g.accuracy)).join(' / ')} % → ` +
-        `${ok ? 'PASSES' : 'FAILS'} the threshold (≥ ${pct(LEARNABLE.accuracy)} %, ≥ ${pct(LEARNABLE.withinOne)} % within one)`,
+        `${learnable(est.age) ? 'PASSES' : 'FAILS'} the threshold (≥ ${pct(LEARNABLE.accuracy)} %, ≥ ${pct(LEARNABLE.withinOne)} % within one)`,
       '',
     );
   }

@@ -23,8 +23,8 @@ export interface Gradients {
 }
 
 export interface FrWeights {
-  /** The identity (CosFace) loss's weight; 1 when absent, as in the release. */
-  id?: number;
+  /** The identity (CosFace) loss's weight: 1 in the release. */
+  id: number;
   age: number;
   da: number;
 }
@@ -64,8 +64,8 @@ function gradientsFor(
 }
 
 /**
- * FR loss: w_id·id + w_age·age(estimation(x_age)) + w_da·age(da_discriminator(GRL(x_id))); w_id is 1
- * (the release) unless set.
+ * FR loss: w_id·id + w_age·age(estimation(x_age)) + w_da·age(da_discriminator(GRL(x_id))). At the
+ * release's w_id = 1 the product is the identity loss itself, bit for bit, and so is its gradient.
  * Networks must be in the mode the caller wants (train for training).
  */
 export function frGradients(
@@ -82,12 +82,11 @@ export function frGradients(
     const out = gradientsFor(params, () => {
       const f = nets.backbone.forward(x);
       const id = cosFaceLoss(nets.head.forward(f.embedding, labels), labels);
-      const idTerm = w.id === undefined || w.id === 1 ? id : tf.mul(id, w.id);
       const est = nets.estimation.forward(f.xAge);
       const age = ageLoss(est.ageLogits, est.groupLogits, ages, groups);
       const da = nets.daDiscriminator.forward(gradientReversal(f.xId));
       const daLoss = ageLoss(da.ageLogits, da.groupLogits, ages, groups);
-      const total = tf.add(idTerm, tf.add(tf.mul(age, w.age), tf.mul(daLoss, w.da))) as tf.Scalar;
+      const total = tf.add(tf.mul(id, w.id), tf.add(tf.mul(age, w.age), tf.mul(daLoss, w.da))) as tf.Scalar;
       return { total, parts: { id, age, da: daLoss } };
     });
     for (const t of [...out.grads, ...Object.values(out.losses)]) if (t) tf.keep(t);
